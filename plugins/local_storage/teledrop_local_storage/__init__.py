@@ -1,0 +1,211 @@
+"""teledrop's default storage: blobs on a local filesystem.
+
+Layout under ``root``::
+
+    staging/<blob_id>.part      being written (the only place an upload's bytes go)
+    blobs/<ab>/<blob_id>        published: fsync(file) → rename → fsync(dir)
+
+Staging and blobs share a filesystem, so publishing is one atomic rename: a half-written
+file is never visible, and no byte is copied twice. Blob ids are uuid4 hex, never derived
+from user input.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from teledrop import hookimpl
+from teledrop.core.errors import BlobMissing, StorageFull, StorageUnavailable
+from teledrop.core.interfaces import StoredItem
+
+log = logging.getLogger(__name__)
+
+STAGING_SUFFIX = ".part"
+_BLOB_ID = re.compile(r"[0-9a-f]{32}")
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@dataclass(frozen=True)
+class LocalStorageSettings:
+    root: str = "data/files"
+
+
+@hookimpl
+def teledrop_config_schema() -> dict[str, type]:
+    return {"local_storage": LocalStorageSettings}
+
+
+@hookimpl
+def teledrop_storage_backends() -> dict[str, Any]:
+    return {"local_storage": LocalStorage.from_settings}
+
+
+def storage_error(exc: OSError, doing: str) -> Exception:
+    if exc.errno in _FULL_ERRNOS:
+        return StorageFull(f"the storage is full ({doing})")
+    return StorageUnavailable(f"storage error while {doing}: {exc.strerror or exc}")
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBlobWriter:
+    """A blob being written to ``staging/``; see :class:`teledrop.core.interfaces.BlobWriter`."""
+
+    def __init__(self, blob_id: str, staging_path: str, final_path: str, fd: int) -> None:
+        self.blob_id = blob_id
+        self.staging_path = staging_path
+        self.final_path = final_path
+        self._fd: int | None = fd
+        self.published = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        if self._fd is None:
+            raise StorageUnavailable("write to a closed blob")
+        view = memoryview(data)
+        total = len(view)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            raise storage_error(exc, "writing") from exc
+        return total
+
+    def publish(self) -> None:
+        if self._fd is None:
+            raise StorageUnavailable("publish of a closed blob")
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            directory = os.path.dirname(self.final_path)
+            if not os.path.isdir(directory):
+                os.makedirs(directory, exist_ok=True)
+                fsync_dir(os.path.dirname(directory))
+            os.rename(self.staging_path, self.final_path)
+            self.published = True
+            fsync_dir(directory)
+        except OSError as exc:
+            raise storage_error(exc, "publishing") from exc
+
+    def discard(self) -> None:
+        try:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)
+            _unlink(self.staging_path)
+            if self.published:
+                _unlink(self.final_path)
+                self.published = False
+        except OSError:
+            log.exception("local_storage: could not discard blob %s", self.blob_id)
+
+    def close(self) -> None:
+        if not self.published:
+            self.discard()
+
+
+class LocalStorage:
+    """Blobs under one root directory."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.staging_dir = os.path.join(self.root, "staging")
+        self.blobs_dir = os.path.join(self.root, "blobs")
+        try:
+            os.makedirs(self.staging_dir, exist_ok=True)
+            os.makedirs(self.blobs_dir, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create {self.root}: {exc.strerror}") from exc
+
+    @classmethod
+    def from_settings(cls, settings: LocalStorageSettings, config: Any) -> LocalStorage:
+        return cls(settings.root)
+
+    def _final_path(self, blob_id: str) -> str:
+        if not _BLOB_ID.fullmatch(blob_id):
+            raise BlobMissing(f"not a blob id: {blob_id!r}")
+        return os.path.join(self.blobs_dir, blob_id[:2], blob_id)
+
+    def stage(self) -> LocalBlobWriter:
+        blob_id = uuid.uuid4().hex
+        staging_path = os.path.join(self.staging_dir, blob_id + STAGING_SUFFIX)
+        try:
+            fd = os.open(staging_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise storage_error(exc, "staging") from exc
+        return LocalBlobWriter(blob_id, staging_path, self._final_path(blob_id), fd)
+
+    def open(self, blob_id: str) -> BinaryIO:
+        try:
+            return open(self._final_path(blob_id), "rb")
+        except FileNotFoundError:
+            raise BlobMissing(f"blob {blob_id} is missing") from None
+        except OSError as exc:
+            raise storage_error(exc, "opening a blob") from exc
+
+    def delete(self, blob_id: str) -> None:
+        try:
+            _unlink(self._final_path(blob_id))
+        except OSError as exc:
+            raise storage_error(exc, "deleting a blob") from exc
+
+    def list_blobs(self) -> Iterator[StoredItem]:
+        for fanout in _scandir(self.blobs_dir):
+            if fanout.is_dir(follow_symlinks=False):
+                for entry in _scandir(fanout.path):
+                    if _BLOB_ID.fullmatch(entry.name):
+                        yield StoredItem(entry.name, _age(entry))
+
+    def list_staging(self) -> Iterator[StoredItem]:
+        for entry in _scandir(self.staging_dir):
+            if entry.name.endswith(STAGING_SUFFIX):
+                yield StoredItem(entry.name, _age(entry))
+
+    def remove_staging(self, name: str) -> None:
+        if os.path.basename(name) != name or not name.endswith(STAGING_SUFFIX):
+            raise ValueError(f"not a staging name: {name!r}")
+        _unlink(os.path.join(self.staging_dir, name))
+
+    def check(self) -> None:
+        for path in (self.staging_dir, self.blobs_dir):
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise StorageUnavailable(f"{path} is not writable")
+
+    def close(self) -> None:
+        pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _scandir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except FileNotFoundError:
+        return []
+
+
+def _age(entry: os.DirEntry[str]) -> float:
+    try:
+        return max(0.0, time.time() - entry.stat(follow_symlinks=False).st_mtime)
+    except FileNotFoundError:
+        return 0.0

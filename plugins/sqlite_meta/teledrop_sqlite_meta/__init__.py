@@ -1,0 +1,199 @@
+"""teledrop's default metadata store: peewee on SQLite.
+
+WAL mode with a busy timeout, one connection per thread (peewee's default), opened lazily
+so that each gunicorn worker opens its own after fork. Every race that matters (a taken
+slug, the last download, delete against download) is settled by one SQL statement inside
+an ``IMMEDIATE`` transaction. The schema version lives in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import peewee
+
+from teledrop import hookimpl
+from teledrop.core.drop import Drop
+from teledrop.core.errors import MetadataUnavailable, SlugTaken
+
+SCHEMA_VERSION = 1
+SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SqliteMetaSettings:
+    path: str = "data/teledrop.db"
+    #: milliseconds a writer waits for another process's lock before giving up (503).
+    busy_timeout: int = 5000
+    #: SQLite's ``synchronous``: "full" makes every committed drop survive a power cut.
+    synchronous: str = "full"
+
+    def check(self) -> dict[str, str]:
+        problems = {}
+        if self.synchronous.lower() not in SYNCHRONOUS_MODES:
+            problems["synchronous"] = f"expected one of {', '.join(SYNCHRONOUS_MODES)}"
+        if self.busy_timeout < 0:
+            problems["busy_timeout"] = "cannot be negative"
+        return problems
+
+
+@hookimpl
+def teledrop_config_schema() -> dict[str, type]:
+    return {"sqlite_meta": SqliteMetaSettings}
+
+
+@hookimpl
+def teledrop_metadata_backends() -> dict[str, Any]:
+    return {"sqlite_meta": SqliteMetadata.from_settings}
+
+
+def _db_errors(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except peewee.IntegrityError:
+            raise
+        except (peewee.DatabaseError, peewee.InterfaceError) as exc:
+            raise MetadataUnavailable(f"metadata store error: {exc}") from exc
+    return wrapped
+
+
+def _model(db: peewee.Database) -> type[peewee.Model]:
+    """The drops table, bound to one database (several stores may live in one process)."""
+
+    class DropRow(peewee.Model):
+        slug = peewee.CharField(max_length=64, unique=True)
+        blob_id = peewee.CharField(max_length=64, index=True)
+        filename = peewee.TextField()
+        size = peewee.BigIntegerField()
+        content_type = peewee.CharField(max_length=255)
+        hash = peewee.CharField(max_length=200)
+        created_at = peewee.BigIntegerField()
+        expires_at = peewee.BigIntegerField(index=True)
+        max_downloads = peewee.BigIntegerField(null=True)
+        downloads = peewee.BigIntegerField(default=0)
+        delete_token_hash = peewee.CharField(max_length=128)
+        custom_slug = peewee.BooleanField(default=False)
+
+        class Meta:
+            database = db
+            table_name = "drops"
+
+    return DropRow
+
+
+_FIELDS = ("slug", "blob_id", "filename", "size", "content_type", "hash", "created_at",
+           "expires_at", "max_downloads", "downloads", "delete_token_hash", "custom_slug")
+
+
+class SqliteMetadata:
+    def __init__(self, path: str, busy_timeout: int = 5000, synchronous: str = "full") -> None:
+        self.path = os.path.abspath(path)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.db = peewee.SqliteDatabase(
+            self.path,
+            timeout=busy_timeout / 1000,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": busy_timeout,
+                "synchronous": synchronous.lower(),
+                "foreign_keys": 1,
+            },
+        )
+        self.Row = _model(self.db)
+        self._migrate()
+        # Connections are per thread and must be opened after fork: drop this one.
+        self.db.close()
+
+    @classmethod
+    def from_settings(cls, settings: SqliteMetaSettings, config: Any) -> SqliteMetadata:
+        return cls(settings.path, settings.busy_timeout, settings.synchronous)
+
+    def _tx(self) -> Any:
+        return self.db.atomic("IMMEDIATE")
+
+    @_db_errors
+    def _migrate(self) -> None:
+        with self._tx():
+            version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise MetadataUnavailable(
+                    f"{self.path} has schema version {version}; this teledrop knows "
+                    f"{SCHEMA_VERSION} (upgrade teledrop)")
+            if version == 0:
+                self.db.create_tables([self.Row])
+                self.db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _drop(self, row: Any) -> Drop:
+        return Drop(**{name: getattr(row, name) for name in _FIELDS})
+
+    @_db_errors
+    def insert(self, drop: Drop) -> None:
+        try:
+            with self._tx():
+                self.Row.insert(**{name: getattr(drop, name) for name in _FIELDS}).execute()
+        except peewee.IntegrityError:
+            raise SlugTaken(f"the slug {drop.slug!r} is already taken") from None
+
+    @_db_errors
+    def get(self, slug: str) -> Drop | None:
+        row = self.Row.get_or_none(self.Row.slug == slug)
+        return None if row is None else self._drop(row)
+
+    @_db_errors
+    def claim_download(self, slug: str, at: int) -> Drop | None:
+        Row = self.Row
+        with self._tx():
+            counted = (Row.update(downloads=Row.downloads + 1)
+                       .where((Row.slug == slug) & (Row.expires_at > at)
+                              & (Row.max_downloads.is_null() | (Row.downloads < Row.max_downloads)))
+                       .execute())
+            if not counted:
+                return None
+            return self._drop(Row.get(Row.slug == slug))
+
+    def _gone(self, at: int) -> Any:
+        Row = self.Row
+        return (Row.expires_at <= at) | (Row.max_downloads.is_null(False)
+                                         & (Row.downloads >= Row.max_downloads))
+
+    @_db_errors
+    def delete(self, slug: str) -> Drop | None:
+        return self._delete_where(self.Row.slug == slug)
+
+    @_db_errors
+    def delete_if_gone(self, slug: str, at: int) -> Drop | None:
+        return self._delete_where((self.Row.slug == slug) & self._gone(at))
+
+    def _delete_where(self, condition: Any) -> Drop | None:
+        with self._tx():
+            row = self.Row.get_or_none(condition)
+            if row is None:
+                return None
+            self.Row.delete().where(self.Row.id == row.id).execute()
+            return self._drop(row)
+
+    @_db_errors
+    def list_gone(self, at: int) -> list[Drop]:
+        return [self._drop(row) for row in self.Row.select().where(self._gone(at))]
+
+    @_db_errors
+    def iter_drops(self) -> Iterator[Drop]:
+        return iter([self._drop(row) for row in self.Row.select().order_by(self.Row.id)])
+
+    @_db_errors
+    def blob_ids(self) -> set[str]:
+        return {row.blob_id for row in self.Row.select(self.Row.blob_id)}
+
+    @_db_errors
+    def check(self) -> None:
+        self.db.execute_sql("SELECT 1 FROM drops LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,65 @@
+"""The drop: one uploaded file, its record and how it is shown to clients."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+def now() -> int:
+    """Whole seconds since the epoch: records and expiry use whole seconds."""
+    return int(time.time())
+
+
+def iso(ts: int | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Drop:
+    """A drop's record. ``delete_token`` is set only on the request that created it;
+    the metadata store keeps ``delete_token_hash`` alone."""
+
+    slug: str
+    blob_id: str
+    filename: str
+    size: int
+    content_type: str
+    hash: str
+    created_at: int
+    expires_at: int
+    max_downloads: int | None = None
+    downloads: int = 0
+    delete_token_hash: str = ""
+    custom_slug: bool = False
+    delete_token: str | None = field(default=None, repr=False, compare=False)
+
+    def is_expired(self, at: int | None = None) -> bool:
+        return (now() if at is None else at) >= self.expires_at
+
+    def is_exhausted(self) -> bool:
+        return self.max_downloads is not None and self.downloads >= self.max_downloads
+
+    def is_gone(self, at: int | None = None) -> bool:
+        return self.is_expired(at) or self.is_exhausted()
+
+    def to_json(self, url: str, with_delete_token: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "slug": self.slug,
+            "url": url,
+            "filename": self.filename,
+            "size": self.size,
+            "content_type": self.content_type,
+            "hash": self.hash,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "max_downloads": self.max_downloads,
+            "downloads": self.downloads,
+        }
+        if with_delete_token and self.delete_token is not None:
+            data["delete_token"] = self.delete_token
+        return data

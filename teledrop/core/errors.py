@@ -1,0 +1,103 @@
+"""The one error hierarchy: each error carries a code, an HTTP status and a message."""
+
+from __future__ import annotations
+
+
+class TeledropError(Exception):
+    """Base of every error a client may see. ``str(err)`` is a one-line reason."""
+
+    code = "error"
+    status = 500
+    default_message = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = (message or self.default_message).replace("\n", " ")
+        super().__init__(self.message)
+
+
+class BadRequest(TeledropError):
+    code, status, default_message = "bad_request", 400, "bad request"
+
+
+class InvalidOption(BadRequest):
+    code, default_message = "invalid_option", "invalid option"
+
+
+class InvalidSlug(BadRequest):
+    code, default_message = "invalid_slug", "invalid slug"
+
+
+class InvalidFilename(BadRequest):
+    code, default_message = "invalid_filename", "invalid filename"
+
+
+class MalformedBody(BadRequest):
+    code, default_message = "malformed_body", "malformed request body"
+
+
+class ClientDisconnected(BadRequest):
+    code, default_message = "client_disconnected", "the client went away mid-upload"
+
+
+class Unauthorized(TeledropError):
+    code, status, default_message = "unauthorized", 401, "a valid upload token is required"
+
+
+class Forbidden(TeledropError):
+    code, status, default_message = "forbidden", 403, "wrong delete token"
+
+
+class NotFound(TeledropError):
+    code, status, default_message = "not_found", 404, "no such drop"
+
+
+class MethodNotAllowed(TeledropError):
+    code, status, default_message = "method_not_allowed", 405, "method not allowed"
+
+
+class SlugTaken(TeledropError):
+    code, status, default_message = "slug_taken", 409, "that slug is already taken"
+
+
+class Gone(TeledropError):
+    code, status, default_message = "gone", 410, "this drop has expired"
+
+
+class TooLarge(TeledropError):
+    code, status, default_message = "too_large", 413, "the upload exceeds the size limit"
+
+
+class RangeNotSatisfiable(TeledropError):
+    code, status, default_message = "range_not_satisfiable", 416, "range not satisfiable"
+
+
+class Unavailable(TeledropError):
+    code, status, default_message = "unavailable", 503, "service unavailable"
+
+
+class MetadataUnavailable(Unavailable):
+    code, default_message = "metadata_unavailable", "the metadata store is unavailable"
+
+
+class StorageUnavailable(Unavailable):
+    code, default_message = "storage_unavailable", "the storage is unavailable"
+
+
+class StorageFull(TeledropError):
+    code, status, default_message = "storage_full", 507, "the storage is full"
+
+
+class BlobMissing(StorageUnavailable):
+    code, default_message = "blob_missing", "the stored file is missing"
+
+
+class StartupError(Exception):
+    """Start-up cannot go on (config, plugins, backends). The message is one line."""
+
+
+class ConfigError(StartupError):
+    """A config value is wrong: names the source (file or env var), the key and the problem."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source, self.key, self.problem = source, key, problem
+        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")

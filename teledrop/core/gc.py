@@ -1,0 +1,55 @@
+"""Garbage collection: gone drops, staging debris and record-less blobs.
+
+Safe while the server runs: a drop is removed only if the store still finds it gone at
+removal time, and files are judged by age, so a live upload (young staging file, or a
+blob published a moment before its record) is never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .drop import now
+from .service import Teledrop
+
+DEFAULT_STAGING_AGE = 3600
+
+
+@dataclass(frozen=True)
+class Removal:
+    kind: str  # "drop", "staging", "orphan"
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} ({self.reason})"
+
+
+def collect(service: Teledrop, older_than: int = DEFAULT_STAGING_AGE,
+            dry_run: bool = False) -> Iterator[Removal]:
+    """Remove (or, with ``dry_run``, only name) what gc may remove, yielding each."""
+    at = now()
+    for drop in service.metadata.list_gone(at):
+        reason = "expired" if drop.is_expired(at) else "exhausted"
+        if not dry_run:
+            removed = service.metadata.delete_if_gone(drop.slug, at)
+            if removed is None:
+                continue
+            service.storage.delete(removed.blob_id)
+            service.notify("teledrop_drop_deleted", drop=removed, reason=reason)
+        yield Removal("drop", drop.slug, reason)
+    for item in service.storage.list_staging():
+        if item.age >= older_than:
+            if not dry_run:
+                service.storage.remove_staging(item.name)
+            yield Removal("staging", item.name, f"unpublished for {int(item.age)}s")
+    # Storage is listed before the records are read: a blob published after the listing
+    # is not seen, and one whose record lands after the read is younger than the limit.
+    old_blobs = [item for item in service.storage.list_blobs() if item.age >= older_than]
+    known = service.metadata.blob_ids()
+    for item in old_blobs:
+        if item.name not in known:
+            if not dry_run:
+                service.storage.delete(item.name)
+            yield Removal("orphan", item.name, "no record")

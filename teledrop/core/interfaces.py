@@ -1,0 +1,105 @@
+"""The contracts storage and metadata backends implement (see ``teledrop.testing``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from .drop import Drop
+
+
+@runtime_checkable
+class BlobWriter(Protocol):
+    """A staged blob being written. Unpublished, it is invisible to readers.
+
+    ``close()`` without ``publish()`` means discard, so a writer that escapes its owner
+    (a parser error, a vanished client) cleans up after itself.
+    """
+
+    blob_id: str
+
+    def write(self, data: bytes | memoryview) -> int:
+        """Append ``data``. :raises StorageFull: when out of space;
+        :raises StorageUnavailable: on any other I/O error."""
+
+    def publish(self) -> None:
+        """Make the blob durable and readable under ``blob_id`` (fsync, rename, fsync dir)."""
+
+    def discard(self) -> None:
+        """Remove whatever this writer made, published or not. Idempotent; never raises."""
+
+    def close(self) -> None:
+        """Release resources; discards when not published."""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A published blob or a piece of staging debris, with its age in seconds."""
+
+    name: str
+    age: float
+
+
+@runtime_checkable
+class Storage(Protocol):
+    def stage(self) -> BlobWriter:
+        """A new writer in the staging area, under a fresh generated ``blob_id``."""
+
+    def open(self, blob_id: str) -> BinaryIO:
+        """The published blob for reading (a real file where there is one, for sendfile).
+        :raises BlobMissing: when it does not exist."""
+
+    def delete(self, blob_id: str) -> None:
+        """Remove a published blob. Idempotent."""
+
+    def list_blobs(self) -> Iterable[StoredItem]:
+        """Every published blob."""
+
+    def list_staging(self) -> Iterable[StoredItem]:
+        """Every staged, unpublished piece (live uploads included: gc judges by age)."""
+
+    def remove_staging(self, name: str) -> None:
+        """Remove one piece of staging debris. Idempotent."""
+
+    def check(self) -> None:
+        """:raises StorageUnavailable: when the storage cannot be written."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+@runtime_checkable
+class Metadata(Protocol):
+    def insert(self, drop: Drop) -> None:
+        """Record a new drop. :raises SlugTaken: when the slug exists (UNIQUE decides)."""
+
+    def get(self, slug: str) -> Drop | None:
+        """The drop, expired or not, or ``None``."""
+
+    def claim_download(self, slug: str, at: int) -> Drop | None:
+        """Count one download atomically, refusing past ``max_downloads`` or expiry.
+
+        :returns: the drop after counting, or ``None`` when nothing was counted.
+        """
+
+    def delete(self, slug: str) -> Drop | None:
+        """Remove the record. :returns: the removed drop, or ``None`` if there was none."""
+
+    def delete_if_gone(self, slug: str, at: int) -> Drop | None:
+        """Remove the record only if it is still expired or exhausted at ``at``."""
+
+    def list_gone(self, at: int) -> list[Drop]:
+        """Drops expired or out of downloads at ``at``."""
+
+    def iter_drops(self) -> Iterable[Drop]:
+        """Every drop."""
+
+    def blob_ids(self) -> set[str]:
+        """The blob id of every record."""
+
+    def check(self) -> None:
+        """:raises MetadataUnavailable: when the store cannot be queried."""
+
+    def close(self) -> None:
+        """Release this thread's/process's connections."""

@@ -1,0 +1,35 @@
+"""Slug rules. A slug is the capability to read a drop: generated ones are unguessable."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from .errors import InvalidSlug
+
+#: Words a custom slug may not take: the app's own routes and well-known files.
+RESERVED = frozenset(
+    {"api", "static", "healthz", "metrics", "openapi.json", "favicon.ico", "robots.txt"}
+)
+CUSTOM_SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{2,63}")
+#: 6 random bytes = 48 bits, 8 URL-safe characters.
+GENERATED_SLUG_BYTES = 6
+
+
+def generate_slug() -> str:
+    return secrets.token_urlsafe(GENERATED_SLUG_BYTES)
+
+
+def check_custom_slug(slug: str) -> None:
+    """:raises InvalidSlug: when ``slug`` breaks the custom-slug syntax."""
+    if not CUSTOM_SLUG.fullmatch(slug):
+        raise InvalidSlug(
+            "a custom slug is 3-64 characters of A-Z a-z 0-9 . _ - and does not start "
+            "with . or -"
+        )
+
+
+def check_not_reserved(slug: str) -> None:
+    """:raises InvalidSlug: when ``slug`` names one of the app's own paths."""
+    if slug.lower() in RESERVED:
+        raise InvalidSlug(f"{slug!r} is reserved")

@@ -1,0 +1,231 @@
+"""The upload pipeline: authorise → options → stage (hash, count, limit) → commit.
+
+A host (the WSGI app) calls :func:`create_drop` with a ``receive`` function that streams
+the request body into the :class:`Upload` it is given: form fields through
+:meth:`Upload.set_field`, the file's bytes through the writer from :meth:`Upload.open_file`.
+Each byte is hashed, counted and written once, straight into the storage's staging area.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .drop import Drop, now
+from .errors import InvalidFilename, InvalidOption, MalformedBody, SlugTaken, TooLarge
+from .interfaces import BlobWriter
+from .service import Teledrop
+from .tokens import hash_token, new_token
+from .units import format_size, parse_duration
+
+OPTION_NAMES = ("slug", "expires", "max_downloads")
+DEFAULT_FILENAME = "file"
+MAX_FILENAME_BYTES = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
+
+@dataclass
+class UploadRequest:
+    """What a host knows about an upload before reading its body."""
+
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str] = field(default_factory=dict)
+    remote_addr: str | None = None
+    #: the file's size when the host knows it before reading (a raw body's Content-Length).
+    declared_size: int | None = None
+    #: the filename from the URL of a raw upload (multipart names it in the body).
+    filename: str | None = None
+
+
+@dataclass
+class Options:
+    slug: str | None = None
+    expires: int | None = None
+    max_downloads: int | None = None
+
+
+class IngestWriter:
+    """The sink for a file's bytes: counts, enforces the size limit, hashes, writes."""
+
+    def __init__(self, blob: BlobWriter, hasher: Any, limit: int) -> None:
+        self.blob = blob
+        self.hasher = hasher
+        self.limit = limit
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        n = len(data)
+        self.size += n
+        if self.size > self.limit:
+            raise TooLarge(f"the upload exceeds the limit of {format_size(self.limit)}")
+        self.hasher.update(data)
+        self.blob.write(data)
+        return n
+
+    @property
+    def hash(self) -> str:
+        return f"{self.hasher.name}:{self.hasher.hexdigest()}"
+
+
+class Upload:
+    """One upload in progress. Use through :func:`create_drop`, which always closes it."""
+
+    def __init__(self, service: Teledrop, request: UploadRequest) -> None:
+        self.service = service
+        self.request = request
+        self.options = Options()
+        self._given: dict[str, str] = {}
+        self.writer: IngestWriter | None = None
+        self.filename = DEFAULT_FILENAME
+        self.content_type = "application/octet-stream"
+        self.committed = False
+
+    def begin(self) -> None:
+        """Everything that can refuse an upload before its body is read."""
+        limit = self.service.config.limits.max_upload_size
+        if self.request.declared_size is not None and self.request.declared_size > limit:
+            raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+        self.service.pm.hook.teledrop_authorize_upload(request=self.request,
+                                                       config=self.service.config)
+        for name in OPTION_NAMES:
+            value = self.request.query.get(name)
+            if value is not None:
+                self.set_field(name, value)
+
+    def set_field(self, name: str, value: str) -> None:
+        """Take a form field or query parameter; unknown names are ignored."""
+        if name not in OPTION_NAMES:
+            return
+        value = value.strip()
+        if name in self._given:
+            if self._given[name] != value:
+                raise InvalidOption(f"{name} is given twice with different values")
+            return
+        self._given[name] = value
+        limits = self.service.config.limits
+        if name == "slug":
+            if value:
+                self._take_slug(value)
+        elif name == "expires":
+            self.options.expires = parse_expires(value, limits.max_expires)
+        elif name == "max_downloads":
+            self.options.max_downloads = parse_max_downloads(value)
+
+    def _take_slug(self, slug: str) -> None:
+        self.service.pm.hook.teledrop_check_slug(slug=slug, custom=True)
+        # Refuse early to save the client's bandwidth; the UNIQUE constraint still decides.
+        if self.service.metadata.get(slug) is not None:
+            raise SlugTaken(f"the slug {slug!r} is already taken")
+        self.options.slug = slug
+
+    def open_file(self, filename: str | None, content_type: str | None) -> IngestWriter:
+        """Stage the file part and return the writer its bytes go into."""
+        if self.writer is not None:
+            raise MalformedBody("send exactly one file")
+        self.filename = clean_filename(filename)
+        self.content_type = pick_content_type(content_type, self.filename)
+        hasher = self.service.pm.hook.teledrop_hasher()
+        blob = self.service.storage.stage()
+        self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size)
+        return self.writer
+
+    def commit(self) -> Drop:
+        """Run the compensation chain: publish, insert, then announce."""
+        if self.writer is None:
+            raise MalformedBody("no file: send it as a form part named 'file' or as a PUT body")
+        created = now()
+        expires = self.options.expires or self.service.config.limits.default_expires
+        token = new_token()
+        drop = Drop(
+            slug=self.options.slug or "",
+            blob_id=self.writer.blob.blob_id,
+            filename=self.filename,
+            size=self.writer.size,
+            content_type=self.content_type,
+            hash=self.writer.hash,
+            created_at=created,
+            expires_at=created + expires,
+            max_downloads=self.options.max_downloads,
+            delete_token_hash=hash_token(token),
+            custom_slug=self.options.slug is not None,
+        )
+        drop.delete_token = token
+        if not drop.custom_slug:
+            drop.slug = self.service.new_slug(drop)
+        self.service.pm.hook.teledrop_commit_drop(drop=drop, blob=self.writer.blob)
+        self.committed = True
+        self.service.notify("teledrop_drop_created", drop=drop)
+        return drop
+
+    def close(self) -> None:
+        """Release the staged blob; unless committed, that removes it."""
+        if self.writer is not None:
+            self.writer.blob.close()
+
+
+def create_drop(service: Teledrop, request: UploadRequest,
+                receive: Callable[[Upload], None]) -> Drop:
+    """Create a drop from one upload. ``receive`` streams the body into the upload.
+
+    Whatever fails, nothing staged outlives the call unless the commit succeeded.
+    """
+    upload = Upload(service, request)
+    try:
+        upload.begin()
+        receive(upload)
+        return upload.commit()
+    finally:
+        upload.close()
+
+
+def parse_expires(value: str, max_expires: int) -> int:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise InvalidOption(f"expires: {exc}") from None
+    if not 1 <= seconds <= max_expires:
+        raise InvalidOption(f"expires must be between 1s and {max_expires}s")
+    return seconds
+
+
+def parse_max_downloads(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidOption(f"max_downloads must be an integer >= 1, got {value!r}")
+    if int(value) > 2**62:
+        raise InvalidOption("max_downloads is too large")
+    return int(value)
+
+
+def clean_filename(name: str | None) -> str:
+    """The filename to record and show. It never names a path: storage uses generated
+    blob ids, so this only guards what downloads put into ``Content-Disposition``."""
+    if name is None or not name.strip():
+        return DEFAULT_FILENAME
+    name = unicodedata.normalize("NFC", name.strip())
+    if _CONTROL.search(name):
+        raise InvalidFilename("the filename contains control characters")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise InvalidFilename("the filename must be a plain name, not a path")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:
+        raise InvalidFilename(f"the filename is longer than {MAX_FILENAME_BYTES} bytes")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidFilename("the filename is not valid UTF-8") from None
+    return name
+
+
+def pick_content_type(declared: str | None, filename: str) -> str:
+    """The client's media type when it is a plain, specific one; else a guess from the
+    filename. Parameters are dropped: downloads set their own headers."""
+    media = (declared or "").split(";", 1)[0].strip().lower()
+    if _MEDIA_TYPE.fullmatch(media) and media != "application/octet-stream":
+        return media
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"

@@ -1,0 +1,64 @@
+"""The essential compensation chain around ``teledrop_commit_drop``.
+
+Outermost: publish the blob, and discard it if anything inside fails. Innermost: insert
+the record. Plugins with side effects wrap the same hook in between and undo their own
+work; the outermost undo runs last, the saga order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from typing import Any
+
+from teledrop import hookimpl
+from teledrop.core.drop import Drop
+from teledrop.core.errors import SlugTaken
+from teledrop.core.interfaces import BlobWriter, Metadata
+
+log = logging.getLogger(__name__)
+
+#: How many fresh slugs to try when a generated one is found taken at insert.
+GENERATED_SLUG_RETRIES = 5
+
+
+def undo(action: Callable[[], Any], what: str) -> None:
+    """Run a compensating action; log its failure instead of raising, so the error that
+    caused the undo is the one every outer caller sees."""
+    try:
+        action()
+    except BaseException:  # noqa: BLE001 - an undo must never replace the original error
+        log.exception("teledrop: undo failed: %s", what)
+
+
+class CommitChain:
+    """Registered by teledrop for each app, after every other plugin (so that its
+    ``tryfirst`` wrapper is the outermost one)."""
+
+    teledrop_plugin_name = "commit_chain"
+
+    def __init__(self, metadata: Metadata, new_slug: Callable[[Drop], str]) -> None:
+        self.metadata = metadata
+        self.new_slug = new_slug
+
+    @hookimpl(specname="teledrop_commit_drop", wrapper=True, tryfirst=True)
+    def publish_blob(self, blob: BlobWriter) -> Generator[None, Any, Any]:
+        blob.publish()
+        try:
+            return (yield)
+        except BaseException:
+            undo(blob.discard, f"discard blob {blob.blob_id}")
+            raise
+
+    @hookimpl(specname="teledrop_commit_drop", trylast=True)
+    def insert_drop(self, drop: Drop) -> Drop:
+        for attempt in range(GENERATED_SLUG_RETRIES + 1):
+            try:
+                self.metadata.insert(drop)
+                return drop
+            except SlugTaken:
+                # A generated slug lost a race with another upload: take a new one.
+                if drop.custom_slug or attempt == GENERATED_SLUG_RETRIES:
+                    raise
+                drop.slug = self.new_slug(drop)
+        raise AssertionError("unreachable")

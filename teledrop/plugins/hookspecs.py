@@ -1,0 +1,152 @@
+"""Every hook teledrop calls. Implement them with ``from teledrop import hookimpl``.
+
+Arguments are passed by name: an implementation takes only the ones it needs, and must not
+give them defaults (pluggy never passes those).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from teledrop import hookspec
+
+if TYPE_CHECKING:
+    from teledrop.core.config import Config
+    from teledrop.core.drop import Drop
+    from teledrop.core.interfaces import BlobWriter, Metadata, Storage
+    from teledrop.core.upload import UploadRequest
+
+
+@hookspec
+def teledrop_config_schema() -> dict[str, type]:
+    """Declare the settings of ``[plugins.<name>]`` tables.
+
+    Called once at start-up, before any backend is built.
+
+    :returns: ``{plugin_name: dataclass}``; the table is validated against the dataclass's
+        typed fields (unknown keys and wrong types stop start-up) and an instance is passed
+        to backend factories as ``settings``.
+
+    All results are merged; a name declared twice stops start-up.
+    """
+
+
+@hookspec
+def teledrop_storage_backends() -> dict[str, Callable[..., Storage]]:
+    """Offer storage backends by name.
+
+    Called once at start-up. The backend named by ``[storage] plugin`` is built by calling
+    its factory with ``settings`` (that plugin's settings instance, or ``None``) and
+    ``config`` (the whole :class:`~teledrop.core.config.Config`), as keywords.
+
+    :returns: ``{name: factory}``.
+
+    All results are merged; a name offered twice stops start-up.
+    """
+
+
+@hookspec
+def teledrop_metadata_backends() -> dict[str, Callable[..., Metadata]]:
+    """Offer metadata backends by name; the same contract as
+    :func:`teledrop_storage_backends`, for ``[metadata] plugin``.
+
+    All results are merged; a name offered twice stops start-up.
+    """
+
+
+@hookspec(firstresult=True)
+def teledrop_hasher() -> Any:
+    """A new hasher for one upload.
+
+    Called once per upload before its first byte is written.
+
+    :returns: an object with ``name``, ``update(bytes)`` and ``hexdigest()`` (hashlib's
+        interface). The drop's ``hash`` is ``"<name>:<hexdigest>"``. The default (blake3)
+        is ``trylast``.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec
+def teledrop_authorize_upload(request: UploadRequest, config: Config) -> None:
+    """Decide whether an upload may proceed.
+
+    Called for each upload before its body is read.
+
+    :param request: the upload's headers, query, method and remote address.
+    :param config: the effective configuration.
+
+    Raise a :class:`~teledrop.core.errors.TeledropError` (such as ``Unauthorized``) to
+    refuse. All implementations are called; any one can refuse.
+    """
+
+
+@hookspec(firstresult=True)
+def teledrop_generate_slug(drop: Drop) -> str | None:
+    """A fresh slug for a drop that did not ask for one.
+
+    Called after the upload's bytes are staged, before the commit; again if the slug is
+    refused by :func:`teledrop_check_slug` or found taken.
+
+    :param drop: the drop being created (``slug`` is still empty).
+    :returns: the slug. The default (48 random bits, URL-safe) is ``trylast``.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec
+def teledrop_check_slug(slug: str, custom: bool) -> None:
+    """Vet a slug before it is used.
+
+    Called for a custom slug as soon as it is known (before the body when it comes in the
+    query) and for each generated slug.
+
+    :param slug: the slug.
+    :param custom: ``True`` when the client chose it.
+
+    Raise :class:`~teledrop.core.errors.InvalidSlug` to refuse. All implementations are
+    called.
+    """
+
+
+@hookspec
+def teledrop_commit_drop(drop: Drop, blob: BlobWriter) -> Drop:
+    """Commit a drop: the compensation chain.
+
+    Called once per upload after its bytes are staged and hashed. teledrop's own
+    ``commit_chain`` plugin holds both ends: its outermost wrapper publishes the blob and
+    discards it if anything inside fails; its innermost implementation inserts the record.
+
+    A plugin with side effects wraps this hook (``wrapper=True``), does its work, and
+    undoes it in ``except BaseException: ...; raise`` when the inner call fails. Undo code
+    must never raise: an error raised while undoing replaces the original one.
+
+    :param drop: the drop, with its slug, hash and size final.
+    :param blob: the staged (then published) blob writer.
+    :returns: the committed drop.
+    """
+
+
+@hookspec
+def teledrop_drop_created(drop: Drop) -> None:
+    """An event: a drop was committed.
+
+    Each implementation is called on its own after the commit; a failure is logged and
+    never undoes the drop.
+
+    :param drop: the new drop.
+    """
+
+
+@hookspec
+def teledrop_drop_deleted(drop: Drop, reason: str) -> None:
+    """An event: a drop's record and file were removed.
+
+    Each implementation is called on its own; a failure is logged.
+
+    :param drop: the drop as it was.
+    :param reason: ``"deleted"`` (by its delete token), ``"expired"`` or ``"exhausted"``
+        (by gc).
+    """

@@ -1,0 +1,71 @@
+"""Build a fresh plugin manager for one app: block disabled names, load entry points."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pluggy
+
+from teledrop.core.errors import ConfigError
+
+from . import hookspecs
+
+PROJECT = "teledrop"
+ENTRY_POINT_GROUP = "teledrop"
+#: Plugins that ``[plugins] disabled`` cannot remove.
+ESSENTIAL = frozenset({"commit_chain"})
+
+
+def make_plugin_manager(disabled: Iterable[str] = (), extra: Iterable[object] = (),
+                        source: str = "config") -> pluggy.PluginManager:
+    """A new manager with every installed ``teledrop`` entry point not in ``disabled``,
+    then ``extra`` plugins (objects or modules, for embedding and tests)."""
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in disabled:
+        if name in ESSENTIAL:
+            raise ConfigError(source, "plugins.disabled", f"{name!r} is essential and cannot be disabled")
+        pm.set_blocked(name)
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as exc:  # a broken third-party plugin: name it, stop start-up
+        raise ConfigError("plugins", "", f"a plugin failed to load: {type(exc).__name__}: {exc}") from exc
+    for plugin in extra:
+        name = getattr(plugin, "teledrop_plugin_name", None) or getattr(plugin, "__name__", None)
+        pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigError("plugins", exc.plugin_name or "", str(exc).splitlines()[0]) from None
+    return pm
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    source: str
+    hooks: tuple[str, ...]
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Every registered plugin, where it comes from and the hooks it implements."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        dist: importlib.metadata.Distribution | None = dists.get(id(plugin))
+        if dist is not None:
+            source = f"{dist.metadata['name']} {dist.version} (entry point)"
+        else:
+            module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", "?")
+            source = f"{module} (registered by teledrop)"
+        hooks = tuple(sorted({caller.name for caller in pm.get_hookcallers(plugin) or []}))
+        infos.append(PluginInfo(name, source, hooks))
+    return sorted(infos, key=lambda info: info.name)
+
+
+def blocked_names(pm: pluggy.PluginManager) -> list[str]:
+    return sorted(name for name, plugin in pm.list_name_plugin() if plugin is None)

@@ -1,0 +1,72 @@
+"""``create_app``: one Flask app with its own plugin manager and backends."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from teledrop.core.config import Config, load_config
+from teledrop.core.errors import TeledropError
+from teledrop.core.service import Teledrop
+
+from .body import MULTIPART_OVERHEAD
+from .responses import error_response
+from .routes import bp
+
+log = logging.getLogger(__name__)
+EXTENSION = "teledrop"
+
+
+def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> Flask:
+    """Build the app. ``config`` defaults to :func:`load_config`'s result; ``plugins`` are
+    registered after the installed ones (embedding, tests).
+
+    :raises StartupError: with a one-line message when config or plugins are wrong.
+    """
+    config = config or load_config()
+    service = Teledrop.start(config, plugins)
+    app = Flask(__name__, static_folder=None)
+    app.extensions[EXTENSION] = service
+    # The request stream enforces this while reading, whatever Content-Length claims;
+    # the file itself is held to max_upload_size by the core writer.
+    app.config["MAX_CONTENT_LENGTH"] = config.limits.max_upload_size + MULTIPART_OVERHEAD
+    app.register_blueprint(bp)
+    app.register_error_handler(TeledropError, lambda e: error_response(request, e))
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _server_error)
+    app.after_request(_security_headers)
+    if config.server.proxy_hops:
+        hops = config.server.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
+                                x_port=hops, x_prefix=hops)
+    return app
+
+
+def service_of(app: Flask) -> Teledrop:
+    return app.extensions[EXTENSION]
+
+
+def _http_error(exc: HTTPException) -> Response:
+    error = TeledropError(exc.description or exc.name)
+    error.status = exc.code or 500
+    error.code = (exc.name or "error").lower().replace(" ", "_")
+    response = error_response(request, error)
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def _server_error(exc: Exception) -> Response:
+    log.exception("teledrop: unhandled error on %s %s", request.method, request.path)
+    return error_response(request, TeledropError("internal server error"))
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response

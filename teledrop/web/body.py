@@ -1,0 +1,123 @@
+"""Stream a request body into a core :class:`~teledrop.core.upload.Upload`.
+
+Multipart bodies go through werkzeug's sans-IO ``MultipartDecoder`` in a loop of our own
+(the one ``MultiPartParser.parse`` runs), so that form fields sent before the file are
+acted on before its bytes arrive, the file part goes straight into the staging writer,
+and a body that ends before its closing boundary is an error, not an empty form. Raw
+bodies skip the parser altogether.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import IO
+
+from werkzeug.exceptions import ClientDisconnected as WerkzeugClientDisconnected
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+from teledrop.core.errors import ClientDisconnected, MalformedBody, TooLarge
+from teledrop.core.upload import Upload
+
+#: Bytes per read. gunicorn hands over up to 1 MiB per recv; smaller reads re-copy its
+#: read-ahead (see docs/performance.md when it exists, and FACTS of the stack).
+READ_SIZE = 1024 * 1024
+#: Largest non-file form field, and the decoder's buffer bound (kept ≥ 2× READ_SIZE).
+MAX_FIELD_SIZE = 64 * 1024
+MAX_DECODER_BUFFER = 2 * READ_SIZE + MAX_FIELD_SIZE
+#: A form with more parts than this is hostile: teledrop takes one file and 3 options.
+MAX_PARTS = 16
+#: Room the multipart framing and option fields may add on top of the file itself.
+MULTIPART_OVERHEAD = 1024 * 1024
+FILE_FIELD = "file"
+
+
+def translate_stream_errors(receive: Callable[[Upload], None]) -> Callable[[Upload], None]:
+    """Map transport failures while reading a body onto core errors."""
+
+    def wrapped(upload: Upload) -> None:
+        try:
+            receive(upload)
+        except WerkzeugClientDisconnected:
+            raise ClientDisconnected() from None
+        except RequestEntityTooLarge:
+            raise TooLarge("the request body is too large") from None
+        except (ConnectionError, TimeoutError) as exc:
+            raise ClientDisconnected() from exc
+        except OSError as exc:  # gunicorn's NoMoreData (a cut chunked body) is an IOError
+            if type(exc).__module__.startswith("gunicorn"):
+                raise ClientDisconnected() from exc
+            raise
+
+    return wrapped
+
+
+def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload], None]:
+    @translate_stream_errors
+    def receive(upload: Upload) -> None:
+        decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_DECODER_BUFFER,
+                                   max_parts=MAX_PARTS)
+        part: Field | File | None = None
+        field_data: list[bytes] = []
+        field_size = 0
+        write: Callable[[bytes], object] = field_data.append
+        event: object = NeedData()
+        while True:
+            data = stream.read(READ_SIZE)
+            try:
+                decoder.receive_data(data or None)
+                event = decoder.next_event()
+                while not isinstance(event, (Epilogue, NeedData)):
+                    if isinstance(event, (Field, File)):
+                        part = event
+                        if event.name == FILE_FIELD:
+                            write = upload.open_file(getattr(event, "filename", None),
+                                                     event.headers.get("content-type")).write
+                        elif isinstance(event, File):
+                            raise MalformedBody(
+                                f"unexpected file part {event.name!r}: send one part named 'file'")
+                        else:
+                            field_data, field_size = [], 0
+                            write = field_data.append
+                    elif isinstance(event, Data):
+                        if isinstance(part, Field) and part.name != FILE_FIELD:
+                            field_size += len(event.data)
+                            if field_size > MAX_FIELD_SIZE:
+                                raise MalformedBody(f"form field {part.name!r} is too large")
+                        write(event.data)
+                        if not event.more_data and isinstance(part, Field) \
+                                and part.name != FILE_FIELD:
+                            value = b"".join(field_data).decode("utf-8", "replace")
+                            upload.set_field(part.name, value)
+                    event = decoder.next_event()
+            except ValueError as exc:
+                raise MalformedBody(f"malformed multipart body: {exc}") from None
+            if isinstance(event, Epilogue) or not data:
+                break
+        if not isinstance(event, Epilogue):
+            raise MalformedBody("the multipart body ended before its closing boundary")
+
+    return receive
+
+
+def raw_receiver(stream: IO[bytes], filename: str | None,
+                 content_type: str | None) -> Callable[[Upload], None]:
+    @translate_stream_errors
+    def receive(upload: Upload) -> None:
+        writer = upload.open_file(filename, content_type)
+        buffer = bytearray(READ_SIZE)
+        view = memoryview(buffer)
+        readinto = getattr(stream, "readinto", None)
+        while True:
+            if readinto is not None:
+                n = readinto(buffer)
+                if not n:
+                    break
+                writer.write(view[:n])
+            else:
+                chunk = stream.read(READ_SIZE)
+                if not chunk:
+                    break
+                writer.write(chunk)
+
+    return receive

@@ -1,0 +1,132 @@
+"""HTTP routes (API.md §3). No business rule lives here: each view calls core."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.http import parse_options_header
+
+from teledrop.core import drops
+from teledrop.core.drop import Drop
+from teledrop.core.errors import MalformedBody, NotFound, TeledropError, TooLarge
+from teledrop.core.service import Teledrop
+from teledrop.core.units import format_size
+from teledrop.core.upload import UploadRequest, create_drop
+
+from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
+from .page import index_html, usage_text
+from .responses import file_response, json_response, text_response, wants_html, wants_json
+
+bp = Blueprint("teledrop", __name__)
+#: Anything that could be a slug, generated or custom; the rest is 404 without a lookup.
+_SLUGLIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+
+
+def service() -> Teledrop:
+    return current_app.extensions["teledrop"]
+
+
+def base_url() -> str:
+    return service().config.server.base_url.rstrip("/") or request.url_root.rstrip("/")
+
+
+def drop_url(drop: Drop) -> str:
+    return f"{base_url()}/{drop.slug}"
+
+
+def upload_request(filename: str | None = None, declared_size: int | None = None) -> UploadRequest:
+    return UploadRequest(
+        method=request.method,
+        headers=request.headers,
+        query={key: request.args[key] for key in request.args},
+        remote_addr=request.remote_addr,
+        declared_size=declared_size,
+        filename=filename,
+    )
+
+
+def created(drop: Drop) -> Response:
+    headers = {"Location": f"{request.script_root}/{drop.slug}",
+               "X-Delete-Token": drop.delete_token or ""}
+    url = drop_url(drop)
+    if wants_json(request):
+        return json_response(drop.to_json(url, with_delete_token=True), 201, headers)
+    return text_response(url + "\n", 201, headers)
+
+
+@bp.get("/")
+def index() -> Response:
+    limits = service().config.limits
+    if wants_html(request):
+        return Response(index_html(limits), mimetype="text/html")
+    return text_response(usage_text(base_url(), limits))
+
+
+@bp.post("/")
+def upload_form() -> Response:
+    mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
+    if mimetype != "multipart/form-data" or not options.get("boundary"):
+        raise MalformedBody("send multipart/form-data with a part named 'file', "
+                            "or PUT the raw body")
+    limit = service().config.limits.max_upload_size
+    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
+        raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+    receive = multipart_receiver(request.stream, options["boundary"].encode("latin-1"))
+    return created(create_drop(service(), upload_request(), receive))
+
+
+@bp.put("/")
+@bp.put("/<filename>")
+def upload_raw(filename: str | None = None) -> Response:
+    # Checked before the stream is opened, so the reason is ours, not werkzeug's.
+    if request.content_length is not None and request.content_length > \
+            service().config.limits.max_upload_size:
+        raise TooLarge("the upload exceeds the limit of "
+                       f"{format_size(service().config.limits.max_upload_size)}")
+    receive = raw_receiver(request.stream, filename, request.headers.get("Content-Type"))
+    req = upload_request(filename, declared_size=request.content_length)
+    return created(create_drop(service(), req, receive))
+
+
+@bp.get("/<slug>")
+@bp.get("/<slug>/<path:name>")
+def download(slug: str, name: str | None = None) -> Response:
+    drop = drops.find_drop(service(), checked(slug))
+    f = drops.open_blob(service(), drop)
+    try:
+        response = file_response(request.environ, drop, f)
+        if request.method == "GET" and response.status_code in (200, 206):
+            drops.claim_download(service(), drop)
+    except BaseException:
+        f.close()
+        raise
+    return response
+
+
+@bp.delete("/<slug>")
+def delete(slug: str) -> Response:
+    drops.delete_drop(service(), checked(slug), request.headers.get("X-Delete-Token"))
+    return Response(status=204)
+
+
+@bp.get("/api/drops/<slug>")
+def drop_info(slug: str) -> Response:
+    drop = drops.find_drop(service(), checked(slug))
+    return json_response(drop.to_json(drop_url(drop)))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    try:
+        drops.health(service())
+    except TeledropError as exc:
+        return json_response({"status": "unavailable", "error": {"code": exc.code,
+                                                                 "message": exc.message}}, 503)
+    return json_response({"status": "ok"})
+
+
+def checked(slug: str) -> str:
+    if not _SLUGLIKE.fullmatch(slug):
+        raise NotFound()
+    return slug

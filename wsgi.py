@@ -1,0 +1,14 @@
+"""The WSGI entry point: ``gunicorn -c conf/gunicorn.conf.py wsgi:app``.
+
+Imported in each worker after fork (no ``preload_app``), so every worker opens its own
+database connections.
+"""
+
+from teledrop.core.errors import StartupError
+from teledrop.server import fail
+from teledrop.web import create_app
+
+try:
+    app = create_app()
+except StartupError as exc:
+    fail(exc)
