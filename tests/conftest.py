@@ -1,0 +1,90 @@
+"""Shared fixtures: a fresh config, plugin manager and app per test."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from teledrop.core.config import Config, load_config
+from teledrop.core.service import Teledrop
+from teledrop.web import create_app
+from teledrop.web.app import service_of
+from tests.plugins.memory import MemoryPlugin
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, data_dir: Path) -> Callable[..., Config]:
+    """``make_config(limits={"max_upload_size": "1MiB"}, ...)``: defaults, with storage and
+    metadata under this test's ``tmp_path``."""
+    empty = tmp_path / "teledrop.toml"
+    empty.write_text("")
+
+    def make(**sections: Any) -> Config:
+        base = {"plugins": {"local_storage": {"root": str(data_dir / "files")},
+                            "sqlite_meta": {"path": str(data_dir / "teledrop.db")}}}
+        return load_config(str(empty), environ={}, overrides=deep_merge(base, sections))
+
+    return make
+
+
+@pytest.fixture
+def make_app(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
+    """``make_app(plugins=[...], **sections)``: a Flask app on the real default plugins
+    (plus ``plugins``), configured by ``sections``."""
+    apps: list[Flask] = []
+
+    def make(plugins: tuple[object, ...] | list[object] = (), **sections: Any) -> Flask:
+        app = create_app(make_config(**sections), plugins)
+        app.testing = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        service_of(app).close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def service(app: Flask) -> Teledrop:
+    return service_of(app)
+
+
+@pytest.fixture
+def memory() -> MemoryPlugin:
+    return MemoryPlugin()
+
+
+@pytest.fixture
+def memory_app(make_app: Callable[..., Flask], memory: MemoryPlugin) -> Flask:
+    """An app on in-memory backends (``memory.storage``, ``memory.metadata``)."""
+    return make_app(plugins=[memory], storage={"plugin": "memory"}, metadata={"plugin": "memory"})
