@@ -9,12 +9,13 @@ from contextlib import contextmanager
 import click
 
 from teledrop.core.config import Config, load_config
+from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError, TeledropError
 from teledrop.core.gc import DEFAULT_STAGING_AGE, collect
-from teledrop.core.service import Teledrop
+from teledrop.core.service import Teledrop, plugin_settings
 from teledrop.core.units import parse_duration
 from teledrop.core.verify import verify as verify_drops
-from teledrop.plugins.manager import blocked_names, describe_plugins
+from teledrop.plugins.manager import blocked_names, describe_plugins, make_plugin_manager
 
 CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE",
                              help="teledrop config file (default: $TELEDROP_CONFIG, "
@@ -125,3 +126,24 @@ def verify(config_path: str | None, slug: str | None) -> None:
     if bad:
         click.echo(f"{bad} drop(s) corrupt or missing", err=True)
         sys.exit(1)
+
+
+@main.command(name="config")
+@CONFIG_OPTION
+def show_config(config_path: str | None) -> None:
+    """Print the effective configuration (secrets masked) and where each value came from:
+    the config file, an env variable, or the default.
+
+    \b
+    Example:
+      TELEDROP_SERVER__WORKERS=4 teledrop config --config /etc/teledrop.toml
+    """
+    config = _config(config_path)
+    try:
+        pm = make_plugin_manager(config.plugins.disabled,
+                                 source=config.source_of("plugins.disabled"))
+        settings = plugin_settings(pm, config)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"# config file: {config.path or 'none (defaults)'}")
+    click.echo(render(effective_settings(config, settings)), nl=False)
