@@ -48,7 +48,9 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "keepalive": 5,
         "accesslog": "-",
         "errorlog": "-",
-        "forwarded_allow_ips": "*" if config.server.proxy_hops else "127.0.0.1,::1",
+        # X-Forwarded-* is trusted only through [server] proxy_hops (werkzeug's ProxyFix);
+        # gunicorn's own default would trust it from loopback.
+        "forwarded_allow_ips": "",
     }
 
 
