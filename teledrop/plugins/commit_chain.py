@@ -43,8 +43,8 @@ class CommitChain:
 
     @hookimpl(specname="teledrop_commit_drop", wrapper=True, tryfirst=True)
     def publish_blob(self, blob: BlobWriter) -> Generator[None, Any, Any]:
-        blob.publish()
         try:
+            blob.publish()  # a publish that fails half-way (renamed, dir not synced) is undone too
             return (yield)
         except BaseException:
             undo(blob.discard, f"discard blob {blob.blob_id}")

@@ -99,6 +99,7 @@ class LocalBlobWriter:
             self.published = True
             fsync_dir(directory)
         except OSError as exc:
+            self.discard()  # renamed or not, a publish that raised leaves nothing behind
             raise storage_error(exc, "publishing") from exc
 
     def discard(self) -> None:

@@ -1,0 +1,56 @@
+"""Contract test suites for storage and metadata backends.
+
+Every backend, teledrop's own and third-party ones alike, proves it honours the protocols
+of :mod:`teledrop.core.interfaces` by running the same suites. They are pytest classes
+(in the spirit of devpi's reusable fixtures): subclass one in your backend's test module,
+name the subclass ``Test...`` so pytest collects it, and provide the fixture it needs::
+
+    # tests/test_my_storage.py
+    import pytest
+    from teledrop.testing import StorageContract
+    from my_plugin import MyStorage
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        def storage(self, tmp_path):
+            store = MyStorage(bucket=..., prefix=str(tmp_path))  # an empty store
+            yield store
+            store.close()
+
+    # tests/test_my_metadata.py
+    from teledrop.testing import MetadataContract
+
+    class TestMyMetadata(MetadataContract):
+        @pytest.fixture
+        def metadata(self, tmp_path):
+            store = MyMetadata(dsn=...)  # an empty store
+            yield store
+            store.close()
+
+Each test gets a fresh fixture; the suites tolerate leftovers from elsewhere but assume
+nothing else writes to the store while they run. Add your backend's own tests (layout,
+error mapping, migrations) next to the inherited ones in the same class or module. The
+suites need ``pytest`` (teledrop's ``test`` extra); importing this package without it fails.
+
+What the suites check:
+
+- :class:`StorageContract`: stage → write (bytes and memoryview) → publish → open returns
+  the bytes; unpublished blobs are invisible to ``open`` and listed by ``list_staging``;
+  ``close()`` without ``publish()`` discards; ``discard`` after publish removes the blob;
+  ``discard``, ``delete`` and ``remove_staging`` are idempotent; ``list_blobs`` lists
+  published blobs with their ages; blob ids are distinct and independent of the content;
+  concurrent writers do not mix; ``check()`` passes on a healthy store.
+- :class:`MetadataContract`: every :class:`~teledrop.core.drop.Drop` field round-trips;
+  the delete token itself is never stored; a duplicate slug raises ``SlugTaken`` and leaves
+  the first record untouched; ``claim_download`` counts atomically and refuses past
+  ``max_downloads`` or after expiry; under concurrency exactly ``max_downloads`` claims and
+  exactly one insert of a contested slug succeed; ``delete``, ``delete_if_gone``,
+  ``list_gone``, ``iter_drops``, ``blob_ids`` and ``check()`` do what the protocol says.
+"""
+
+from __future__ import annotations
+
+from .metadata import MetadataContract, sample_drop
+from .storage import StorageContract
+
+__all__ = ["MetadataContract", "StorageContract", "sample_drop"]

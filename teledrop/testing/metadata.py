@@ -1,0 +1,298 @@
+"""The metadata contract suite: see :mod:`teledrop.testing` for how a backend runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from teledrop.core.drop import Drop, now
+from teledrop.core.errors import SlugTaken
+from teledrop.core.interfaces import Metadata
+
+#: Threads racing in the concurrency tests.
+RACERS = 12
+_serial = itertools.count()
+
+
+def sample_drop(**fields: Any) -> Drop:
+    """A drop with a fresh slug and blob id and every field set to a value that tells
+    a lossy store apart (a size past 32 bits, a non-ASCII filename, ``custom_slug``)."""
+    created = now()
+    values: dict[str, Any] = {
+        "slug": f"s{next(_serial)}-{uuid.uuid4().hex[:10]}",
+        "blob_id": uuid.uuid4().hex,
+        "filename": "Rapport d'été \"final\" 📄.pdf",
+        "size": 5 * 1024**3 + 7,
+        "content_type": "application/pdf",
+        "hash": "blake3:" + "0123456789abcdef" * 4,
+        "created_at": created,
+        "expires_at": created + 7 * 86400,
+        "max_downloads": 3,
+        "downloads": 0,
+        "delete_token_hash": "sha256:" + "fedcba9876543210" * 4,
+        "custom_slug": True,
+    }
+    values.update(fields)
+    return Drop(**values)
+
+
+def record(drop: Drop | None) -> dict[str, Any] | None:
+    """What a store must keep of a drop: every field but the delete token itself."""
+    if drop is None:
+        return None
+    data = dataclasses.asdict(drop)
+    del data["delete_token"]
+    return data
+
+
+def race(count: int, action: Callable[[], Any], metadata: Metadata) -> list[Any]:
+    """Run ``action`` in ``count`` threads released together; each result, or the
+    exception it raised, in a list."""
+    barrier = threading.Barrier(count)
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            outcome = action()
+        except BaseException as exc:  # noqa: BLE001 - the caller judges every outcome
+            outcome = exc
+        finally:
+            metadata.close()  # this thread's connection
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+class MetadataContract:
+    """Subclass as ``Test<YourMetadata>`` and provide a ``metadata`` fixture."""
+
+    @pytest.fixture
+    def metadata(self) -> Metadata:
+        raise NotImplementedError("a MetadataContract subclass must provide a `metadata` fixture")
+
+    def stored(self, metadata: Metadata, **fields: Any) -> Drop:
+        drop = sample_drop(**fields)
+        metadata.insert(drop)
+        return drop
+
+    # -- insert and get -----------------------------------------------------------------
+
+    def test_satisfies_the_protocol(self, metadata: Metadata) -> None:
+        assert isinstance(metadata, Metadata)
+
+    def test_every_field_round_trips(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata)
+        got = metadata.get(drop.slug)
+        assert record(got) == record(drop)
+        assert got is not None
+        assert got.custom_slug is True
+        assert type(got.size) is int and type(got.created_at) is int
+
+    def test_unlimited_generated_drop_round_trips(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=None, custom_slug=False, size=0,
+                           filename="a", downloads=0)
+        got = metadata.get(drop.slug)
+        assert record(got) == record(drop)
+        assert got is not None and got.max_downloads is None and got.custom_slug is False
+
+    def test_delete_token_itself_is_never_stored(self, metadata: Metadata) -> None:
+        drop = sample_drop()
+        drop.delete_token = "the-secret-token"
+        metadata.insert(drop)
+        got = metadata.get(drop.slug)
+        assert got is not None and got.delete_token is None
+        assert got.delete_token_hash == drop.delete_token_hash
+
+    def test_store_keeps_its_own_copy(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata)
+        drop.downloads = 99
+        got = metadata.get(drop.slug)
+        assert got is not None and got.downloads == 0
+        got.filename = "changed"
+        again = metadata.get(drop.slug)
+        assert again is not None and again.filename == drop.filename
+
+    def test_get_of_an_unknown_slug_is_none(self, metadata: Metadata) -> None:
+        assert metadata.get("no-such-slug") is None
+
+    def test_get_returns_gone_drops(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, expires_at=now() - 10, max_downloads=1, downloads=1)
+        assert record(metadata.get(drop.slug)) == record(drop)
+
+    def test_slugs_are_case_sensitive(self, metadata: Metadata) -> None:
+        # Generated slugs mix cases: folding them would merge distinct links.
+        upper = self.stored(metadata, slug="CaseSlug")
+        lower = self.stored(metadata, slug="caseslug")
+        assert metadata.get("CaseSlug").blob_id == upper.blob_id  # type: ignore[union-attr]
+        assert metadata.get("caseslug").blob_id == lower.blob_id  # type: ignore[union-attr]
+
+    def test_duplicate_slug_raises_slug_taken_and_keeps_the_first(self, metadata: Metadata) -> None:
+        first = self.stored(metadata)
+        second = sample_drop(slug=first.slug, filename="second.txt", max_downloads=None)
+        with pytest.raises(SlugTaken):
+            metadata.insert(second)
+        assert record(metadata.get(first.slug)) == record(first)
+        assert second.blob_id not in metadata.blob_ids()
+
+    def test_slug_is_free_again_after_delete(self, metadata: Metadata) -> None:
+        first = self.stored(metadata)
+        metadata.delete(first.slug)
+        second = self.stored(metadata, slug=first.slug)
+        assert record(metadata.get(first.slug)) == record(second)
+
+    # -- claim_download -----------------------------------------------------------------
+
+    def test_claim_download_counts_and_returns_the_counted_drop(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=None)
+        at = drop.created_at + 1
+        for expected in (1, 2, 3):
+            claimed = metadata.claim_download(drop.slug, at)
+            assert claimed is not None
+            assert claimed.downloads == expected
+            assert record(claimed) == record(dataclasses.replace(drop, downloads=expected))
+        assert metadata.get(drop.slug).downloads == 3  # type: ignore[union-attr]
+
+    def test_claim_download_refuses_past_max_downloads(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=2)
+        at = drop.created_at + 1
+        assert metadata.claim_download(drop.slug, at) is not None
+        assert metadata.claim_download(drop.slug, at) is not None
+        assert metadata.claim_download(drop.slug, at) is None
+        assert metadata.claim_download(drop.slug, at) is None
+        assert metadata.get(drop.slug).downloads == 2  # type: ignore[union-attr]
+
+    def test_claim_download_refuses_from_the_expiry_second_on(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=None)
+        assert metadata.claim_download(drop.slug, drop.expires_at) is None
+        assert metadata.claim_download(drop.slug, drop.expires_at + 3600) is None
+        assert metadata.get(drop.slug).downloads == 0  # type: ignore[union-attr]
+        claimed = metadata.claim_download(drop.slug, drop.expires_at - 1)
+        assert claimed is not None and claimed.downloads == 1
+
+    def test_claim_download_of_an_unknown_slug_is_none(self, metadata: Metadata) -> None:
+        assert metadata.claim_download("no-such-slug", now()) is None
+
+    def test_claim_download_counts_only_its_own_drop(self, metadata: Metadata) -> None:
+        claimed = self.stored(metadata)
+        other = self.stored(metadata)
+        metadata.claim_download(claimed.slug, claimed.created_at)
+        assert metadata.get(other.slug).downloads == 0  # type: ignore[union-attr]
+
+    def test_concurrent_claims_take_exactly_max_downloads(self, metadata: Metadata) -> None:
+        limit = 5
+        drop = self.stored(metadata, max_downloads=limit)
+        outcomes = race(RACERS, lambda: metadata.claim_download(drop.slug, drop.created_at),
+                        metadata)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        assert errors == []
+        won = [o for o in outcomes if o is not None]
+        assert len(won) == limit
+        assert sorted(o.downloads for o in won) == list(range(1, limit + 1))
+        assert metadata.get(drop.slug).downloads == limit  # type: ignore[union-attr]
+
+    # -- concurrent insert --------------------------------------------------------------
+
+    def test_concurrent_inserts_of_one_slug_have_one_winner(self, metadata: Metadata) -> None:
+        slug = f"contested-{uuid.uuid4().hex[:8]}"
+        contenders = iter([sample_drop(slug=slug) for _ in range(RACERS)])
+        lock = threading.Lock()
+
+        def insert() -> str:
+            with lock:
+                drop = next(contenders)
+            metadata.insert(drop)
+            return drop.blob_id
+
+        outcomes = race(RACERS, insert, metadata)
+        winners = [o for o in outcomes if isinstance(o, str)]
+        losers = [o for o in outcomes if isinstance(o, SlugTaken)]
+        assert len(winners) == 1
+        assert len(losers) == RACERS - 1, [o for o in outcomes if o not in winners + losers]
+        assert metadata.get(slug).blob_id == winners[0]  # type: ignore[union-attr]
+
+    # -- delete -------------------------------------------------------------------------
+
+    def test_delete_returns_the_removed_drop_then_none(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata)
+        metadata.claim_download(drop.slug, drop.created_at)
+        removed = metadata.delete(drop.slug)
+        assert record(removed) == record(dataclasses.replace(drop, downloads=1))
+        assert metadata.get(drop.slug) is None
+        assert metadata.delete(drop.slug) is None
+
+    def test_delete_removes_only_its_drop(self, metadata: Metadata) -> None:
+        doomed = self.stored(metadata)
+        kept = self.stored(metadata)
+        metadata.delete(doomed.slug)
+        assert record(metadata.get(kept.slug)) == record(kept)
+
+    def test_delete_if_gone_keeps_a_live_drop(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=2, downloads=1)
+        assert metadata.delete_if_gone(drop.slug, drop.expires_at - 1) is None
+        assert record(metadata.get(drop.slug)) == record(drop)
+
+    def test_delete_if_gone_removes_an_expired_drop(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=None)
+        assert record(metadata.delete_if_gone(drop.slug, drop.expires_at)) == record(drop)
+        assert metadata.get(drop.slug) is None
+
+    def test_delete_if_gone_removes_an_exhausted_drop(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=1)
+        metadata.claim_download(drop.slug, drop.created_at)
+        removed = metadata.delete_if_gone(drop.slug, drop.created_at)
+        assert removed is not None and removed.downloads == 1
+        assert metadata.get(drop.slug) is None
+
+    def test_delete_if_gone_of_an_unknown_slug_is_none(self, metadata: Metadata) -> None:
+        assert metadata.delete_if_gone("no-such-slug", now()) is None
+
+    # -- listing ------------------------------------------------------------------------
+
+    def test_list_gone_finds_expired_and_exhausted_drops(self, metadata: Metadata) -> None:
+        at = now()
+        live = self.stored(metadata, expires_at=at + 1, max_downloads=2, downloads=1)
+        unlimited = self.stored(metadata, expires_at=at + 1, max_downloads=None, downloads=50)
+        expired = self.stored(metadata, expires_at=at, max_downloads=None)
+        long_expired = self.stored(metadata, expires_at=at - 86400)
+        exhausted = self.stored(metadata, expires_at=at + 86400, max_downloads=2, downloads=2)
+        gone = {d.slug: d for d in metadata.list_gone(at)}
+        assert {expired.slug, long_expired.slug, exhausted.slug} <= set(gone)
+        assert live.slug not in gone and unlimited.slug not in gone
+        assert record(gone[exhausted.slug]) == record(exhausted)
+
+    def test_list_gone_is_empty_when_nothing_is_gone(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata)
+        assert drop.slug not in {d.slug for d in metadata.list_gone(drop.created_at)}
+
+    def test_iter_drops_yields_every_drop(self, metadata: Metadata) -> None:
+        drops = [self.stored(metadata, expires_at=now() - n) for n in range(3)]
+        listed = {d.slug: d for d in metadata.iter_drops()}
+        for drop in drops:
+            assert record(listed[drop.slug]) == record(drop)
+        metadata.delete(drops[0].slug)
+        assert drops[0].slug not in {d.slug for d in metadata.iter_drops()}
+
+    def test_blob_ids_names_the_blob_of_every_record(self, metadata: Metadata) -> None:
+        drops = [self.stored(metadata) for _ in range(3)]
+        ids = metadata.blob_ids()
+        assert isinstance(ids, set)
+        assert {d.blob_id for d in drops} <= ids
+        metadata.delete(drops[0].slug)
+        assert drops[0].blob_id not in metadata.blob_ids()
+
+    def test_check_passes_on_a_healthy_store(self, metadata: Metadata) -> None:
+        assert metadata.check() is None

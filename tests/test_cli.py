@@ -1,0 +1,357 @@
+"""The server-side commands (gc, plugins, verify, serve's start-up) through click's runner,
+on a config file whose storage and database live in the test's tmp_path: what each prints,
+its exit status, and a config error as one line without a traceback."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+
+import teledrop.core.gc as gc_module
+from teledrop.cli import main
+from teledrop.core.config import load_config
+from teledrop.core.drop import Drop, now
+from teledrop.web import create_app
+from teledrop.web.app import service_of
+
+MINUTE = 60
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the config file under test decides."""
+    for name in list(os.environ):
+        if name.startswith("TELEDROP_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "files"
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, root: Path) -> Callable[[str], Path]:
+    """A config file with storage and database in tmp_path, plus ``extra`` TOML."""
+    def write(extra: str = "") -> Path:
+        path = tmp_path / f"teledrop-{uuid.uuid4().hex[:6]}.toml"
+        path.write_text(f"{extra}\n"
+                        f"[plugins.local_storage]\nroot = {str(root)!r}\n"
+                        f"[plugins.sqlite_meta]\npath = {str(tmp_path / 'data' / 'db.sqlite')!r}\n")
+        return path
+    return write
+
+
+@pytest.fixture
+def config_path(write_config: Callable[[str], Path]) -> Path:
+    return write_config("")
+
+
+@pytest.fixture
+def server(config_path: Path) -> Iterator[Flask]:
+    """The app a running server would be, on the same config as the commands."""
+    app = create_app(load_config(str(config_path), environ={}))
+    app.testing = True
+    yield app
+    service_of(app).close()
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def upload(app: Flask, data: bytes = b"payload", **query: Any) -> Drop:
+    response = app.test_client().put("/f.bin", data=data, query_string=query,
+                                     headers={"Accept": "application/json"})
+    assert response.status_code == 201, response.data
+    drop = service_of(app).metadata.get(response.json["slug"])
+    assert drop is not None
+    return drop
+
+
+def exhaust(app: Flask, drop: Drop) -> None:
+    response = app.test_client().get(f"/{drop.slug}")
+    assert response.status_code == 200
+    response.close()
+
+
+def blob_file(root: Path, blob_id: str) -> Path:
+    return root / "blobs" / blob_id[:2] / blob_id
+
+
+def aged(path: Path, seconds: float) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def debris(root: Path, seconds_old: float) -> Path:
+    path = root / "staging" / f"{uuid.uuid4().hex}.part"
+    path.write_bytes(b"half an upload")
+    return aged(path, seconds_old)
+
+
+def orphan(app: Flask, root: Path, seconds_old: float) -> str:
+    writer = service_of(app).storage.stage()
+    writer.write(b"no record")
+    writer.publish()
+    aged(blob_file(root, writer.blob_id), seconds_old)
+    return writer.blob_id
+
+
+def lines(result: Result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.strip()]
+
+
+def assert_clean_exit(result: Result, code: int) -> None:
+    """Exited on purpose with ``code`` (an escaped exception is also exit status 1)."""
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+
+
+# -- gc ------------------------------------------------------------------------------------
+
+def test_gc_prints_each_removal_and_the_count(server: Flask, root: Path,
+                                              config_path: Path) -> None:
+    drop = upload(server, max_downloads="1")
+    exhaust(server, drop)
+    staged = debris(root, 2 * 3600)
+    blob_id = orphan(server, root, 2 * 3600)
+    result = run("gc", "--config", str(config_path))
+    assert_clean_exit(result, 0)
+    out = lines(result)
+    assert f"removed drop {drop.slug} (exhausted)" in out
+    assert any(line.startswith(f"removed staging {staged.name} (unpublished for ")
+               for line in out)
+    assert f"removed orphan {blob_id} (no record)" in out
+    assert out[-1] == "removed 3 item(s)"
+    assert len(out) == 4
+    assert service_of(server).metadata.get(drop.slug) is None
+    assert not blob_file(root, drop.blob_id).exists()
+    assert not staged.exists()
+    assert not blob_file(root, blob_id).exists()
+
+
+def test_gc_removes_expired_drops(server: Flask, root: Path, config_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    expired = upload(server, expires="60")
+    live = upload(server)
+    later = now() + 120
+    monkeypatch.setattr(gc_module, "now", lambda: later)
+    result = run("gc", "--config", str(config_path))
+    assert_clean_exit(result, 0)
+    assert lines(result) == [f"removed drop {expired.slug} (expired)", "removed 1 item(s)"]
+    assert service_of(server).metadata.get(live.slug) is not None
+
+
+def test_gc_with_nothing_to_remove_says_so(server: Flask, config_path: Path) -> None:
+    upload(server)
+    result = run("gc", "--config", str(config_path))
+    assert_clean_exit(result, 0)
+    assert lines(result) == ["removed 0 item(s)"]
+
+
+def test_gc_dry_run_removes_nothing(server: Flask, root: Path, config_path: Path) -> None:
+    drop = upload(server, max_downloads="1")
+    exhaust(server, drop)
+    staged = debris(root, 2 * 3600)
+    result = run("gc", "--dry-run", "--config", str(config_path))
+    assert_clean_exit(result, 0)
+    out = lines(result)
+    assert f"would remove drop {drop.slug} (exhausted)" in out
+    assert any(line.startswith(f"would remove staging {staged.name} ") for line in out)
+    assert out[-1] == "would remove 2 item(s)"
+    assert service_of(server).metadata.get(drop.slug) is not None
+    assert blob_file(root, drop.blob_id).exists()
+    assert staged.exists()
+
+
+def test_gc_staging_older_than_sets_the_limit(server: Flask, root: Path,
+                                              config_path: Path) -> None:
+    older = debris(root, 45 * MINUTE)
+    younger = debris(root, 15 * MINUTE)
+    default = run("gc", "--config", str(config_path))
+    assert_clean_exit(default, 0)
+    assert lines(default) == ["removed 0 item(s)"]  # the default limit is 1h
+    result = run("gc", "--staging-older-than", "30m", "--config", str(config_path))
+    assert_clean_exit(result, 0)
+    assert lines(result)[-1] == "removed 1 item(s)"
+    assert not older.exists()
+    assert younger.exists()
+
+
+@pytest.mark.parametrize("duration", ["30x", "soon", "-5m", ""])
+def test_gc_bad_duration_is_a_usage_error(config_path: Path, duration: str) -> None:
+    result = run("gc", "--staging-older-than", duration, "--config", str(config_path))
+    assert_clean_exit(result, 2)
+    assert "--staging-older-than" in result.output
+
+
+# -- plugins -------------------------------------------------------------------------------
+
+def parse_plugins(output: str) -> dict[str, tuple[str, set[str]]]:
+    """``{name: (source, hooks)}`` from ``teledrop plugins``."""
+    listed: dict[str, tuple[str, set[str]]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.startswith("    "):
+            listed[current][1].add(line.strip())
+        elif line.strip():
+            name, _, source = line.partition("  ")
+            current = name
+            listed[name] = (source.strip().strip("[]"), set())
+    return listed
+
+
+EXPECTED_HOOKS = {
+    "local_storage": {"teledrop_config_schema", "teledrop_storage_backends"},
+    "sqlite_meta": {"teledrop_config_schema", "teledrop_metadata_backends"},
+    "default_hasher": {"teledrop_hasher"},
+    "default_slug": {"teledrop_generate_slug", "teledrop_check_slug"},
+    "default_auth": {"teledrop_authorize_upload"},
+    "commit_chain": {"teledrop_commit_drop"},
+}
+
+
+def test_plugins_lists_each_plugin_with_source_and_hooks(config_path: Path) -> None:
+    result = run("plugins", "--config", str(config_path))
+    assert_clean_exit(result, 0)
+    listed = parse_plugins(result.output)
+    for name, hooks in EXPECTED_HOOKS.items():
+        assert name in listed, result.output
+        assert hooks <= listed[name][1], (name, listed[name])
+    assert listed["local_storage"][0].startswith("teledrop-local-storage ")
+    assert listed["sqlite_meta"][0].startswith("teledrop-sqlite-meta ")
+    for name in ("local_storage", "sqlite_meta", "default_hasher", "default_slug",
+                 "default_auth"):
+        assert listed[name][0].endswith("(entry point)"), listed[name]
+    assert "registered by teledrop" in listed["commit_chain"][0]
+    # Each hook is attributed to the plugin that implements it, not to its neighbours.
+    def implementers(hook: str) -> list[str]:
+        return [name for name, (_, hooks) in listed.items() if hook in hooks]
+
+    assert implementers("teledrop_storage_backends") == ["local_storage"]
+    assert implementers("teledrop_metadata_backends") == ["sqlite_meta"]
+    assert implementers("teledrop_commit_drop") == ["commit_chain"]
+
+
+def test_plugins_shows_disabled_ones(write_config: Callable[[str], Path]) -> None:
+    path = write_config('[plugins]\ndisabled = ["default_auth"]')
+    result = run("plugins", "--config", str(path))
+    assert_clean_exit(result, 0)
+    listed = parse_plugins(result.output)
+    assert listed["default_auth"] == ("disabled", set())
+    assert "default_hasher" in listed and listed["default_hasher"][1]
+
+
+# -- verify --------------------------------------------------------------------------------
+
+def test_verify_passes_a_clean_store(server: Flask, config_path: Path) -> None:
+    drops = [upload(server, data=bytes([n]) * 1000) for n in range(3)]
+    result = run("verify", "--config", str(config_path))
+    assert_clean_exit(result, 0)
+    assert sorted(lines(result)) == sorted(f"ok       {d.slug}" for d in drops)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_bytes(b"Payload"),            # same size, other bytes
+    lambda path: path.write_bytes(b"payload, and then some"),
+    lambda path: path.write_bytes(b""),
+], ids=["same-size", "longer", "truncated"])
+def test_verify_names_a_corrupted_drop(server: Flask, root: Path, config_path: Path,
+                                       damage: Callable[[Path], Any]) -> None:
+    good = upload(server)
+    bad = upload(server)
+    damage(blob_file(root, bad.blob_id))
+    result = run("verify", "--config", str(config_path))
+    assert_clean_exit(result, 1)
+    out = lines(result)
+    assert any(line.startswith(f"corrupt  {bad.slug} ") for line in out), out
+    assert f"ok       {good.slug}" in out
+    assert "1 drop(s) corrupt or missing" in result.stderr
+
+
+def test_verify_names_a_missing_file(server: Flask, root: Path, config_path: Path) -> None:
+    good = upload(server)
+    bad = upload(server)
+    blob_file(root, bad.blob_id).unlink()
+    result = run("verify", "--config", str(config_path))
+    assert_clean_exit(result, 1)
+    out = lines(result)
+    assert any(line.startswith(f"missing  {bad.slug} ") for line in out), out
+    assert f"ok       {good.slug}" in out
+
+
+def test_verify_slug_checks_only_that_drop(server: Flask, root: Path, config_path: Path) -> None:
+    good = upload(server)
+    bad = upload(server)
+    blob_file(root, bad.blob_id).unlink()
+    only_good = run("verify", "--slug", good.slug, "--config", str(config_path))
+    assert_clean_exit(only_good, 0)
+    assert lines(only_good) == [f"ok       {good.slug}"]
+    only_bad = run("verify", "--slug", bad.slug, "--config", str(config_path))
+    assert_clean_exit(only_bad, 1)
+    assert lines(only_bad)[0].startswith(f"missing  {bad.slug} ")
+
+
+def test_verify_unknown_slug_is_an_error(server: Flask, config_path: Path) -> None:
+    result = run("verify", "--slug", "no-such-drop", "--config", str(config_path))
+    assert result.exit_code != 0
+    assert_clean_exit(result, result.exit_code)
+    assert len(lines(result)) == 1 and "no-such-drop" in result.output
+
+
+# -- config errors: one line, no traceback, for every command -------------------------------
+
+CONFIG_ERRORS = {
+    "unknown-key": ('[server]\nbogus = 1', "server.bogus"),
+    "bad-value": ('[limits]\nmax_upload_size = "lots"', "limits.max_upload_size"),
+    "missing-plugin": ('[storage]\nplugin = "s3"', "storage.plugin"),
+    "essential-disabled": ('[plugins]\ndisabled = ["commit_chain"]', "plugins.disabled"),
+    "unknown-plugin-table": ('[plugins.thumbnailer]\nsize = 3', "plugins.thumbnailer"),
+    "not-toml": ('[server\nbind = ', "not valid TOML"),
+}
+
+
+@pytest.fixture
+def no_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` must stop before gunicorn runs; if it does not, fail instead of serving."""
+    from gunicorn.app.base import BaseApplication
+
+    def refuse(self: object) -> None:
+        raise AssertionError("gunicorn was started despite a config error")
+
+    monkeypatch.setattr(BaseApplication, "run", refuse)
+
+
+@pytest.mark.parametrize("command", ["gc", "plugins", "verify", "serve"])
+@pytest.mark.parametrize("case", list(CONFIG_ERRORS))
+def test_config_error_is_one_line(write_config: Callable[[str], Path], no_gunicorn: None,
+                                  command: str, case: str) -> None:
+    extra, named = CONFIG_ERRORS[case]
+    path = write_config(extra)
+    result = run(command, "--config", str(path))
+    assert result.exit_code != 0
+    assert_clean_exit(result, result.exit_code)
+    out = lines(result)
+    assert len(out) == 1, out
+    assert str(path) in out[0] and named in out[0], out
+
+
+@pytest.mark.parametrize("command", ["gc", "plugins", "verify", "serve"])
+def test_missing_config_file_is_one_line(tmp_path: Path, no_gunicorn: None, command: str) -> None:
+    missing = tmp_path / "nope.toml"
+    result = run(command, "--config", str(missing))
+    assert result.exit_code != 0
+    assert_clean_exit(result, result.exit_code)
+    out = lines(result)
+    assert len(out) == 1 and str(missing) in out[0], out

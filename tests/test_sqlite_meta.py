@@ -1,0 +1,223 @@
+"""SqliteMetadata honours the metadata contract, and holds up as the default store: WAL,
+a busy timeout, a schema version it refuses to run past, data that survives a restart,
+several processes × threads writing at once, and a locked database that surfaces as
+MetadataUnavailable (503), never as a raw sqlite error."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from teledrop.core.drop import now
+from teledrop.core.errors import MetadataUnavailable, SlugTaken
+from teledrop.testing import MetadataContract, sample_drop
+from teledrop_sqlite_meta import SCHEMA_VERSION, SqliteMetadata
+
+SHARED_SLUG = "shared-by-all"
+PROCESSES, THREADS, INSERTS_PER_THREAD = 2, 4, 10
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "meta" / "teledrop.db"
+
+
+@pytest.fixture
+def metadata(db_path: Path) -> Iterator[SqliteMetadata]:
+    store = SqliteMetadata(str(db_path))
+    yield store
+    store.close()
+
+
+class TestSqliteMetadataContract(MetadataContract):
+    @pytest.fixture
+    def metadata(self, metadata: SqliteMetadata) -> SqliteMetadata:
+        return metadata
+
+
+def pragma(path: Path, name: str) -> Any:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def set_user_version(path: Path, version: int) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+# -- pragmas and schema -------------------------------------------------------------------
+
+def test_database_is_in_wal_mode(metadata: SqliteMetadata, db_path: Path) -> None:
+    assert pragma(db_path, "journal_mode") == "wal"
+
+
+def test_busy_timeout_is_set_on_each_connection(db_path: Path) -> None:
+    store = SqliteMetadata(str(db_path), busy_timeout=1234)
+    try:
+        assert store.db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 1234
+        seen: list[int] = []
+
+        def in_thread() -> None:
+            seen.append(store.db.execute_sql("PRAGMA busy_timeout").fetchone()[0])
+            store.close()
+
+        thread = threading.Thread(target=in_thread)
+        thread.start()
+        thread.join()
+        assert seen == [1234]
+    finally:
+        store.close()
+
+
+def test_schema_version_is_recorded(metadata: SqliteMetadata, db_path: Path) -> None:
+    assert pragma(db_path, "user_version") == SCHEMA_VERSION
+
+
+def test_newer_schema_refuses_to_start(metadata: SqliteMetadata, db_path: Path) -> None:
+    metadata.close()
+    set_user_version(db_path, SCHEMA_VERSION + 1)
+    with pytest.raises(MetadataUnavailable, match="schema version"):
+        SqliteMetadata(str(db_path))
+    assert pragma(db_path, "user_version") == SCHEMA_VERSION + 1
+
+
+def test_a_file_that_is_not_a_database_refuses_to_start(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"this is not an sqlite database, just bytes" * 100)
+    with pytest.raises(MetadataUnavailable):
+        SqliteMetadata(str(db_path))
+
+
+def test_reopening_keeps_the_data(metadata: SqliteMetadata, db_path: Path) -> None:
+    drop = sample_drop()
+    metadata.insert(drop)
+    metadata.claim_download(drop.slug, drop.created_at)
+    metadata.close()
+    reopened = SqliteMetadata(str(db_path))
+    try:
+        got = reopened.get(drop.slug)
+        assert got is not None and got.blob_id == drop.blob_id and got.downloads == 1
+        with pytest.raises(SlugTaken):
+            reopened.insert(sample_drop(slug=drop.slug))
+    finally:
+        reopened.close()
+
+
+def test_check_fails_when_the_table_is_gone(metadata: SqliteMetadata, db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP TABLE drops")
+    with pytest.raises(MetadataUnavailable):
+        metadata.check()
+
+
+# -- several processes × threads ----------------------------------------------------------
+
+def _process_worker(path: str, process: int, results: Any) -> None:
+    """One gunicorn-like worker: opens its own store after fork, runs threads that insert
+    distinct slugs and race for the shared one."""
+    store = SqliteMetadata(path)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(THREADS)
+
+    def note(outcome: str) -> None:
+        with lock:
+            outcomes.append(outcome)
+
+    def thread_main(thread: int) -> None:
+        try:
+            barrier.wait()
+            for n in range(INSERTS_PER_THREAD):
+                store.insert(sample_drop(slug=f"p{process}-t{thread}-{n}"))
+                if n == INSERTS_PER_THREAD // 2:
+                    try:
+                        store.insert(sample_drop(slug=SHARED_SLUG))
+                        note("won")
+                    except SlugTaken:
+                        note("lost")
+        except BaseException as exc:  # noqa: BLE001 - sent to the parent
+            note(f"error: {type(exc).__name__}: {exc}")
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=thread_main, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put(outcomes)
+
+
+def test_processes_and_threads_insert_without_locking_errors(
+        metadata: SqliteMetadata, db_path: Path) -> None:
+    metadata.close()  # nothing open in the parent across fork
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_process_worker, args=(str(db_path), p, results))
+               for p in range(PROCESSES)]
+    for worker in workers:
+        worker.start()
+    outcomes = [item for _ in workers for item in results.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert [o for o in outcomes if o.startswith("error")] == []
+    assert sorted(outcomes) == ["lost"] * (PROCESSES * THREADS - 1) + ["won"]
+    slugs = {drop.slug for drop in metadata.iter_drops()}
+    assert len(slugs) == PROCESSES * THREADS * INSERTS_PER_THREAD + 1
+    assert SHARED_SLUG in slugs
+
+
+# -- a locked database --------------------------------------------------------------------
+
+@pytest.fixture
+def locked(db_path: Path, metadata: SqliteMetadata) -> Iterator[SqliteMetadata]:
+    """A store with a short busy timeout while another connection holds the write lock."""
+    store = SqliteMetadata(str(db_path), busy_timeout=50)
+    drop = sample_drop(slug="locked-drop", max_downloads=None)
+    store.insert(drop)
+    holder = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield store
+    finally:
+        holder.rollback()
+        holder.close()
+        store.close()
+
+
+@pytest.mark.parametrize("write", [
+    lambda store: store.insert(sample_drop()),
+    lambda store: store.claim_download("locked-drop", now()),
+    lambda store: store.delete("locked-drop"),
+    lambda store: store.delete_if_gone("locked-drop", now() + 10**9),
+], ids=["insert", "claim_download", "delete", "delete_if_gone"])
+def test_locked_database_raises_metadata_unavailable(locked: SqliteMetadata, write: Any) -> None:
+    with pytest.raises(MetadataUnavailable) as info:
+        write(locked)
+    assert "locked" in str(info.value)
+
+
+def test_store_recovers_once_the_lock_is_released(db_path: Path, metadata: SqliteMetadata) -> None:
+    store = SqliteMetadata(str(db_path), busy_timeout=50)
+    holder = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(MetadataUnavailable):
+            store.insert(sample_drop(slug="after-lock"))
+        holder.rollback()
+        store.insert(sample_drop(slug="after-lock"))
+        assert store.get("after-lock") is not None
+    finally:
+        holder.close()
+        store.close()
