@@ -244,6 +244,8 @@ def _set_nested(raw: dict[str, Any], keys: list[str], value: Any, source: str,
                 sources: dict[str, str]) -> None:
     node = raw
     for i, key in enumerate(keys[:-1]):
+        if key not in node:
+            sources.setdefault(".".join(keys[: i + 1]), source)
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
             raise ConfigError(source, ".".join(keys[: i + 1]), "is a value, not a table")

@@ -195,7 +195,7 @@ def parse_expires(value: str, max_expires: int) -> int:
 
 
 def parse_max_downloads(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise InvalidOption(f"max_downloads must be an integer >= 1, got {value!r}")
     if int(value) > 2**62:
         raise InvalidOption("max_downloads is too large")

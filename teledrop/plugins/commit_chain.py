@@ -13,13 +13,26 @@ from typing import Any
 
 from teledrop import hookimpl
 from teledrop.core.drop import Drop
-from teledrop.core.errors import SlugTaken
+from teledrop.core.errors import SlugTaken, TeledropError
 from teledrop.core.interfaces import BlobWriter, Metadata
 
 log = logging.getLogger(__name__)
 
 #: How many fresh slugs to try when a generated one is found taken at insert.
 GENERATED_SLUG_RETRIES = 5
+
+
+def replaced_error(exc: BaseException) -> BaseException | None:
+    """The teledrop error that ``exc`` replaced, when ``exc`` (not a teledrop error) was
+    raised while that one was being handled: a plugin's undo failed."""
+    if isinstance(exc, TeledropError):
+        return None
+    context = exc.__context__
+    while context is not None:
+        if isinstance(context, TeledropError):
+            return context
+        context = context.__context__
+    return None
 
 
 def undo(action: Callable[[], Any], what: str) -> None:
@@ -42,13 +55,25 @@ class CommitChain:
         self.new_slug = new_slug
 
     @hookimpl(specname="teledrop_commit_drop", wrapper=True, tryfirst=True)
-    def publish_blob(self, blob: BlobWriter) -> Generator[None, Any, Any]:
+    def publish_blob(self, drop: Drop, blob: BlobWriter) -> Generator[None, Any, Any]:
         try:
             blob.publish()  # a publish that fails half-way (renamed, dir not synced) is undone too
             return (yield)
-        except BaseException:
+        except BaseException as exc:
+            # A wrapper may fail after the insert returned: the record goes first.
+            undo(lambda: self.forget(drop, blob), f"remove record {drop.slug}")
             undo(blob.discard, f"discard blob {blob.blob_id}")
-            raise
+            original = replaced_error(exc)
+            if original is None:
+                raise
+            log.error("teledrop: a plugin failed while undoing %s", drop.slug, exc_info=exc)
+            raise original from None
+
+    def forget(self, drop: Drop, blob: BlobWriter) -> None:
+        """Remove this upload's record if it was inserted (never another upload's)."""
+        stored = self.metadata.get(drop.slug)
+        if stored is not None and stored.blob_id == blob.blob_id:
+            self.metadata.delete(drop.slug)
 
     @hookimpl(specname="teledrop_commit_drop", trylast=True)
     def insert_drop(self, drop: Drop) -> Drop:

@@ -50,6 +50,8 @@ def teledrop_metadata_backends() -> dict[str, Callable[..., Metadata]]:
     """Offer metadata backends by name; the same contract as
     :func:`teledrop_storage_backends`, for ``[metadata] plugin``.
 
+    :returns: ``{name: factory}``.
+
     All results are merged; a name offered twice stops start-up.
     """
 
@@ -126,6 +128,8 @@ def teledrop_commit_drop(drop: Drop, blob: BlobWriter) -> Drop:
     :param drop: the drop, with its slug, hash and size final.
     :param blob: the staged (then published) blob writer.
     :returns: the committed drop.
+
+    All implementations form one chain: wrappers around the core's insert.
     """
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pluggy
@@ -28,18 +29,35 @@ def make_plugin_manager(disabled: Iterable[str] = (), extra: Iterable[object] = 
         if name in ESSENTIAL:
             raise ConfigError(source, "plugins.disabled", f"{name!r} is essential and cannot be disabled")
         pm.set_blocked(name)
-    try:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    except Exception as exc:  # a broken third-party plugin: name it, stop start-up
-        raise ConfigError("plugins", "", f"a plugin failed to load: {type(exc).__name__}: {exc}") from exc
+    # One entry point at a time, so that a broken plugin is named in the error.
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        with _plugin_errors(ep.name):
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
     for plugin in extra:
         name = getattr(plugin, "teledrop_plugin_name", None) or getattr(plugin, "__name__", None)
-        pm.register(plugin, name=name)
+        with _plugin_errors(name or repr(plugin)):
+            pm.register(plugin, name=name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise ConfigError("plugins", exc.plugin_name or "", str(exc).splitlines()[0]) from None
+        raise ConfigError("plugins", pm.get_name(exc.plugin) or "", _one_line(exc)) from None
     return pm
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+@contextmanager
+def _plugin_errors(name: str) -> Iterator[None]:
+    """A plugin that cannot be imported or registered stops start-up with one line."""
+    try:
+        yield
+    except pluggy.PluginValidationError as exc:
+        raise ConfigError("plugins", name, _one_line(exc)) from None
+    except Exception as exc:
+        raise ConfigError("plugins", name,
+                          f"failed to load: {type(exc).__name__}: {_one_line(exc)}") from exc
 
 
 @dataclass(frozen=True)

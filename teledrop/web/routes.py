@@ -20,7 +20,7 @@ from .responses import file_response, json_response, text_response, wants_html, 
 
 bp = Blueprint("teledrop", __name__)
 #: Anything that could be a slug, generated or custom; the rest is 404 without a lookup.
-_SLUGLIKE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_SLUGLIKE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
 def service() -> Teledrop:

@@ -1,0 +1,111 @@
+"""Slug rules (API.md §3): custom slugs follow the syntax and avoid reserved words;
+generated slugs are URL-safe, carry at least 48 random bits, do not repeat, and every one
+of them is a working link."""
+
+from __future__ import annotations
+
+import io
+import re
+import string
+
+import pytest
+
+from teledrop.core import slugs
+from teledrop.core.errors import InvalidSlug
+from teledrop.core.slugs import check_custom_slug, check_not_reserved, generate_slug
+from teledrop.web.app import service_of
+
+URL_SAFE = string.ascii_letters + string.digits + "-_"
+RESERVED_WORDS = ["api", "static", "healthz", "metrics", "openapi.json", "favicon.ico",
+                  "robots.txt"]
+
+
+@pytest.mark.parametrize("slug", [
+    "abc", "a" * 64, "my.file-v2_x", "_abc", "0ab", "A1.", "x--", "report.pdf", "UPPER",
+])
+def test_valid_custom_slug(slug: str) -> None:
+    check_custom_slug(slug)
+
+
+@pytest.mark.parametrize("slug", [
+    "", "a", "ab", "a" * 65, ".abc", "-abc", "..", "...", "a/b", "a b", "ab%", "ab?",
+    "über", "abc\n", "\nabc", "ab\x00c", "a:b", "ab#", "..%2f",
+])
+def test_invalid_custom_slug(slug: str) -> None:
+    with pytest.raises(InvalidSlug):
+        check_custom_slug(slug)
+
+
+@pytest.mark.parametrize("word", RESERVED_WORDS)
+def test_reserved_words_refused_in_any_case(word: str) -> None:
+    for spelling in (word, word.upper(), word.capitalize()):
+        with pytest.raises(InvalidSlug):
+            check_not_reserved(spelling)
+
+
+@pytest.mark.parametrize("slug", ["apis", "my-api", "static1", "robots.txt2", "healthzz"])
+def test_words_near_reserved_ones_are_free(slug: str) -> None:
+    check_not_reserved(slug)
+    check_custom_slug(slug)
+
+
+@pytest.mark.parametrize("word", ["api", "Static", "HEALTHZ", "openapi.json", "robots.txt"])
+def test_reserved_custom_slug_is_refused_over_http(client, word: str) -> None:
+    response = client.put(f"/a.txt?slug={word}", data=b"x",
+                          headers={"Accept": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_slug"
+
+
+def test_default_slug_plugin_applies_custom_rules_only_to_custom_slugs(service) -> None:
+    check = service.pm.hook.teledrop_check_slug
+    with pytest.raises(InvalidSlug):
+        check(slug="-abcdefg", custom=True)
+    check(slug="-abcdefg", custom=False)  # token_urlsafe may start with "-"
+    with pytest.raises(InvalidSlug):
+        check(slug="api", custom=False)
+
+
+def test_generated_slug_is_url_safe_with_48_bits() -> None:
+    assert slugs.GENERATED_SLUG_BYTES * 8 >= 48
+    for _ in range(200):
+        slug = generate_slug()
+        assert re.fullmatch(r"[A-Za-z0-9_-]{8,}", slug), slug
+
+
+def test_generated_slugs_use_the_whole_alphabet_and_do_not_repeat() -> None:
+    draws = [generate_slug() for _ in range(20000)]
+    assert len(set(draws)) == len(draws)
+    # 6 bits per character only if all 64 symbols occur; a narrower alphabet (hex, a
+    # shortened token) would leave some out over 160,000 characters.
+    assert set("".join(draws)) == set(URL_SAFE)
+
+
+def test_generated_slug_comes_from_the_hook(service) -> None:
+    slug = service.pm.hook.teledrop_generate_slug(drop=None)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{8,}", slug)
+
+
+@pytest.mark.parametrize("drawn", ["-AbCdEfG", "_AbCdEfG", "AbC-_dEf"])
+def test_every_generated_slug_is_a_working_link(app, monkeypatch, drawn: str) -> None:
+    # token_urlsafe starts a slug with "-" once in 64 draws; such a link must work too.
+    monkeypatch.setattr(slugs.secrets, "token_urlsafe", lambda n: drawn)
+    client = app.test_client()
+    created = client.put("/a.txt", data=b"payload")
+    assert created.status_code == 201, created.data
+    assert created.headers["Location"] == f"/{drawn}"
+    assert service_of(app).metadata.get(drawn) is not None
+    for path in (f"/{drawn}", f"/{drawn}/a.txt"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.data)
+        assert response.data == b"payload"
+    assert client.get(f"/api/drops/{drawn}").status_code == 200
+    token = created.headers["X-Delete-Token"]
+    assert client.delete(f"/{drawn}", headers={"X-Delete-Token": token}).status_code == 204
+
+
+def test_custom_slug_round_trip_over_http(client) -> None:
+    created = client.post("/", data={"slug": "my.report-1", "file": (io.BytesIO(b"r"), "r.txt")})
+    assert created.status_code == 201, created.data
+    assert created.get_data(as_text=True).strip().endswith("/my.report-1")
+    assert client.get("/my.report-1").data == b"r"
