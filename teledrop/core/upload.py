@@ -103,6 +103,8 @@ class Upload:
         if name not in OPTION_NAMES:
             return
         value = value.strip()
+        if not value:  # an empty form field (a plain HTML form sends them) means "default"
+            return
         if name in self._given:
             if self._given[name] != value:
                 raise InvalidOption(f"{name} is given twice with different values")
@@ -110,8 +112,7 @@ class Upload:
         self._given[name] = value
         limits = self.service.config.limits
         if name == "slug":
-            if value:
-                self._take_slug(value)
+            self._take_slug(value)
         elif name == "expires":
             self.options.expires = parse_expires(value, limits.max_expires)
         elif name == "max_downloads":

@@ -71,6 +71,10 @@ def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload],
                     if isinstance(event, (Field, File)):
                         part = event
                         if event.name == FILE_FIELD:
+                            if isinstance(event, Field) and "filename" in \
+                                    event.headers.get("content-disposition", "").lower():
+                                # werkzeug cut a filename at a raw CR or LF: refuse it
+                                raise MalformedBody("the file part's filename cannot be parsed")
                             write = upload.open_file(getattr(event, "filename", None),
                                                      event.headers.get("content-type")).write
                         elif isinstance(event, File):

@@ -16,7 +16,8 @@ from teledrop.core.upload import UploadRequest, create_drop
 
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
 from .page import index_html, usage_text
-from .responses import file_response, json_response, text_response, wants_html, wants_json
+from .download import file_response
+from .responses import json_response, text_response, wants_html, wants_json
 
 bp = Blueprint("teledrop", __name__)
 #: Anything that could be a slug, generated or custom; the rest is 404 without a lookup.
@@ -95,7 +96,7 @@ def download(slug: str, name: str | None = None) -> Response:
     drop = drops.find_drop(service(), checked(slug))
     f = drops.open_blob(service(), drop)
     try:
-        response = file_response(request.environ, drop, f)
+        response = file_response(request, drop, f)
         if request.method == "GET" and response.status_code in (200, 206):
             drops.claim_download(service(), drop)
     except BaseException:
