@@ -94,8 +94,11 @@ def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload],
                             value = b"".join(field_data).decode("utf-8", "replace")
                             upload.set_field(part.name, value)
                     event = decoder.next_event()
-            except ValueError as exc:
-                raise MalformedBody(f"malformed multipart body: {exc}") from None
+            except ValueError:
+                raise MalformedBody("malformed multipart body") from None
+            except RequestEntityTooLarge:  # from the decoder, not the stream (read above)
+                raise MalformedBody(f"more than {MAX_PARTS} form parts, or a part header "
+                                    "too large") from None
             if isinstance(event, Epilogue) or not data:
                 break
         if not isinstance(event, Epilogue):
