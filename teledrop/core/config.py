@@ -58,9 +58,13 @@ class LimitsSettings:
     max_upload_size: int = _parsed(parse_size, "10GiB")
     default_expires: int = _parsed(parse_duration, "7d")
     max_expires: int = _parsed(parse_duration, "30d")
+    #: An upload that sends nothing for this long is dropped (and cleaned up).
+    idle_timeout: int = _parsed(parse_duration, "60s")
 
     def check(self) -> dict[str, str]:
         problems = {}
+        if self.idle_timeout < 1:
+            problems["idle_timeout"] = "must be at least 1s"
         if self.max_expires < 1:
             problems["max_expires"] = "must be at least 1s"
         elif not 1 <= self.default_expires <= self.max_expires:

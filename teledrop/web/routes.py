@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.http import parse_options_header
@@ -47,6 +48,15 @@ def upload_request(filename: str | None = None, declared_size: int | None = None
     )
 
 
+def body_stream() -> Any:
+    """The request body, with the idle timeout applied to the client's socket: under gthread
+    a stalled upload would otherwise hold its thread forever."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(service().config.limits.idle_timeout)
+    return request.stream
+
+
 def created(drop: Drop) -> Response:
     headers = {"Location": f"{request.script_root}/{drop.slug}",
                "X-Delete-Token": drop.delete_token or ""}
@@ -73,7 +83,7 @@ def upload_form() -> Response:
     limit = service().config.limits.max_upload_size
     if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
         raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
-    receive = multipart_receiver(request.stream, options["boundary"].encode("latin-1"))
+    receive = multipart_receiver(body_stream(), options["boundary"].encode("latin-1"))
     return created(create_drop(service(), upload_request(), receive))
 
 
@@ -85,7 +95,7 @@ def upload_raw(filename: str | None = None) -> Response:
             service().config.limits.max_upload_size:
         raise TooLarge("the upload exceeds the limit of "
                        f"{format_size(service().config.limits.max_upload_size)}")
-    receive = raw_receiver(request.stream, filename, request.headers.get("Content-Type"))
+    receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"))
     req = upload_request(filename, declared_size=request.content_length)
     return created(create_drop(service(), req, receive))
 
