@@ -57,7 +57,7 @@ DEFAULTS = {
     "server": {"bind": "127.0.0.1:8000", "workers": 2, "threads": 8, "base_url": "",
                "proxy_hops": 0},
     "limits": {"max_upload_size": 10 * 1024**3, "default_expires": 7 * DAY,
-               "max_expires": 30 * DAY},
+               "max_expires": 30 * DAY, "idle_timeout": 60},
     "auth": {"upload_tokens": []},
     "storage": {"plugin": "local_storage"},
     "metadata": {"plugin": "sqlite_meta"},
