@@ -16,6 +16,7 @@ from teledrop.core.units import format_size
 from teledrop.core.upload import UploadRequest, create_drop
 
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
+from .openapi import openapi_document
 from .page import index_html, usage_text
 from .download import file_response
 from .responses import json_response, text_response, wants_html, wants_json
@@ -125,6 +126,11 @@ def delete(slug: str) -> Response:
 def drop_info(slug: str) -> Response:
     drop = drops.find_drop(service(), checked(slug))
     return json_response(drop.to_json(drop_url(drop)))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return json_response(openapi_document())
 
 
 @bp.get("/healthz")

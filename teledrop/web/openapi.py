@@ -1,0 +1,176 @@
+"""``GET /openapi.json``: the HTTP interface as an OpenAPI 3.1 document.
+
+Tests validate real responses against it, so it stays honest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from teledrop import __version__
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    reasons = {
+        400: "bad request, option, slug, filename or body", 401: "upload token missing or wrong",
+        403: "wrong delete token", 404: "no such drop", 405: "method not allowed",
+        409: "slug taken", 410: "expired or out of downloads", 413: "over max_upload_size",
+        416: "range not satisfiable", 503: "storage or metadata unavailable",
+        507: "storage full",
+    }
+    return {str(status): _error(reasons[status]) for status in statuses}
+
+
+_OPTIONS = [
+    {"name": "slug", "in": "query", "required": False,
+     "description": "custom slug: 3-64 of A-Z a-z 0-9 . _ -, not starting with . or -",
+     "schema": {"type": "string"}},
+    {"name": "expires", "in": "query", "required": False,
+     "description": "seconds, or a number with s m h d", "schema": {"type": "string"}},
+    {"name": "max_downloads", "in": "query", "required": False,
+     "schema": {"type": "string", "description": "an integer >= 1"}},
+]
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+_UPLOAD_ERRORS = _errors(400, 401, 409, 413, 503, 507)
+_CREATED = {
+    "description": "the drop was created",
+    "headers": {
+        "Location": {"schema": {"type": "string"}},
+        "X-Delete-Token": {"schema": {"type": "string"}},
+    },
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/CreatedDrop"}},
+        "text/plain": {"schema": {"type": "string", "description": "the link and a newline"}},
+    },
+}
+_FILE = {
+    "description": "the file's bytes",
+    "headers": {name: {"schema": {"type": "string"}} for name in
+                ("ETag", "Last-Modified", "Accept-Ranges", "Content-Disposition")},
+    "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                        "contentMediaType": "application/octet-stream"}}},
+}
+_DOWNLOAD_RESPONSES = {
+    "200": _FILE,
+    "206": {**_FILE, "description": "one byte range of the file"},
+    "304": {"description": "not modified (If-None-Match)"},
+    **_errors(404, 410, 416, 503),
+}
+_DROP_PROPERTIES: dict[str, Any] = {
+    "slug": {"type": "string"},
+    "url": {"type": "string"},
+    "filename": {"type": "string"},
+    "size": {"type": "integer", "minimum": 0},
+    "content_type": {"type": "string"},
+    "hash": {"type": "string", "pattern": "^[a-z0-9_-]+:[0-9a-f]+$"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "expires_at": {"type": "string", "format": "date-time"},
+    "max_downloads": {"type": ["integer", "null"], "minimum": 1},
+    "downloads": {"type": "integer", "minimum": 0},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "teledrop", "version": __version__,
+                 "description": "A self-hosted file drop: upload a file, get a short link."},
+        "paths": {
+            "/": {
+                "get": {"summary": "the upload page (browsers) or usage text (curl)",
+                        "responses": {"200": {"description": "page or usage", "content": {
+                            "text/html": {"schema": {"type": "string"}},
+                            "text/plain": {"schema": {"type": "string"}}}}}},
+                "post": {
+                    "summary": "upload a file as multipart/form-data",
+                    "parameters": _OPTIONS,
+                    "requestBody": {"required": True, "content": {"multipart/form-data": {
+                        "schema": {"type": "object", "required": ["file"], "properties": {
+                            "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                            "slug": {"type": "string"}, "expires": {"type": "string"},
+                            "max_downloads": {"type": "string"}}}}}},
+                    "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
+                },
+                "put": {
+                    "summary": "upload a raw body (named 'file')",
+                    "parameters": _OPTIONS,
+                    "requestBody": {"content": {"application/octet-stream": {
+                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                    "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
+                },
+            },
+            "/{slug}": {
+                "parameters": [_SLUG],
+                "get": {"summary": "download a drop (counts as a download)",
+                        "responses": _DOWNLOAD_RESPONSES},
+                "head": {"summary": "a download's headers (never counted)",
+                         "responses": _DOWNLOAD_RESPONSES},
+                "put": {
+                    "summary": "upload a raw body under this filename (the path names the file)",
+                    "parameters": _OPTIONS,
+                    "requestBody": {"content": {"application/octet-stream": {
+                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                    "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
+                },
+                "delete": {
+                    "summary": "delete a drop with its delete token",
+                    "parameters": [{"name": "X-Delete-Token", "in": "header", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {"204": {"description": "deleted"}, **_errors(403, 404, 503)},
+                },
+            },
+            "/{slug}/{name}": {
+                "parameters": [_SLUG, {"name": "name", "in": "path", "required": True,
+                                       "schema": {"type": "string"}}],
+                "get": {"summary": "download a drop under any name",
+                        "responses": _DOWNLOAD_RESPONSES},
+            },
+            "/api/drops/{slug}": {
+                "parameters": [_SLUG],
+                "get": {"summary": "a drop's metadata",
+                        "responses": {"200": {"description": "the drop", "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Drop"}}}},
+                            **_errors(404, 410, 503)}},
+            },
+            "/healthz": {
+                "get": {"summary": "storage and metadata reachable",
+                        "responses": {
+                            "200": {"description": "ok", "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Health"}}}},
+                            "503": {"description": "unavailable", "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Health"}}}}}},
+            },
+            "/openapi.json": {
+                "get": {"summary": "this document", "responses": {"200": {
+                    "description": "OpenAPI 3.1", "content": {"application/json": {
+                        "schema": {"type": "object"}}}}}},
+            },
+        },
+        "components": {
+            "securitySchemes": {"uploadToken": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Drop": {"type": "object", "required": list(_DROP_PROPERTIES),
+                         "properties": _DROP_PROPERTIES, "additionalProperties": False},
+                "CreatedDrop": {"type": "object",
+                                "required": [*_DROP_PROPERTIES, "delete_token"],
+                                "properties": {**_DROP_PROPERTIES,
+                                               "delete_token": {"type": "string"}},
+                                "additionalProperties": False},
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Health": {"type": "object", "required": ["status"], "properties": {
+                    "status": {"enum": ["ok", "unavailable"]}, "error": {"type": "object"}}},
+            },
+        },
+    }
