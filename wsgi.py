@@ -5,10 +5,10 @@ database connections.
 """
 
 from teledrop.core.errors import StartupError
-from teledrop.server import fail
+from teledrop.server import WORKER_BOOT_ERROR, fail
 from teledrop.web import create_app
 
 try:
     app = create_app()
 except StartupError as exc:
-    fail(exc)
+    fail(exc, WORKER_BOOT_ERROR)

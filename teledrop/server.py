@@ -7,30 +7,23 @@ import sys
 from typing import Any
 
 from teledrop.core.config import Config, load_config
-from teledrop.core.errors import ConfigError, StartupError
-from teledrop.core.service import plugin_settings
-from teledrop.plugins.manager import make_plugin_manager
+from teledrop.core.errors import StartupError
+from teledrop.core.service import Teledrop
+
+#: gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning the worker.
+WORKER_BOOT_ERROR = 3
 
 
-def fail(error: StartupError) -> None:
+def fail(error: StartupError, status: int = 1) -> None:
     """Print a start-up error as one line and exit (no traceback)."""
     print(f"teledrop: {error}", file=sys.stderr)
-    raise SystemExit(1)
+    raise SystemExit(status)
 
 
 def check_startup(config: Config) -> None:
-    """Validate config, plugins and plugin settings without opening backends (the master
-    process must not hold connections that forked workers would share)."""
-    pm = make_plugin_manager(config.plugins.disabled, source=config.source_of("plugins.disabled"))
-    plugin_settings(pm, config)
-    for kind, hook in (("storage", pm.hook.teledrop_storage_backends),
-                       ("metadata", pm.hook.teledrop_metadata_backends)):
-        names = {name for offer in hook() for name in offer}
-        chosen = getattr(config, kind).plugin
-        if chosen not in names:
-            raise ConfigError(config.source_of(f"{kind}.plugin"), f"{kind}.plugin",
-                              f"{kind} plugin {chosen!r} is not installed "
-                              f"(available: {', '.join(sorted(names)) or 'none'})")
+    """Validate config, plugins, plugin settings and backends once, in the master, before
+    any worker forks. The backends are opened and closed again: workers open their own."""
+    Teledrop.start(config).close()
 
 
 def gunicorn_settings(config: Config) -> dict[str, Any]:
@@ -51,6 +44,9 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         # X-Forwarded-* is trusted only through [server] proxy_hops (werkzeug's ProxyFix);
         # gunicorn's own default would trust it from loopback.
         "forwarded_allow_ips": "",
+        # Each teledrop gunicorn is managed by its own signals; a shared default control
+        # socket (~/.gunicorn) would let one instance take over another's.
+        "control_socket_disable": True,
     }
 
 
@@ -79,6 +75,6 @@ def serve(path: str | None = None) -> None:
             try:
                 return create_app(config)
             except StartupError as exc:
-                fail(exc)
+                fail(exc, WORKER_BOOT_ERROR)
 
     TeledropServer().run()

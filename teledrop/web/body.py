@@ -107,8 +107,11 @@ def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload],
     return receive
 
 
-def raw_receiver(stream: IO[bytes], filename: str | None,
-                 content_type: str | None) -> Callable[[Upload], None]:
+def raw_receiver(stream: IO[bytes], filename: str | None, content_type: str | None,
+                 expected_size: int | None = None) -> Callable[[Upload], None]:
+    """A raw body into the upload. With ``expected_size`` (Content-Length) a body that ends
+    short is a vanished client: gunicorn reports a clean end of stream, not an error."""
+
     @translate_stream_errors
     def receive(upload: Upload) -> None:
         writer = upload.open_file(filename, content_type)
@@ -126,5 +129,8 @@ def raw_receiver(stream: IO[bytes], filename: str | None,
                 if not chunk:
                     break
                 writer.write(chunk)
+        if expected_size is not None and writer.size != expected_size:
+            raise ClientDisconnected(
+                f"the body ended after {writer.size} of {expected_size} bytes")
 
     return receive

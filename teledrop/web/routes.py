@@ -96,7 +96,8 @@ def upload_raw(filename: str | None = None) -> Response:
             service().config.limits.max_upload_size:
         raise TooLarge("the upload exceeds the limit of "
                        f"{format_size(service().config.limits.max_upload_size)}")
-    receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"))
+    receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"),
+                           request.content_length)
     req = upload_request(filename, declared_size=request.content_length)
     return created(create_drop(service(), req, receive))
 

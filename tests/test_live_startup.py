@@ -1,0 +1,150 @@
+"""Starting teledrop for real: ``gunicorn -c conf/gunicorn.conf.py wsgi:app`` and
+``teledrop serve --config F``.
+
+Proves that a bad config (unknown key, section or plugin table key, bad value, missing
+plugin, an env override that does not parse, a backend that cannot open its storage or
+database) stops start-up within seconds with a non-zero exit and exactly one stderr line
+naming the file (or env variable) and the key, never a traceback; and that a good config
+starts a server with the config's bind address and worker count, which serves uploads and
+stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live_server import (
+    REPO,
+    LiveServer,
+    command_for,
+    config_tables,
+    free_port,
+    live_server,
+    merged,
+    pid_alive,
+    process_env,
+    runtime_dir,
+    to_toml,
+    wait_until,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+#: A failing start-up must end within this; a working one takes about a second.
+EXIT_TIMEOUT = 6.0
+COMMANDS = ["gunicorn", "serve"]
+
+
+def blocked_storage_root(tmp: Path) -> dict[str, Any]:
+    blocker = tmp / "not-a-directory"
+    blocker.write_text("")
+    return {"plugins": {"local_storage": {"root": str(blocker / "files")}}}
+
+
+def database_is_a_directory(tmp: Path) -> dict[str, Any]:
+    (tmp / "db-dir").mkdir()
+    return {"plugins": {"sqlite_meta": {"path": str(tmp / "db-dir")}}}
+
+
+#: id -> (sections to merge into a good config, or a function of tmp_path giving them;
+#:        the dotted key the error line must name)
+BAD_CONFIGS: dict[str, tuple[dict[str, Any] | Callable[[Path], dict[str, Any]], str]] = {
+    "unknown key": ({"limits": {"max_upload_sise": "1MiB"}}, "limits.max_upload_sise"),
+    "bad size": ({"limits": {"max_upload_size": "lots"}}, "limits.max_upload_size"),
+    "unknown section": ({"limitz": {"max_upload_size": "1MiB"}}, "limitz"),
+    "missing storage plugin": ({"storage": {"plugin": "s3"}}, "storage.plugin"),
+    "unknown plugin setting": ({"plugins": {"local_storage": {"rooot": "x"}}},
+                               "plugins.local_storage.rooot"),
+    "storage root unusable": (blocked_storage_root, "storage.plugin"),
+    "database path is a directory": (database_is_a_directory, "metadata.plugin"),
+}
+
+
+def run_to_exit(command: list[str], env: dict[str, str]) -> tuple[int | None, str]:
+    """Run a server command that should refuse to start; its exit status (``None`` if it
+    kept running past the timeout, in which case it is killed) and its stderr."""
+    proc = subprocess.Popen(command, cwd=REPO, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=EXIT_TIMEOUT)
+        return proc.returncode, stderr
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=EXIT_TIMEOUT)
+        return None, stderr
+
+
+def assert_refused_with_one_line(status: int | None, stderr: str, *names: str) -> None:
+    assert status is not None, f"still running after {EXIT_TIMEOUT}s:\n{stderr[-3000:]}"
+    assert status != 0
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("teledrop: "), stderr[-3000:]
+    for name in names:
+        assert name in lines[0]
+
+
+def start_refused(tmp_path: Path, command: str, sections: dict[str, Any],
+                  env: dict[str, str] | None = None) -> tuple[Path, int | None, str]:
+    data = tmp_path / "data"
+    config_path = tmp_path / "teledrop.toml"
+    config_path.write_text(to_toml(merged(config_tables(data, free_port()), sections)))
+    # gunicorn finds the config through TELEDROP_CONFIG, `teledrop serve` through --config.
+    extra = {"TELEDROP_CONFIG": str(config_path)} if command == "gunicorn" else {}
+    with runtime_dir() as runtime:
+        full_env = process_env(runtime, {**extra, **(env or {})})
+        status, stderr = run_to_exit(command_for(command, config_path), full_env)
+    return config_path, status, stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_stops_startup_with_one_line(tmp_path: Path, command: str,
+                                                case: str) -> None:
+    sections, key = BAD_CONFIGS[case]
+    if callable(sections):
+        sections = sections(tmp_path)
+    config_path, status, stderr = start_refused(tmp_path, command, sections)
+    assert_refused_with_one_line(status, stderr, str(config_path), key)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_bad_env_override_stops_startup_with_one_line(tmp_path: Path, command: str) -> None:
+    variable = "TELEDROP_LIMITS__MAX_UPLOAD_SIZE"
+    _, status, stderr = start_refused(tmp_path, command, {}, env={variable: "lots"})
+    assert_refused_with_one_line(status, stderr, f"env {variable}", "limits.max_upload_size",
+                                 "lots")
+
+
+def assert_served(server: LiveServer, slug: str, content: bytes) -> None:
+    record = server.data.record(slug)
+    assert record is not None and record["size"] == len(content)
+    assert server.data.blob_path(record["blob_id"]).read_bytes() == content
+    server.data.assert_consistent(timeout=0)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_good_config_serves_with_its_settings_and_stops_on_sigterm(tmp_path: Path,
+                                                                   command: str) -> None:
+    content = os.urandom(700_000)
+    with live_server(tmp_path, command=command, server={"workers": 3, "threads": 2}) as server:
+        # The health check already reached the config's bind address.
+        assert wait_until(lambda: len(server.worker_pids()) == 3, 10), server.worker_pids()
+        created = server.request("PUT", "/served.bin", data=content,
+                                 headers={"Accept": "application/json"})
+        assert created.status_code == 201, created.text
+        slug = created.json()["slug"]
+        assert server.request("GET", f"/{slug}").content == content
+        workers = server.worker_pids()
+        assert server.stop(signal.SIGTERM) == 0, server.log()[-3000:]
+        assert not [pid for pid in workers if pid_alive(pid)]
+        assert "Traceback" not in server.log()
+    assert_served(server, slug, content)
