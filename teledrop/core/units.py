@@ -13,22 +13,30 @@ _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NUMBER_UNIT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
 
 
+def _quantity(value: int | str, units: dict[str, int], kind: str, hint: str,
+              case_sensitive: bool) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"not a {kind}: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a {kind} cannot be negative: {value}")
+        return value
+    match = _NUMBER_UNIT.fullmatch(str(value))
+    unit = match.group(2) if match else None
+    if unit is not None and not case_sensitive:
+        unit = unit.lower()
+    if not match or unit not in units:
+        raise ValueError(f"not a {kind}: {value!r} ({hint})")
+    return int(float(match.group(1)) * units[unit])
+
+
 def parse_size(value: int | str) -> int:
     """Bytes from an integer or a string such as ``"10GiB"`` or ``"500 MB"``.
 
     :raises ValueError: with a one-line reason.
     """
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"a size cannot be negative: {value}")
-        return value
-    match = _NUMBER_UNIT.fullmatch(str(value))
-    unit = match.group(2).lower() if match else None
-    if not match or unit not in _SIZE_UNITS:
-        raise ValueError(f"not a size: {value!r} (bytes, or a number with KiB MiB GiB KB MB GB)")
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    return _quantity(value, _SIZE_UNITS, "size", "bytes, or a number with KiB MiB GiB KB MB GB",
+                     case_sensitive=False)
 
 
 def parse_duration(value: int | str) -> int:
@@ -36,17 +44,9 @@ def parse_duration(value: int | str) -> int:
 
     :raises ValueError: with a one-line reason.
     """
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value}")
-        return value
-    match = _NUMBER_UNIT.fullmatch(str(value))
-    unit = match.group(2) if match else None
-    if not match or unit not in _DURATION_UNITS:
-        raise ValueError(f"not a duration: {value!r} (seconds, or a number with s m h d)")
-    return int(float(match.group(1)) * _DURATION_UNITS[unit])
+    # Case matters: "m" is minutes, and "M" would read as months to some.
+    return _quantity(value, _DURATION_UNITS, "duration", "seconds, or a number with s m h d",
+                     case_sensitive=True)
 
 
 def format_size(n: int) -> str:

@@ -40,6 +40,7 @@ _OPTIONS = [
     {"name": "max_downloads", "in": "query", "required": False,
      "schema": {"type": "string", "description": "an integer >= 1"}},
 ]
+_BYTES = {"type": "string", "contentMediaType": "application/octet-stream"}
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
 _UPLOAD_ERRORS = _errors(400, 401, 409, 413, 503, 507)
 _CREATED = {
@@ -57,8 +58,7 @@ _FILE = {
     "description": "the file's bytes",
     "headers": {name: {"schema": {"type": "string"}} for name in
                 ("ETag", "Last-Modified", "Accept-Ranges", "Content-Disposition")},
-    "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                        "contentMediaType": "application/octet-stream"}}},
+    "content": {"application/octet-stream": {"schema": _BYTES}},
 }
 _DOWNLOAD_RESPONSES = {
     "200": _FILE,
@@ -80,6 +80,15 @@ _DROP_PROPERTIES: dict[str, Any] = {
 }
 
 
+def _raw_upload(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": _OPTIONS,
+        "requestBody": {"content": {"application/octet-stream": {"schema": _BYTES}}},
+        "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -96,18 +105,12 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": _OPTIONS,
                     "requestBody": {"required": True, "content": {"multipart/form-data": {
                         "schema": {"type": "object", "required": ["file"], "properties": {
-                            "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                            "file": _BYTES,
                             "slug": {"type": "string"}, "expires": {"type": "string"},
                             "max_downloads": {"type": "string"}}}}}},
                     "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
                 },
-                "put": {
-                    "summary": "upload a raw body (named 'file')",
-                    "parameters": _OPTIONS,
-                    "requestBody": {"content": {"application/octet-stream": {
-                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
-                    "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
-                },
+                "put": _raw_upload("upload a raw body (named 'file')"),
             },
             "/{slug}": {
                 "parameters": [_SLUG],
@@ -115,13 +118,8 @@ def openapi_document() -> dict[str, Any]:
                         "responses": _DOWNLOAD_RESPONSES},
                 "head": {"summary": "a download's headers (never counted)",
                          "responses": _DOWNLOAD_RESPONSES},
-                "put": {
-                    "summary": "upload a raw body under this filename (the path names the file)",
-                    "parameters": _OPTIONS,
-                    "requestBody": {"content": {"application/octet-stream": {
-                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
-                    "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
-                },
+                "put": _raw_upload("upload a raw body under this filename (the path names "
+                                   "the file)"),
                 "delete": {
                     "summary": "delete a drop with its delete token",
                     "parameters": [{"name": "X-Delete-Token", "in": "header", "required": True,
