@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test clean
+.PHONY: install browser run test clean
 
 $(STAMP): pyproject.toml plugins/local_storage/pyproject.toml plugins/sqlite_meta/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ run: install
 	mkdir -p data
 	TELEDROP_CONFIG=$${TELEDROP_CONFIG:-conf/teledrop.toml} $(BIN)/gunicorn -c conf/gunicorn.conf.py wsgi:app
 
-test: install
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

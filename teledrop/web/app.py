@@ -29,7 +29,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> 
     """
     config = config or load_config()
     service = Teledrop.start(config, plugins)
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.extensions[EXTENSION] = service
     # The request stream enforces this while reading, whatever Content-Length claims;
     # the file itself is held to max_upload_size by the core writer.

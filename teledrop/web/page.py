@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from teledrop.core.config import LimitsSettings
+from teledrop.core.config import Config, LimitsSettings
+from teledrop.core.drop import Drop
 from teledrop.core.units import format_size
 
 
@@ -39,7 +40,20 @@ Largest upload: {format_size(limits.max_upload_size)}
 """
 
 
-def index_html(limits: LimitsSettings) -> str:
+def result_html(drop: Drop, url: str) -> str:
+    """The answer to the page's form when it is posted without JavaScript."""
+    link = escape(url)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>teledrop: uploaded</title></head>
+<body><h1>Uploaded</h1>
+<p>Link: <a href="{link}">{link}</a></p>
+<p>Delete token: <code>{escape(drop.delete_token or "")}</code></p>
+<p><a href="./">Upload another file</a></p></body></html>
+"""
+
+
+def index_html(config: Config) -> str:
+    limits = config.limits
     max_size = escape(format_size(limits.max_upload_size))
     return f"""<!doctype html>
 <html lang="en">

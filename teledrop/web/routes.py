@@ -17,7 +17,7 @@ from teledrop.core.upload import UploadRequest, create_drop
 
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
 from .openapi import openapi_document
-from .page import index_html, usage_text
+from .page import index_html, result_html, usage_text
 from .download import file_response
 from .responses import json_response, text_response, wants_html, wants_json
 
@@ -64,15 +64,17 @@ def created(drop: Drop) -> Response:
     url = drop_url(drop)
     if wants_json(request):
         return json_response(drop.to_json(url, with_delete_token=True), 201, headers)
+    if wants_html(request):  # the upload page's form, posted without JavaScript
+        return Response(result_html(drop, url), 201, headers, mimetype="text/html")
     return text_response(url + "\n", 201, headers)
 
 
 @bp.get("/")
 def index() -> Response:
-    limits = service().config.limits
+    config = service().config
     if wants_html(request):
-        return Response(index_html(limits), mimetype="text/html")
-    return text_response(usage_text(base_url(), limits))
+        return Response(index_html(config), mimetype="text/html")
+    return text_response(usage_text(base_url(), config.limits))
 
 
 @bp.post("/")
