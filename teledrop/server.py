@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from teledrop import metrics
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import StartupError
 from teledrop.core.service import Teledrop
@@ -39,8 +40,11 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "timeout": 60,
         "graceful_timeout": 30,
         "keepalive": 5,
-        "accesslog": "-",
+        # teledrop writes its own access line (JSON, with slug and size): see teledrop.logs.
+        "accesslog": None,
         "errorlog": "-",
+        "loglevel": config.server.log_level,
+        "child_exit": _child_exit,
         # X-Forwarded-* is trusted only through [server] proxy_hops (werkzeug's ProxyFix);
         # gunicorn's own default would trust it from loopback.
         "forwarded_allow_ips": "",
@@ -50,12 +54,18 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
     }
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    metrics.worker_exited(worker.pid)
+
+
 def load_or_fail(path: str | None = None) -> Config:
+    """In the gunicorn master: the checked config, and the workers' shared metrics dir."""
     try:
         config = load_config(path)
         check_startup(config)
     except StartupError as exc:
         fail(exc)
+    metrics.prepare_dir(config)
     return config
 
 

@@ -55,7 +55,8 @@ def sections(config: Config) -> dict[str, Any]:
 
 DEFAULTS = {
     "server": {"bind": "127.0.0.1:8000", "workers": 2, "threads": 8, "base_url": "",
-               "proxy_hops": 0},
+               "proxy_hops": 0, "log_level": "info", "metrics": True,
+               "metrics_dir": ""},
     "limits": {"max_upload_size": 10 * 1024**3, "default_expires": 7 * DAY,
                "max_expires": 30 * DAY, "idle_timeout": 60},
     "auth": {"upload_tokens": []},

@@ -30,6 +30,9 @@ def _parsed(parse: Callable[[Any], Any], default: Any) -> Any:
     return field(default=parse(default), metadata={"parse": parse, "raw_default": default})
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     bind: str = "127.0.0.1:8000"
@@ -37,9 +40,18 @@ class ServerSettings:
     threads: int = 8
     base_url: str = ""
     proxy_hops: int = 0
+    #: Python logging level of teledrop's and gunicorn's logs.
+    log_level: str = "info"
+    #: Serve Prometheus metrics at /metrics (restrict it at the proxy if it must not be public).
+    metrics: bool = True
+    #: Where worker processes share their metrics; empty = a fresh temporary directory.
+    #: Set it (and run ``teledrop gc`` with the same config) to count gc removals too.
+    metrics_dir: str = ""
 
     def check(self) -> dict[str, str]:
         problems = {}
+        if self.log_level.lower() not in LOG_LEVELS:
+            problems["log_level"] = f"expected one of {', '.join(LOG_LEVELS)}"
         if self.workers < 1:
             problems["workers"] = "must be at least 1"
         if self.threads < 1:

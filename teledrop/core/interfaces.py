@@ -98,6 +98,9 @@ class Metadata(Protocol):
     def blob_ids(self) -> set[str]:
         """The blob id of every record."""
 
+    def count(self) -> int:
+        """How many records there are (gone ones included until gc removes them)."""
+
     def check(self) -> None:
         """:raises MetadataUnavailable: when the store cannot be queried."""
 

@@ -294,5 +294,12 @@ class MetadataContract:
         metadata.delete(drops[0].slug)
         assert drops[0].blob_id not in metadata.blob_ids()
 
+    def test_count_is_the_number_of_records(self, metadata: Metadata) -> None:
+        before = metadata.count()
+        drops = [self.stored(metadata) for _ in range(3)]
+        assert metadata.count() == before + 3
+        metadata.delete(drops[0].slug)
+        assert metadata.count() == before + 2
+
     def test_check_passes_on_a_healthy_store(self, metadata: Metadata) -> None:
         assert metadata.check() is None

@@ -9,10 +9,13 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from teledrop import logs
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import TeledropError
 from teledrop.core.service import Teledrop
+from teledrop.metrics import Metrics
 
+from . import observe
 from .body import MULTIPART_OVERHEAD
 from .responses import error_response
 from .routes import bp
@@ -28,14 +31,16 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> 
     :raises StartupError: with a one-line message when config or plugins are wrong.
     """
     config = config or load_config()
+    logs.configure(config.server.log_level)
     service = Teledrop.start(config, plugins)
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.extensions[EXTENSION] = service
+    observe.install(app, Metrics())
     # The request stream enforces this while reading, whatever Content-Length claims;
     # the file itself is held to max_upload_size by the core writer.
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_upload_size + MULTIPART_OVERHEAD
     app.register_blueprint(bp)
-    app.register_error_handler(TeledropError, lambda e: error_response(request, e))
+    app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)
     app.after_request(_security_headers)
@@ -50,11 +55,16 @@ def service_of(app: Flask) -> Teledrop:
     return app.extensions[EXTENSION]
 
 
+def _teledrop_error(error: TeledropError) -> Response:
+    observe.note_error(error.code)
+    return error_response(request, error)
+
+
 def _http_error(exc: HTTPException) -> Response:
     error = TeledropError(exc.description or exc.name)
     error.status = exc.code or 500
     error.code = (exc.name or "error").lower().replace(" ", "_")
-    response = error_response(request, error)
+    response = _teledrop_error(error)
     for name, value in exc.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
@@ -62,8 +72,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _server_error(exc: Exception) -> Response:
-    log.exception("teledrop: unhandled error on %s %s", request.method, request.path)
-    return error_response(request, TeledropError("internal server error"))
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _teledrop_error(TeledropError("internal server error"))
 
 
 def _security_headers(response: Response) -> Response:

@@ -14,11 +14,13 @@ from teledrop.core.errors import MalformedBody, NotFound, TeledropError, TooLarg
 from teledrop.core.service import Teledrop
 from teledrop.core.units import format_size
 from teledrop.core.upload import UploadRequest, create_drop
+from teledrop.metrics import CONTENT_TYPE_LATEST
 
+from . import observe
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
+from .download import file_response
 from .openapi import openapi_document
 from .page import index_html, result_html, usage_text
-from .download import file_response
 from .responses import json_response, text_response, wants_html, wants_json
 
 bp = Blueprint("teledrop", __name__)
@@ -59,6 +61,7 @@ def body_stream() -> Any:
 
 
 def created(drop: Drop) -> Response:
+    observe.note_drop(drop)
     headers = {"Location": f"{request.script_root}/{drop.slug}",
                "X-Delete-Token": drop.delete_token or ""}
     url = drop_url(drop)
@@ -108,6 +111,7 @@ def upload_raw(filename: str | None = None) -> Response:
 @bp.get("/<slug>/<path:name>")
 def download(slug: str, name: str | None = None) -> Response:
     drop = drops.find_drop(service(), checked(slug))
+    observe.note_drop(drop)
     f = drops.open_blob(service(), drop)
     try:
         response = file_response(request, drop, f)
@@ -121,7 +125,8 @@ def download(slug: str, name: str | None = None) -> Response:
 
 @bp.delete("/<slug>")
 def delete(slug: str) -> Response:
-    drops.delete_drop(service(), checked(slug), request.headers.get("X-Delete-Token"))
+    observe.note_drop(drops.delete_drop(service(), checked(slug),
+                                        request.headers.get("X-Delete-Token")))
     return Response(status=204)
 
 
@@ -134,6 +139,14 @@ def drop_info(slug: str) -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return json_response(openapi_document())
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if not service().config.server.metrics:
+        raise NotFound("metrics are disabled ([server] metrics = false)")
+    body = observe.metrics_of(current_app).exposition(service())
+    return Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/healthz")

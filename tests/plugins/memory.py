@@ -120,6 +120,9 @@ class MemoryMetadata:
     def blob_ids(self) -> set[str]:
         return {d.blob_id for d in self.drops.values()}
 
+    def count(self) -> int:
+        return len(self.drops)
+
     def check(self) -> None:
         pass
 

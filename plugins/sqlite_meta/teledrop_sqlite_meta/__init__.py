@@ -192,6 +192,10 @@ class SqliteMetadata:
         return {row.blob_id for row in self.Row.select(self.Row.blob_id)}
 
     @_db_errors
+    def count(self) -> int:
+        return self.Row.select().count()
+
+    @_db_errors
     def check(self) -> None:
         self.db.execute_sql("SELECT 1 FROM drops LIMIT 1").fetchall()
 

@@ -1,0 +1,69 @@
+"""Per-request observation: metrics and one structured access-log line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Flask, Response, g, request
+
+from teledrop.core.drop import Drop
+from teledrop.metrics import Metrics
+
+access_log = logging.getLogger("teledrop.access")
+EXTENSION = "teledrop.metrics"
+
+
+def metrics_of(app: Flask) -> Metrics:
+    return app.extensions[EXTENSION]
+
+
+def note_drop(drop: Drop) -> None:
+    """Name the drop a request dealt with, for its access-log line."""
+    g.teledrop_drop = drop
+
+
+def note_error(code: str) -> None:
+    g.teledrop_error = code
+
+
+def install(app: Flask, metrics: Metrics) -> None:
+    app.extensions[EXTENSION] = metrics
+    app.before_request(_start)
+    app.after_request(lambda response: _finish(metrics, response))
+
+
+def _start() -> None:
+    g.teledrop_started = time.perf_counter()
+
+
+def _finish(metrics: Metrics, response: Response) -> Response:
+    started = g.get("teledrop_started", time.perf_counter())
+    elapsed = time.perf_counter() - started
+    drop: Drop | None = g.get("teledrop_drop")
+    error: str | None = g.get("teledrop_error")
+    status = response.status_code
+    if error is not None:
+        metrics.errors.labels(code=error).inc()
+    elif drop is not None and status == 201:
+        metrics.uploads.inc()
+        metrics.bytes_in.inc(drop.size)
+        metrics.upload_seconds.observe(elapsed)
+    elif drop is not None and status in (200, 206) and request.method == "GET":
+        metrics.downloads.inc()
+        metrics.bytes_out.inc(response.content_length or 0)
+    elif drop is not None and status == 204:
+        metrics.deletes.inc()
+    access_log.info(json.dumps({
+        "method": request.method,
+        "path": request.path,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 1),
+        "slug": drop.slug if drop else None,
+        "size": drop.size if drop else None,
+        "bytes_sent": response.content_length if request.method != "HEAD" else 0,
+        "error": error,
+        "remote": request.remote_addr,
+    }, separators=(",", ":")))
+    return response

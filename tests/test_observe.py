@@ -1,0 +1,112 @@
+"""Metrics at /metrics and the JSON access line: right in one process and, through
+prometheus_client's multiprocess mode, summed across real gunicorn workers."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.live_server import live_server, wait_until
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def upload(client: Any, data: bytes, **fields: str) -> Any:
+    return client.post("/", data={"file": (io.BytesIO(data), "a.bin"), **fields},
+                       headers={"Accept": "application/json"})
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[dict[str, Any]]]:
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(record.getMessage()))
+
+    handler = Collect()
+    logger = logging.getLogger("teledrop.access")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+def test_uploads_downloads_and_errors_are_counted(client: Any) -> None:
+    first = upload(client, b"x" * 1000).get_json()
+    upload(client, b"y" * 24)
+    client.get(f"/{first['slug']}")
+    client.head(f"/{first['slug']}")  # a HEAD is not a download
+    upload(client, b"z", slug=first["slug"])  # 409
+    client.get("/nothing-here")  # 404
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "teledrop_uploads_total") == 2
+    assert metric(text, "teledrop_upload_bytes_total") == 1024
+    assert metric(text, "teledrop_downloads_total") == 1
+    assert metric(text, "teledrop_download_bytes_total") == 1000
+    assert metric(text, "teledrop_errors_total", code="slug_taken") == 1
+    assert metric(text, "teledrop_errors_total", code="not_found") == 1
+    assert metric(text, "teledrop_upload_duration_seconds_count") == 2
+    assert metric(text, "teledrop_drops_stored") == 2
+
+
+def test_a_delete_is_counted_and_leaves_the_store(client: Any) -> None:
+    drop = upload(client, b"abc").get_json()
+    assert client.delete(f"/{drop['slug']}",
+                         headers={"X-Delete-Token": drop["delete_token"]}).status_code == 204
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "teledrop_deletes_total") == 1
+    assert metric(text, "teledrop_drops_stored") == 0
+
+
+def test_metrics_can_be_turned_off(make_app: Any) -> None:
+    client = make_app(server={"metrics": False}).test_client()
+    assert client.get("/metrics").status_code == 404
+
+
+def test_each_request_logs_one_json_line(client: Any, access_lines: list[dict[str, Any]]) -> None:
+    drop = upload(client, b"hello").get_json()
+    client.get(f"/{drop['slug']}")
+    client.get("/missing-slug")
+    created, downloaded, missing = access_lines
+    assert created["method"] == "POST" and created["status"] == 201
+    assert created["slug"] == drop["slug"] and created["size"] == 5
+    assert created["duration_ms"] >= 0 and created["error"] is None
+    assert downloaded["status"] == 200 and downloaded["bytes_sent"] == 5
+    assert missing["status"] == 404 and missing["error"] == "not_found"
+
+
+def test_the_log_level_comes_from_config(make_app: Any) -> None:
+    make_app(server={"log_level": "warning"})
+    assert logging.getLogger("teledrop").level == logging.WARNING
+    make_app(server={"log_level": "debug"})
+    assert logging.getLogger("teledrop").level == logging.DEBUG
+
+
+@pytest.mark.gunicorn
+def test_workers_share_their_counts(tmp_path: Path) -> None:
+    with live_server(tmp_path, server={"workers": 2, "threads": 2}) as server:
+        assert wait_until(lambda: len(server.worker_pids()) == 2, 10)
+        for n in range(12):  # a new connection each: the kernel spreads them over workers
+            assert server.request("PUT", f"/f{n}.bin", data=b"q" * 100).status_code == 201
+        text = server.request("GET", "/metrics").text
+        assert metric(text, "teledrop_uploads_total") == 12
+        assert metric(text, "teledrop_upload_bytes_total") == 1200
+        assert metric(text, "teledrop_drops_stored") == 12
+        log = server.log()
+    lines = [json.loads(line.split("teledrop.access: ", 1)[1])
+             for line in log.splitlines() if "teledrop.access: " in line]
+    assert sum(1 for line in lines if line["status"] == 201) == 12
