@@ -1,19 +1,34 @@
-"""The ``teledrop`` command: serve, gc, plugins, verify, config."""
+"""The ``teledrop`` command: the server side (serve, gc, plugins, verify, config) and the
+client (upload, delete, info; the HTTP work is in :mod:`teledrop.client`)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import click
+
+from teledrop.client import (
+    DEFAULT_SERVER,
+    Client,
+    ClientError,
+    ProgressLine,
+    Source,
+    UploadOptions,
+    dumps,
+    normalize_server,
+    resolve_link,
+)
 
 from teledrop.core.config import Config, load_config
 from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError, TeledropError
 from teledrop.core.gc import DEFAULT_STAGING_AGE, collect
 from teledrop.core.service import Teledrop, plugin_settings
-from teledrop.core.units import parse_duration
+from teledrop.core.units import format_size, parse_duration
 from teledrop.core.verify import verify as verify_drops
 from teledrop.plugins.manager import blocked_names, describe_plugins, make_plugin_manager
 
@@ -60,8 +75,9 @@ def serve(config_path: str | None) -> None:
     """Run teledrop under gunicorn with the config's [server] settings.
 
     \b
-    Example:
+    Examples:
       teledrop serve --config /etc/teledrop.toml
+      TELEDROP_SERVER__BIND=0.0.0.0:8000 teledrop serve
     """
     from teledrop.server import serve as run
 
@@ -80,7 +96,10 @@ def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
     Safe to run while the server runs.
 
     \b
-    Example (cron, every 10 minutes):
+    Examples:
+      teledrop gc --dry-run
+      teledrop gc --staging-older-than 30m
+      # cron, every 10 minutes:
       */10 * * * *  teledrop gc --config /etc/teledrop.toml
     """
     prefix = "would remove" if dry_run else "removed"
@@ -98,7 +117,13 @@ def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
 @main.command()
 @CONFIG_OPTION
 def plugins(config_path: str | None) -> None:
-    """List loaded plugins, where each comes from and the hooks it implements."""
+    """List loaded plugins, where each comes from and the hooks it implements.
+
+    \b
+    Examples:
+      teledrop plugins --config /etc/teledrop.toml
+      TELEDROP_PLUGINS__DISABLED='["default_auth"]' teledrop plugins
+    """
     with _service(config_path) as service:
         for info in describe_plugins(service.pm):
             click.echo(f"{info.name}  [{info.source}]")
@@ -113,7 +138,13 @@ def plugins(config_path: str | None) -> None:
 @click.option("--slug", help="check one drop only")
 def verify(config_path: str | None, slug: str | None) -> None:
     """Re-hash stored files against their records; exit status 1 if any is corrupt or
-    missing."""
+    missing.
+
+    \b
+    Examples:
+      teledrop verify --config /etc/teledrop.toml
+      teledrop verify --slug k3Xq9vPa
+    """
     bad = 0
     with _service(config_path) as service:
         try:
@@ -135,8 +166,9 @@ def show_config(config_path: str | None) -> None:
     the config file, an env variable, or the default.
 
     \b
-    Example:
-      TELEDROP_SERVER__WORKERS=4 teledrop config --config /etc/teledrop.toml
+    Examples:
+      teledrop config --config /etc/teledrop.toml
+      TELEDROP_SERVER__WORKERS=4 teledrop config
     """
     config = _config(config_path)
     try:
@@ -147,3 +179,169 @@ def show_config(config_path: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"# config file: {config.path or 'none (defaults)'}")
     click.echo(render(effective_settings(config, settings)), nl=False)
+
+
+# -- the client ----------------------------------------------------------------------------
+
+def _server_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return normalize_server(value)
+    except ClientError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+SERVER_OPTION = click.option("--server", metavar="URL", default=DEFAULT_SERVER,
+                             envvar="TELEDROP_URL", show_envvar=True, show_default=True,
+                             callback=_server_url, help="the teledrop server")
+
+
+@contextmanager
+def _reporting() -> Iterator[None]:
+    """A failed request ends the command with its one-line reason."""
+    try:
+        yield
+    except ClientError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _label(path: str, name: str | None) -> str:
+    return name or ("stdin" if path == "-" else path)
+
+
+def _upload_one(client: Client, path: str, name: str | None, options: UploadOptions,
+                progress: bool) -> dict[str, Any]:
+    with ExitStack() as stack:
+        if path == "-":
+            source = Source(click.get_binary_stream("stdin"), name, None)
+        else:
+            try:
+                source = Source.open(path, name)
+            except OSError as exc:
+                raise ClientError(f"cannot read it: {exc.strerror or exc}") from None
+            stack.callback(source.stream.close)
+        bar = None
+        if progress:
+            bar = ProgressLine(sys.stderr, os.path.basename(_label(path, name)), source.size)
+            stack.callback(bar.finish)  # on failure too: the error then starts a fresh line
+        drop = client.upload(source, options, bar.update if bar else None)
+    if not isinstance(drop.get("url"), str):
+        raise ClientError("the server's answer has no link: is this a teledrop server?")
+    return drop
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...",
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@SERVER_OPTION
+@click.option("--token", metavar="T", envvar="TELEDROP_TOKEN", show_envvar=True,
+              help="upload token, when the server requires one")
+@click.option("--expires", metavar="D",
+              help="lifetime: seconds, or a number with s m h d  [default: the server's]")
+@click.option("--max-downloads", type=click.IntRange(min=1), metavar="N",
+              help="gone after N downloads")
+@click.option("--slug", metavar="S", help="a custom slug (one file only)")
+@click.option("--name", metavar="NAME",
+              help="the filename to record (one file only)  [default: the file's name]")
+@click.option("--json", "as_json", is_flag=True,
+              help="print each drop as one line of JSON, its delete_token included")
+@click.option("--progress/--no-progress", default=None,
+              help="draw a progress bar on stderr  [default: when stderr is a terminal]")
+@click.pass_context
+def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str | None,
+           expires: str | None, max_downloads: int | None, slug: str | None,
+           name: str | None, as_json: bool, progress: bool | None) -> None:
+    """Upload each FILE and print its link, one per line. '-' reads stdin.
+
+    Files are streamed, never read whole. When one fails, the server's reason goes to
+    stderr and the next file is sent; the exit status is then 1. --json prints each drop
+    in full, its delete token included.
+
+    \b
+    Examples:
+      teledrop upload report.pdf
+      teledrop upload --expires 1d --max-downloads 1 secret.tar.gz
+      teledrop upload --slug q3-report --server https://drop.example.org report.pdf
+      tar cz photos/ | teledrop upload --name photos.tar.gz -
+      TELEDROP_URL=https://drop.example.org TELEDROP_TOKEN=s3cret teledrop upload *.log
+      teledrop upload --json notes.txt    # {"slug": ..., "delete_token": ...}
+    """
+    if len(files) > 1 and (slug or name):
+        raise click.UsageError("--slug and --name name one drop: give one file only")
+    if files.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be uploaded once")
+    show = sys.stderr.isatty() if progress is None else progress
+    options = UploadOptions(expires=expires, max_downloads=max_downloads, slug=slug)
+    failed = 0
+    with Client(server, token) as client:
+        for path in files:
+            try:
+                drop = _upload_one(client, path, name, options, show)
+            except ClientError as exc:
+                failed += 1
+                click.echo(f"Error: {_label(path, name)}: {exc.message}", err=True)
+                continue
+            click.echo(dumps(drop) if as_json else drop["url"])
+    if failed:
+        ctx.exit(1)
+
+
+@main.command()
+@click.argument("link")
+@SERVER_OPTION
+@click.option("--token", metavar="T", required=True,
+              help="the drop's delete token (upload --json prints it)")
+def delete(link: str, server: str, token: str) -> None:
+    """Delete a drop: its file and its record. LINK is a link as upload printed it, or a
+    slug on --server.
+
+    \b
+    Examples:
+      teledrop delete https://drop.example.org/k3Xq9vPa --token 6f1cE0...
+      teledrop delete k3Xq9vPa --server https://drop.example.org --token 6f1cE0...
+    """
+    with _reporting():
+        base, slug = resolve_link(link, server)
+        with Client(base) as client:
+            client.delete(slug, token)
+    click.echo(f"deleted {slug}")
+
+
+def _summary(drop: dict[str, Any]) -> list[tuple[str, str]]:
+    size = drop.get("size")
+    limit = drop.get("max_downloads")
+    downloads = drop.get("downloads", "?")
+    return [
+        ("link", str(drop.get("url", "?"))),
+        ("filename", str(drop.get("filename", "?"))),
+        ("size", f"{format_size(size)} ({size} bytes)" if isinstance(size, int) else "?"),
+        ("type", str(drop.get("content_type", "?"))),
+        ("hash", str(drop.get("hash", "?"))),
+        ("created", str(drop.get("created_at", "?"))),
+        ("expires", str(drop.get("expires_at") or "never")),
+        ("downloads", f"{downloads} of {limit}" if limit is not None
+         else f"{downloads} (no limit)"),
+    ]
+
+
+@main.command()
+@click.argument("link")
+@SERVER_OPTION
+@click.option("--json", "as_json", is_flag=True, help="print the server's JSON as it is")
+def info(link: str, server: str, as_json: bool) -> None:
+    """Show a drop's metadata: name, size, hash, expiry, downloads. LINK is a link as
+    upload printed it, or a slug on --server.
+
+    \b
+    Examples:
+      teledrop info https://drop.example.org/k3Xq9vPa
+      teledrop info k3Xq9vPa --server https://drop.example.org --json
+    """
+    with _reporting():
+        base, slug = resolve_link(link, server)
+        with Client(base) as client:
+            drop = client.info(slug)
+    if as_json:
+        click.echo(dumps(drop))
+        return
+    for label, value in _summary(drop):
+        click.echo(f"{label + ':':<11}{value}")

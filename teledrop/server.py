@@ -3,6 +3,7 @@ errors, and the ``teledrop serve`` application."""
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from typing import Any
 
@@ -45,6 +46,7 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": config.server.log_level,
         "child_exit": _child_exit,
+        "post_fork": _post_fork,
         # X-Forwarded-* is trusted only through [server] proxy_hops (werkzeug's ProxyFix);
         # gunicorn's own default would trust it from loopback.
         "forwarded_allow_ips": "",
@@ -52,6 +54,27 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         # socket (~/.gunicorn) would let one instance take over another's.
         "control_socket_disable": True,
     }
+
+
+#: glibc mallopt parameters (malloc.h) and the values teledrop sets in each worker.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 16 * 1024 * 1024
+TRIM_THRESHOLD = 128 * 1024 * 1024
+
+
+def tune_malloc() -> bool:
+    """Keep 1 MiB read buffers on the heap instead of a fresh mmap (and page faults) per
+    read: see docs/performance.md. A no-op where glibc is not the allocator."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                    and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    tune_malloc()
 
 
 def _child_exit(server: Any, worker: Any) -> None:

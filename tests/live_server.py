@@ -126,6 +126,20 @@ def runtime_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def install_plugins(site: Path, entry_points: Mapping[str, str]) -> dict[str, str]:
+    """Make each ``{entry point name: module}`` an installed distribution (a dist-info
+    with a ``teledrop`` entry point, as ``pip install`` leaves it) under ``site``; returns
+    the environment that puts it, and the repository for the ``tests`` package, on the
+    path of a server or CLI started with it."""
+    site.mkdir(parents=True, exist_ok=True)
+    for name, module in entry_points.items():
+        info = site / f"{name.replace('-', '_')}-0.1.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[teledrop]\n{name} = {module}\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+
+
 # --- what is on disk ----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -272,6 +286,15 @@ class LiveServer:
         """Run the ``teledrop`` command against this server's config."""
         return subprocess.run([str(TELEDROP_SCRIPT), *args], cwd=REPO, env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker at once (a power cut, an OOM kill of the
+        whole group): nothing gets to clean up."""
+        pids = [self.master_pid, *self.worker_pids()]
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        wait_until(lambda: not any(pid_alive(pid) for pid in pids), STOP_TIMEOUT)
+        self._stopped = True
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = STOP_TIMEOUT) -> int | None:
         """Signal the master and wait; whatever is left of its process group is killed.
