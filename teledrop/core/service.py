@@ -60,12 +60,19 @@ class Teledrop:
         self.metadata.close()
         self.storage.close()
 
+    def hook(self, name: str, **kwargs: Any) -> Any:
+        """Call a per-request hook. Every such hook may also take ``config`` and ``settings``
+        (all plugins' validated settings by name): how a plugin reads its own table without
+        a module-level global."""
+        caller = getattr(self.pm.hook, name)
+        return caller(config=self.config, settings=self.plugin_settings, **kwargs)
+
     def new_slug(self, drop: Drop) -> str:
         """A generated slug that passes every slug check and is not in use right now."""
         for _ in range(SLUG_ATTEMPTS):
-            slug = self.pm.hook.teledrop_generate_slug(drop=drop)
+            slug = self.hook("teledrop_generate_slug", drop=drop)
             try:
-                self.pm.hook.teledrop_check_slug(slug=slug, custom=False)
+                self.hook("teledrop_check_slug", slug=slug, custom=False)
             except InvalidSlug:
                 continue
             if self.metadata.get(slug) is None:
@@ -75,6 +82,7 @@ class Teledrop:
     def notify(self, event: str, **kwargs: Any) -> None:
         """Call each implementation of an event hook on its own; a failure is logged and
         never reaches the caller (events come after the fact and cannot undo it)."""
+        kwargs = {"config": self.config, "settings": self.plugin_settings, **kwargs}
         caller = getattr(self.pm.hook, event)
         for impl in caller.get_hookimpls():
             if impl.hookwrapper or impl.wrapper:

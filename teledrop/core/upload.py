@@ -91,8 +91,7 @@ class Upload:
         limit = self.service.config.limits.max_upload_size
         if self.request.declared_size is not None and self.request.declared_size > limit:
             raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
-        self.service.pm.hook.teledrop_authorize_upload(request=self.request,
-                                                       config=self.service.config)
+        self.service.hook("teledrop_authorize_upload", request=self.request)
         for name in OPTION_NAMES:
             value = self.request.query.get(name)
             if value is not None:
@@ -119,7 +118,7 @@ class Upload:
             self.options.max_downloads = parse_max_downloads(value)
 
     def _take_slug(self, slug: str) -> None:
-        self.service.pm.hook.teledrop_check_slug(slug=slug, custom=True)
+        self.service.hook("teledrop_check_slug", slug=slug, custom=True)
         # Refuse early to save the client's bandwidth; the UNIQUE constraint still decides.
         if self.service.metadata.get(slug) is not None:
             raise SlugTaken(f"the slug {slug!r} is already taken")
@@ -131,7 +130,7 @@ class Upload:
             raise MalformedBody("send exactly one file")
         self.filename = clean_filename(filename)
         self.content_type = pick_content_type(content_type, self.filename)
-        hasher = self.service.pm.hook.teledrop_hasher()
+        hasher = self.service.hook("teledrop_hasher")
         blob = self.service.storage.stage()
         self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size)
         return self.writer
@@ -159,7 +158,7 @@ class Upload:
         drop.delete_token = token
         if not drop.custom_slug:
             drop.slug = self.service.new_slug(drop)
-        self.service.pm.hook.teledrop_commit_drop(drop=drop, blob=self.writer.blob)
+        self.service.hook("teledrop_commit_drop", drop=drop, blob=self.writer.blob)
         self.committed = True
         self.service.notify("teledrop_drop_created", drop=drop)
         return drop

@@ -40,7 +40,7 @@ def check_drop(service: Teledrop, drop: Drop) -> Finding:
         f = service.storage.open(drop.blob_id)
     except BlobMissing:
         return Finding(drop.slug, "missing", f"blob {drop.blob_id} not found")
-    hasher = service.pm.hook.teledrop_hasher()
+    hasher = service.hook("teledrop_hasher")
     size = 0
     with f:
         while chunk := f.read(READ_SIZE):

@@ -6,7 +6,8 @@ give them defaults (pluggy never passes those).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from teledrop import hookspec
 
@@ -57,10 +58,14 @@ def teledrop_metadata_backends() -> dict[str, Callable[..., Metadata]]:
 
 
 @hookspec(firstresult=True)
-def teledrop_hasher() -> Any:
+def teledrop_hasher(config: Config, settings: Mapping[str, Any]) -> Any:
     """A new hasher for one upload.
 
     Called once per upload before its first byte is written.
+
+    :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
 
     :returns: an object with ``name``, ``update(bytes)`` and ``hexdigest()`` (hashlib's
         interface). The drop's ``hash`` is ``"<name>:<hexdigest>"``. The default (blake3)
@@ -71,13 +76,16 @@ def teledrop_hasher() -> Any:
 
 
 @hookspec
-def teledrop_authorize_upload(request: UploadRequest, config: Config) -> None:
+def teledrop_authorize_upload(request: UploadRequest, config: Config,
+                              settings: Mapping[str, Any]) -> None:
     """Decide whether an upload may proceed.
 
     Called for each upload before its body is read.
 
     :param request: the upload's headers, query, method and remote address.
     :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
 
     Raise a :class:`~teledrop.core.errors.TeledropError` (such as ``Unauthorized``) to
     refuse. All implementations are called; any one can refuse.
@@ -85,13 +93,16 @@ def teledrop_authorize_upload(request: UploadRequest, config: Config) -> None:
 
 
 @hookspec(firstresult=True)
-def teledrop_generate_slug(drop: Drop) -> str | None:
+def teledrop_generate_slug(drop: Drop, config: Config, settings: Mapping[str, Any]) -> str | None:
     """A fresh slug for a drop that did not ask for one.
 
     Called after the upload's bytes are staged, before the commit; again if the slug is
     refused by :func:`teledrop_check_slug` or found taken.
 
     :param drop: the drop being created (``slug`` is still empty).
+    :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
     :returns: the slug. The default (48 random bits, URL-safe) is ``trylast``.
 
     Stops at first non-None result.
@@ -99,7 +110,8 @@ def teledrop_generate_slug(drop: Drop) -> str | None:
 
 
 @hookspec
-def teledrop_check_slug(slug: str, custom: bool) -> None:
+def teledrop_check_slug(slug: str, custom: bool, config: Config,
+                        settings: Mapping[str, Any]) -> None:
     """Vet a slug before it is used.
 
     Called for a custom slug as soon as it is known (before the body when it comes in the
@@ -107,6 +119,9 @@ def teledrop_check_slug(slug: str, custom: bool) -> None:
 
     :param slug: the slug.
     :param custom: ``True`` when the client chose it.
+    :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
 
     Raise :class:`~teledrop.core.errors.InvalidSlug` to refuse. All implementations are
     called.
@@ -114,7 +129,8 @@ def teledrop_check_slug(slug: str, custom: bool) -> None:
 
 
 @hookspec
-def teledrop_commit_drop(drop: Drop, blob: BlobWriter) -> Drop:
+def teledrop_commit_drop(drop: Drop, blob: BlobWriter, config: Config,
+                         settings: Mapping[str, Any]) -> list[Drop]:
     """Commit a drop: the compensation chain.
 
     Called once per upload after its bytes are staged and hashed. teledrop's own
@@ -127,25 +143,33 @@ def teledrop_commit_drop(drop: Drop, blob: BlobWriter) -> Drop:
 
     :param drop: the drop, with its slug, hash and size final.
     :param blob: the staged (then published) blob writer.
-    :returns: the committed drop.
+    :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
+    :returns: the results of the non-wrapper implementations (``[drop]`` from the core's
+        insert): what a wrapper's ``yield`` gives back and must return.
 
     All implementations form one chain: wrappers around the core's insert.
     """
 
 
 @hookspec
-def teledrop_drop_created(drop: Drop) -> None:
+def teledrop_drop_created(drop: Drop, config: Config, settings: Mapping[str, Any]) -> None:
     """An event: a drop was committed.
 
     Each implementation is called on its own after the commit; a failure is logged and
     never undoes the drop.
 
-    :param drop: the new drop.
+    :param drop: the new drop (its ``delete_token`` is set: never send or log it).
+    :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
     """
 
 
 @hookspec
-def teledrop_drop_deleted(drop: Drop, reason: str) -> None:
+def teledrop_drop_deleted(drop: Drop, reason: str, config: Config,
+                          settings: Mapping[str, Any]) -> None:
     """An event: a drop's record and file were removed.
 
     Each implementation is called on its own; a failure is logged.
@@ -153,4 +177,7 @@ def teledrop_drop_deleted(drop: Drop, reason: str) -> None:
     :param drop: the drop as it was.
     :param reason: ``"deleted"`` (by its delete token), ``"expired"`` or ``"exhausted"``
         (by gc).
+    :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
     """
