@@ -212,7 +212,7 @@ def _upload_one(client: Client, path: str, name: str | None, options: UploadOpti
                 progress: bool) -> dict[str, Any]:
     with ExitStack() as stack:
         if path == "-":
-            source = Source(click.get_binary_stream("stdin"), name, None)
+            source = Source(sys.stdin.buffer, name, None)
         else:
             try:
                 source = Source.open(path, name)

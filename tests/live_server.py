@@ -13,6 +13,7 @@ at the end send what no well-behaved client sends: partial bodies, cut chunks, r
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import select
 import shutil
@@ -39,6 +40,8 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 30.0
+#: Where teledrop's access log line starts (``teledrop.web.observe``).
+ACCESS_MARK = "teledrop.access: "
 #: gunicorn's own words when the port was taken between picking it and binding it.
 _PORT_TAKEN = ("Address already in use", "Connection in use")
 
@@ -251,6 +254,19 @@ class LiveServer:
 
     def log(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        """teledrop's access log: one JSON object per request the app answered (a request
+        whose head never arrived has none), oldest first."""
+        lines = []
+        for line in self.log().splitlines():
+            _, mark, payload = line.partition(ACCESS_MARK)
+            if mark:
+                try:
+                    lines.append(json.loads(payload))
+                except ValueError:  # the last line, still being written
+                    continue
+        return lines
 
     def worker_pids(self) -> list[int]:
         return children_of(self.master_pid)

@@ -355,3 +355,33 @@ def test_missing_config_file_is_one_line(tmp_path: Path, no_gunicorn: None, comm
     assert_clean_exit(result, result.exit_code)
     out = lines(result)
     assert len(out) == 1 and str(missing) in out[0], out
+
+
+# -- help ----------------------------------------------------------------------------------
+
+ALL_COMMANDS = {"serve", "gc", "plugins", "verify", "config", "upload", "delete", "info"}
+
+
+def example_lines(help_text: str) -> list[str]:
+    """The lines of a help text's first ``\\b`` block (the examples), header excluded."""
+    _, marker, rest = help_text.partition("\b\n")
+    assert marker, "no \\b block: click would rewrap the examples"
+    block = rest.split("\n\n", 1)[0].splitlines()
+    return [line.strip() for line in block[1:] if line.strip()]
+
+
+def test_every_command_is_listed() -> None:
+    assert set(main.commands) == ALL_COMMANDS
+
+
+@pytest.mark.parametrize("name", sorted(ALL_COMMANDS))
+def test_every_command_help_shows_examples_as_written(name: str) -> None:
+    result = run(name, "--help")
+    assert_clean_exit(result, 0)
+    assert "Example" in result.output
+    examples = example_lines(main.commands[name].help or "")
+    assert examples and any(line.startswith("teledrop ") or " teledrop " in line
+                            for line in examples), examples
+    printed = [line.strip() for line in result.output.splitlines()]
+    for line in examples:
+        assert line in printed, (line, result.output)

@@ -8,6 +8,7 @@ escaped here; the script writes data with ``textContent`` only.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from html import escape
 
 from teledrop.core.config import Config, LimitsSettings
@@ -39,6 +40,22 @@ def _human_duration(seconds: int) -> str:
             count = seconds // size
             return f"{count} {unit}{'' if count == 1 else 's'}"
     return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def describe_size(n: int) -> str:
+    """``4.0 MiB (4,194,304 bytes)``, as the page's script writes it."""
+    if n < 1024:
+        return "1 byte" if n == 1 else f"{n} bytes"
+    value, unit = float(n), "B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.{1 if value < 10 else 0}f} {unit} ({n:,} bytes)"
+
+
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def expiry_choices(limits: LimitsSettings) -> list[int]:
@@ -98,9 +115,9 @@ def result_html(drop: Drop, url: str) -> str:
 <p class="name" id="file-name">{escape(drop.filename)}</p>
 <p class="link-row"><a class="link" href="{link}">{link}</a></p>
 <dl>
-<dt>Size</dt><dd>{escape(format_size(drop.size))} ({drop.size} bytes)</dd>
+<dt>Size</dt><dd>{describe_size(drop.size)}</dd>
 <dt>Hash</dt><dd><code>{escape(drop.hash)}</code></dd>
-<dt>Expires</dt><dd><time datetime="{iso(drop.expires_at)}">{iso(drop.expires_at)}</time></dd>
+<dt>Expires</dt><dd><time datetime="{iso(drop.expires_at)}">{_utc(drop.expires_at)}</time></dd>
 <dt>Downloads</dt><dd>{escape(downloads)}</dd>
 <dt>Delete token</dt><dd><code class="token">{token}</code></dd>
 </dl>
@@ -140,6 +157,9 @@ def _token_field(config: Config) -> str:
 def index_html(config: Config) -> str:
     limits = config.limits
     max_size = escape(format_size(limits.max_upload_size))
+    # The script puts the page's own address here; without it, the configured one.
+    here = escape(config.server.base_url.rstrip("/") + "/" if config.server.base_url
+                  else "this page's address")
     return _head("teledrop") + f"""<script src="static/page.js" defer></script>
 </head>
 <body>
@@ -181,7 +201,7 @@ def index_html(config: Config) -> str:
 </form>
 <p id="status" class="status" role="status" aria-live="polite"></p>
 <ul id="uploads" class="uploads" aria-label="Uploads"></ul>
-<footer><p>From a terminal: <code>curl -T FILE <span id="here">this address</span></code></p>
+<footer><p>From a terminal: <code>curl -T FILE <span id="here">{here}</span></code></p>
 </footer>
 </main>
 </body>
