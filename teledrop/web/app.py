@@ -78,5 +78,6 @@ def _server_error(exc: Exception) -> Response:
 
 def _security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"  # no page of teledrop's is ever framed
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response

@@ -122,7 +122,7 @@ def result_html(drop: Drop, url: str) -> str:
 <dt>Delete token</dt><dd><code class="token">{token}</code></dd>
 </dl>
 <p class="hint">Keep the delete token: it is shown only once. To delete the file:</p>
-<pre>curl -X DELETE -H 'X-Delete-Token: {token}' {link}</pre>
+<pre>curl -X DELETE -H 'X-Delete-Token: {token}' '{link}'</pre>
 </section>
 <p><a href="./">Upload another file</a></p>
 </main>
