@@ -3,6 +3,7 @@ client (upload, delete, info; the HTTP work is in :mod:`teledrop.client`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,6 @@ from teledrop.client import (
     ProgressLine,
     Source,
     UploadOptions,
-    dumps,
     normalize_server,
     resolve_link,
 )
@@ -280,7 +280,7 @@ def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str |
                 failed += 1
                 click.echo(f"Error: {_label(path, name)}: {exc.message}", err=True)
                 continue
-            click.echo(dumps(drop) if as_json else drop["url"])
+            click.echo(json.dumps(drop) if as_json else drop["url"])
     if failed:
         ctx.exit(1)
 
@@ -292,12 +292,12 @@ def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str |
               help="the drop's delete token (upload --json prints it)")
 def delete(link: str, server: str, token: str) -> None:
     """Delete a drop: its file and its record. LINK is a link as upload printed it, or a
-    slug on --server.
+    slug on --server (after '--' when it starts with '-').
 
     \b
     Examples:
       teledrop delete https://drop.example.org/k3Xq9vPa --token 6f1cE0...
-      teledrop delete k3Xq9vPa --server https://drop.example.org --token 6f1cE0...
+      teledrop delete --server https://drop.example.org --token 6f1cE0... -- -k3Xq9vP
     """
     with _reporting():
         base, slug = resolve_link(link, server)
@@ -306,14 +306,19 @@ def delete(link: str, server: str, token: str) -> None:
     click.echo(f"deleted {slug}")
 
 
+def _size_text(size: object) -> str:
+    if not isinstance(size, int):
+        return "?"
+    return f"{size} bytes" if size < 1024 else f"{format_size(size)} ({size} bytes)"
+
+
 def _summary(drop: dict[str, Any]) -> list[tuple[str, str]]:
-    size = drop.get("size")
     limit = drop.get("max_downloads")
     downloads = drop.get("downloads", "?")
     return [
         ("link", str(drop.get("url", "?"))),
         ("filename", str(drop.get("filename", "?"))),
-        ("size", f"{format_size(size)} ({size} bytes)" if isinstance(size, int) else "?"),
+        ("size", _size_text(drop.get("size"))),
         ("type", str(drop.get("content_type", "?"))),
         ("hash", str(drop.get("hash", "?"))),
         ("created", str(drop.get("created_at", "?"))),
@@ -329,7 +334,7 @@ def _summary(drop: dict[str, Any]) -> list[tuple[str, str]]:
 @click.option("--json", "as_json", is_flag=True, help="print the server's JSON as it is")
 def info(link: str, server: str, as_json: bool) -> None:
     """Show a drop's metadata: name, size, hash, expiry, downloads. LINK is a link as
-    upload printed it, or a slug on --server.
+    upload printed it, or a slug on --server (after '--' when it starts with '-').
 
     \b
     Examples:
@@ -341,7 +346,7 @@ def info(link: str, server: str, as_json: bool) -> None:
         with Client(base) as client:
             drop = client.info(slug)
     if as_json:
-        click.echo(dumps(drop))
+        click.echo(json.dumps(drop))
         return
     for label, value in _summary(drop):
         click.echo(f"{label + ':':<11}{value}")

@@ -59,7 +59,7 @@ DEFAULTS = {
                "metrics_dir": ""},
     "limits": {"max_upload_size": 10 * 1024**3, "default_expires": 7 * DAY,
                "max_expires": 30 * DAY, "idle_timeout": 60},
-    "auth": {"upload_tokens": []},
+    "auth": {"upload_tokens": [], "require_token": False},
     "storage": {"plugin": "local_storage"},
     "metadata": {"plugin": "sqlite_meta"},
     "plugins": {"disabled": []},

@@ -87,6 +87,13 @@ class LimitsSettings:
 @dataclass(frozen=True)
 class AuthSettings:
     upload_tokens: list[str] = field(default_factory=list)
+    #: uploads need a token (from upload_tokens or `teledrop token`); implied by a
+    #: non-empty upload_tokens.
+    require_token: bool = False
+
+    @property
+    def tokens_required(self) -> bool:
+        return self.require_token or bool(self.upload_tokens)
 
     def check(self) -> dict[str, str]:
         if any(not token.strip() for token in self.upload_tokens):

@@ -36,6 +36,14 @@ class Drop:
     downloads: int = 0
     delete_token_hash: str = ""
     custom_slug: bool = False
+    #: who uploaded it with a token (see :mod:`teledrop.core.owners`); ``None``: anonymous.
+    owner: str | None = None
+    title: str = ""
+    description: str = ""
+    #: readable only with the owner's token; others get 404.
+    private: bool = False
+    #: argon2 hash of the password readers must give; ``None``: no password.
+    password_hash: str | None = field(default=None, repr=False)
     delete_token: str | None = field(default=None, repr=False, compare=False)
 
     def is_expired(self, at: int | None = None) -> bool:
@@ -59,6 +67,10 @@ class Drop:
             "expires_at": iso(self.expires_at),
             "max_downloads": self.max_downloads,
             "downloads": self.downloads,
+            "title": self.title,
+            "description": self.description,
+            "private": self.private,
+            "has_password": self.password_hash is not None,
         }
         if with_delete_token and self.delete_token is not None:
             data["delete_token"] = self.delete_token

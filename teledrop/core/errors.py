@@ -59,8 +59,24 @@ class SlugTaken(TeledropError):
     code, status, default_message = "slug_taken", 409, "that slug is already taken"
 
 
+class TokenExists(TeledropError):
+    code, status, default_message = "token_exists", 409, "a token with that name exists"
+
+
 class Gone(TeledropError):
     code, status, default_message = "gone", 410, "this drop has expired"
+
+
+class PasswordRequired(TeledropError):
+    code, status, default_message = "password_required", 401, "this drop needs its password"
+
+
+class TooManyAttempts(TeledropError):
+    code, status, default_message = "too_many_attempts", 429, "too many wrong passwords"
+
+    def __init__(self, message: str | None = None, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class TooLarge(TeledropError):

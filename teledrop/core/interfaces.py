@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from .drop import Drop
 
@@ -69,6 +69,35 @@ class Storage(Protocol):
         """Release resources."""
 
 
+SORT_KEYS = ("created_at", "size", "filename", "title")
+
+
+@dataclass(frozen=True)
+class DropQuery:
+    """One page of an owner's drops. ``None`` filters match everything."""
+
+    owner: str
+    at: int
+    page: int = 1
+    page_size: int = 20
+    sort: Literal["created_at", "size", "filename", "title"] = "created_at"
+    order: Literal["asc", "desc"] = "desc"
+    private: bool | None = None
+    has_password: bool | None = None
+    expired: bool | None = None
+    #: case-insensitive substring of the filename or title.
+    search: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An upload token of the token store: only its hash is kept."""
+
+    name: str
+    token_hash: str
+    created_at: int
+
+
 @runtime_checkable
 class Metadata(Protocol):
     def insert(self, drop: Drop) -> None:
@@ -100,6 +129,32 @@ class Metadata(Protocol):
 
     def count(self) -> int:
         """How many records there are (gone ones included until gc removes them)."""
+
+    def update(self, slug: str, changes: Mapping[str, Any]) -> Drop | None:
+        """Change some of a drop's fields (title, description, expires_at, max_downloads,
+        private, password_hash). :returns: the drop after the change, ``None`` if absent."""
+
+    def list_owned(self, query: DropQuery) -> tuple[int, list[Drop]]:
+        """One page of ``query.owner``'s drops: ``(total matching, the page)``."""
+
+    def note_password_failure(self, slug: str, at: int, window: int) -> int:
+        """Count a wrong password for ``slug``. :returns: failures within the current
+        ``window`` seconds, this one included (atomically, across processes)."""
+
+    def password_failures(self, slug: str, at: int, window: int) -> int:
+        """Wrong passwords for ``slug`` within the current window."""
+
+    def add_token(self, token: TokenRecord) -> None:
+        """Store an upload token. :raises TokenExists: when the name is taken."""
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every stored token, oldest first."""
+
+    def revoke_token(self, name: str) -> bool:
+        """Remove a token. :returns: whether there was one."""
+
+    def token_owner(self, token_hash: str) -> str | None:
+        """The name of the token with this hash, or ``None``."""
 
     def check(self) -> None:
         """:raises MetadataUnavailable: when the store cannot be queried."""

@@ -18,11 +18,19 @@ from typing import Any
 from .drop import Drop, now
 from .errors import InvalidFilename, InvalidOption, MalformedBody, SlugTaken, TooLarge
 from .interfaces import BlobWriter
+from .options import clean_description, clean_title, parse_bool, parse_expires, \
+    parse_max_downloads
+from .owners import identify
+from .passwords import hash_password
 from .service import Teledrop
 from .tokens import hash_token, new_token
-from .units import format_size, parse_duration
+from .units import format_size
 
-OPTION_NAMES = ("slug", "expires", "max_downloads")
+OPTION_NAMES = ("slug", "expires", "max_downloads", "title", "description", "private",
+                "password")
+#: Never accepted in the query string: it would land in access logs.
+SECRET_OPTIONS = ("password",)
+PASSWORD_HEADER = "X-Drop-Password"
 DEFAULT_FILENAME = "file"
 MAX_FILENAME_BYTES = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -41,6 +49,8 @@ class UploadRequest:
     declared_size: int | None = None
     #: the filename from the URL of a raw upload (multipart names it in the body).
     filename: str | None = None
+    #: who the request's token names (set by teledrop before teledrop_authorize_upload).
+    owner: str | None = None
 
 
 @dataclass
@@ -48,6 +58,10 @@ class Options:
     slug: str | None = None
     expires: int | None = None
     max_downloads: int | None = None
+    title: str = ""
+    description: str = ""
+    private: bool = False
+    password_hash: str | None = None
 
 
 class IngestWriter:
@@ -91,17 +105,26 @@ class Upload:
         limit = self.service.config.limits.max_upload_size
         if self.request.declared_size is not None and self.request.declared_size > limit:
             raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+        self.request.owner = identify(self.service, self.request.headers)
         self.service.hook("teledrop_authorize_upload", request=self.request)
+        for name in SECRET_OPTIONS:
+            if name in self.request.query:
+                raise InvalidOption(f"never send a {name} in the query string (it lands in "
+                                    f"logs): use a form field or the {PASSWORD_HEADER} header")
         for name in OPTION_NAMES:
             value = self.request.query.get(name)
             if value is not None:
                 self.set_field(name, value)
+        password = self.request.headers.get(PASSWORD_HEADER)
+        if password is not None:
+            self.set_field("password", password)
 
     def set_field(self, name: str, value: str) -> None:
         """Take a form field or query parameter; unknown names are ignored."""
         if name not in OPTION_NAMES:
             return
-        value = value.strip()
+        if name not in SECRET_OPTIONS:  # a password is taken byte for byte
+            value = value.strip()
         if not value:  # an empty form field (a plain HTML form sends them) means "default"
             return
         if name in self._given:
@@ -116,6 +139,16 @@ class Upload:
             self.options.expires = parse_expires(value, limits.max_expires)
         elif name == "max_downloads":
             self.options.max_downloads = parse_max_downloads(value)
+        elif name == "title":
+            self.options.title = clean_title(value)
+        elif name == "description":
+            self.options.description = clean_description(value)
+        elif name == "private":
+            self.options.private = parse_bool("private", value)
+            if self.options.private and self.request.owner is None:
+                raise InvalidOption("a private drop needs an owner: upload with your token")
+        elif name == "password":
+            self.options.password_hash = hash_password(value)
 
     def _take_slug(self, slug: str) -> None:
         self.service.hook("teledrop_check_slug", slug=slug, custom=True)
@@ -154,6 +187,11 @@ class Upload:
             max_downloads=self.options.max_downloads,
             delete_token_hash=hash_token(token),
             custom_slug=self.options.slug is not None,
+            owner=self.request.owner,
+            title=self.options.title,
+            description=self.options.description,
+            private=self.options.private,
+            password_hash=self.options.password_hash,
         )
         drop.delete_token = token
         if not drop.custom_slug:
@@ -182,24 +220,6 @@ def create_drop(service: Teledrop, request: UploadRequest,
         return upload.commit()
     finally:
         upload.close()
-
-
-def parse_expires(value: str, max_expires: int) -> int:
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise InvalidOption(f"expires: {exc}") from None
-    if not 1 <= seconds <= max_expires:
-        raise InvalidOption(f"expires must be between 1s and {max_expires}s")
-    return seconds
-
-
-def parse_max_downloads(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise InvalidOption(f"max_downloads must be an integer >= 1, got {value!r}")
-    if int(value) > 2**62:
-        raise InvalidOption("max_downloads is too large")
-    return int(value)
 
 
 def clean_filename(name: str | None) -> str:

@@ -77,6 +77,10 @@ _DROP_PROPERTIES: dict[str, Any] = {
     "expires_at": {"type": "string", "format": "date-time"},
     "max_downloads": {"type": ["integer", "null"], "minimum": 1},
     "downloads": {"type": "integer", "minimum": 0},
+    "title": {"type": "string", "maxLength": 200},
+    "description": {"type": "string", "maxLength": 1000},
+    "private": {"type": "boolean"},
+    "has_password": {"type": "boolean"},
 }
 
 

@@ -9,12 +9,13 @@ import io
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 from teledrop import hookimpl
 from teledrop.core.drop import Drop
-from teledrop.core.errors import BlobMissing, SlugTaken
-from teledrop.core.interfaces import StoredItem
+from teledrop.core.errors import BlobMissing, SlugTaken, TokenExists
+from teledrop.core.interfaces import DropQuery, StoredItem, TokenRecord
 
 
 class MemoryBlobWriter:
@@ -80,6 +81,8 @@ class MemoryStorage:
 class MemoryMetadata:
     def __init__(self) -> None:
         self.drops: dict[str, Drop] = {}
+        self.failures: dict[str, tuple[int, int]] = {}
+        self.tokens: dict[str, TokenRecord] = {}
         self.lock = threading.Lock()
 
     def insert(self, drop: Drop) -> None:
@@ -122,6 +125,61 @@ class MemoryMetadata:
 
     def count(self) -> int:
         return len(self.drops)
+
+    def update(self, slug: str, changes: Mapping[str, Any]) -> Drop | None:
+        with self.lock:
+            drop = self.drops.get(slug)
+            if drop is None:
+                return None
+            for name, value in changes.items():
+                setattr(drop, name, value)
+            return dataclasses.replace(drop)
+
+    def list_owned(self, query: DropQuery) -> tuple[int, list[Drop]]:
+        def keep(d: Drop) -> bool:
+            needle = (query.search or "").lower()
+            return (d.owner == query.owner
+                    and query.private in (None, d.private)
+                    and query.has_password in (None, d.password_hash is not None)
+                    and query.expired in (None, d.is_expired(query.at))
+                    and (not needle or needle in d.filename.lower() or needle in d.title.lower()))
+
+        order = list(self.drops.values())  # insertion order breaks ties
+        if query.order == "desc":
+            order.reverse()
+        matching = sorted((d for d in order if keep(d)), key=lambda d: getattr(d, query.sort),
+                          reverse=query.order == "desc")
+        start = (query.page - 1) * query.page_size
+        page = matching[start:start + query.page_size]
+        return len(matching), [dataclasses.replace(d) for d in page]
+
+    def note_password_failure(self, slug: str, at: int, window: int) -> int:
+        with self.lock:
+            if slug not in self.drops:
+                return 0
+            count, since = self.failures.get(slug, (0, 0))
+            count, since = (1, at) if since <= at - window else (count + 1, since)
+            self.failures[slug] = (count, since)
+            return count
+
+    def password_failures(self, slug: str, at: int, window: int) -> int:
+        count, since = self.failures.get(slug, (0, 0))
+        return 0 if since <= at - window else count
+
+    def add_token(self, token: TokenRecord) -> None:
+        with self.lock:
+            if token.name in self.tokens:
+                raise TokenExists()
+            self.tokens[token.name] = token
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return list(self.tokens.values())
+
+    def revoke_token(self, name: str) -> bool:
+        return self.tokens.pop(name, None) is not None
+
+    def token_owner(self, token_hash: str) -> str | None:
+        return next((t.name for t in self.tokens.values() if t.token_hash == token_hash), None)
 
     def check(self) -> None:
         pass

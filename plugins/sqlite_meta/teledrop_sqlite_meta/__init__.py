@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,9 +18,10 @@ import peewee
 
 from teledrop import hookimpl
 from teledrop.core.drop import Drop
-from teledrop.core.errors import MetadataUnavailable, SlugTaken
+from teledrop.core.errors import MetadataUnavailable, SlugTaken, TokenExists
+from teledrop.core.interfaces import DropQuery, TokenRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 T = TypeVar("T")
 
@@ -80,16 +81,50 @@ def _model(db: peewee.Database) -> type[peewee.Model]:
         downloads = peewee.BigIntegerField(default=0)
         delete_token_hash = peewee.CharField(max_length=128)
         custom_slug = peewee.BooleanField(default=False)
+        # schema 2: owners and what they manage
+        owner = peewee.CharField(max_length=80, null=True, index=True)
+        title = peewee.CharField(max_length=200, default="")
+        description = peewee.TextField(default="")
+        private = peewee.BooleanField(default=False)
+        password_hash = peewee.CharField(max_length=200, null=True)
+        pw_failures = peewee.IntegerField(default=0)
+        pw_window = peewee.BigIntegerField(default=0)
 
         class Meta:
             database = db
             table_name = "drops"
 
-    return DropRow
+    class TokenRow(peewee.Model):
+        name = peewee.CharField(max_length=64, unique=True)
+        token_hash = peewee.CharField(max_length=128, unique=True)
+        created_at = peewee.BigIntegerField()
+
+        class Meta:
+            database = db
+            table_name = "tokens"
+
+    return DropRow, TokenRow
+
+
+#: Schema 1 → 2: the owner columns and the token store.
+_MIGRATE_TO_2 = (
+    "ALTER TABLE drops ADD COLUMN owner VARCHAR(80)",
+    "ALTER TABLE drops ADD COLUMN title VARCHAR(200) NOT NULL DEFAULT ''",
+    "ALTER TABLE drops ADD COLUMN description TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE drops ADD COLUMN private INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE drops ADD COLUMN password_hash VARCHAR(200)",
+    "ALTER TABLE drops ADD COLUMN pw_failures INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE drops ADD COLUMN pw_window INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX drops_owner ON drops (owner)",
+)
 
 
 _FIELDS = ("slug", "blob_id", "filename", "size", "content_type", "hash", "created_at",
-           "expires_at", "max_downloads", "downloads", "delete_token_hash", "custom_slug")
+           "expires_at", "max_downloads", "downloads", "delete_token_hash", "custom_slug",
+           "owner", "title", "description", "private", "password_hash")
+#: What ``update`` may change.
+_UPDATABLE = frozenset({"title", "description", "expires_at", "max_downloads", "private",
+                        "password_hash"})
 
 
 class SqliteMetadata:
@@ -106,7 +141,7 @@ class SqliteMetadata:
                 "foreign_keys": 1,
             },
         )
-        self.Row = _model(self.db)
+        self.Row, self.Token = _model(self.db)
         self._migrate()
         # Connections are per thread and must be opened after fork: drop this one.
         self.db.close()
@@ -127,7 +162,12 @@ class SqliteMetadata:
                     f"{self.path} has schema version {version}; this teledrop knows "
                     f"{SCHEMA_VERSION} (upgrade teledrop)")
             if version == 0:
-                self.db.create_tables([self.Row])
+                self.db.create_tables([self.Row, self.Token])
+            elif version == 1:
+                for statement in _MIGRATE_TO_2:
+                    self.db.execute_sql(statement)
+                self.db.create_tables([self.Token])
+            if version < SCHEMA_VERSION:
                 self.db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _drop(self, row: Any) -> Drop:
@@ -194,6 +234,82 @@ class SqliteMetadata:
     @_db_errors
     def count(self) -> int:
         return self.Row.select().count()
+
+    @_db_errors
+    def update(self, slug: str, changes: Mapping[str, Any]) -> Drop | None:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
+        with self._tx():
+            if changes:
+                self.Row.update(**changes).where(self.Row.slug == slug).execute()
+            row = self.Row.get_or_none(self.Row.slug == slug)
+            return None if row is None else self._drop(row)
+
+    @_db_errors
+    def list_owned(self, query: DropQuery) -> tuple[int, list[Drop]]:
+        Row = self.Row
+        where = Row.owner == query.owner
+        if query.private is not None:
+            where &= Row.private == query.private
+        if query.has_password is not None:
+            where &= Row.password_hash.is_null(not query.has_password)
+        if query.expired is not None:
+            where &= (Row.expires_at <= query.at) if query.expired else (Row.expires_at > query.at)
+        if query.search:
+            # instr, not LIKE: a search for "%" or "_" means those characters
+            needle = query.search.lower()
+            where &= ((peewee.fn.instr(peewee.fn.lower(Row.filename), needle) > 0)
+                      | (peewee.fn.instr(peewee.fn.lower(Row.title), needle) > 0))
+        column = getattr(Row, query.sort)
+        ordering = column.asc() if query.order == "asc" else column.desc()
+        tiebreak = Row.id.asc() if query.order == "asc" else Row.id.desc()
+        selected = Row.select().where(where)
+        total = selected.count()
+        page = selected.order_by(ordering, tiebreak).paginate(query.page, query.page_size)
+        return total, [self._drop(row) for row in page]
+
+    @_db_errors
+    def note_password_failure(self, slug: str, at: int, window: int) -> int:
+        Row = self.Row
+        with self._tx():
+            fresh = Row.pw_window <= at - window
+            (Row.update(pw_failures=peewee.Case(None, [(fresh, 1)], Row.pw_failures + 1),
+                        pw_window=peewee.Case(None, [(fresh, at)], Row.pw_window))
+             .where(Row.slug == slug).execute())
+            row = Row.get_or_none(Row.slug == slug)
+            return 0 if row is None else row.pw_failures
+
+    @_db_errors
+    def password_failures(self, slug: str, at: int, window: int) -> int:
+        row = self.Row.get_or_none(self.Row.slug == slug)
+        if row is None or row.pw_window <= at - window:
+            return 0
+        return row.pw_failures
+
+    @_db_errors
+    def add_token(self, token: TokenRecord) -> None:
+        try:
+            with self._tx():
+                self.Token.insert(name=token.name, token_hash=token.token_hash,
+                                  created_at=token.created_at).execute()
+        except peewee.IntegrityError:
+            raise TokenExists(f"a token named {token.name!r} exists") from None
+
+    @_db_errors
+    def list_tokens(self) -> list[TokenRecord]:
+        return [TokenRecord(row.name, row.token_hash, row.created_at)
+                for row in self.Token.select().order_by(self.Token.created_at, self.Token.id)]
+
+    @_db_errors
+    def revoke_token(self, name: str) -> bool:
+        with self._tx():
+            return bool(self.Token.delete().where(self.Token.name == name).execute())
+
+    @_db_errors
+    def token_owner(self, token_hash: str) -> str | None:
+        row = self.Token.get_or_none(self.Token.token_hash == token_hash)
+        return None if row is None else row.name
 
     @_db_errors
     def check(self) -> None:

@@ -1,0 +1,355 @@
+"""The HTTP client behind ``teledrop upload``, ``delete`` and ``info`` (API.md §3 and §4).
+
+No click in here: :class:`Client` talks to a teledrop server with ``requests`` and raises
+:class:`ClientError` with a one-line reason; :class:`ProgressLine` draws an upload's
+progress on a terminal. The command line in :mod:`teledrop.cli` only wires them up.
+
+Uploads use ``PUT /{filename}`` with the raw file as the body, not a multipart form: the
+body is the file itself, so its length is the file's size (``Content-Length`` comes from
+``stat``, no framing to compute), the server takes its fastest path (no multipart parsing),
+and options travel as query parameters, which the server checks before it reads the
+body: a taken slug or a missing token is refused at once, and the client stops sending
+when the server hangs up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, TextIO
+from urllib.parse import quote, urlsplit
+
+import requests
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+#: Bytes per read from the file, and per send: large reads keep the server's reads large too.
+CHUNK_SIZE = 1024 * 1024
+CONNECT_TIMEOUT = 10.0
+#: Longest silence from the server; an upload's answer waits for the server's final fsync.
+READ_TIMEOUT = 300.0
+
+Progress = Callable[[int], None]
+
+
+class ClientError(Exception):
+    """A request that did not succeed. ``str(err)`` is the one-line reason to show."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.message = " ".join(message.split())
+        self.status = status
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """What a drop may be given at upload (API.md §3); ``None`` leaves it to the server."""
+
+    expires: str | None = None
+    max_downloads: int | None = None
+    slug: str | None = None
+
+    def query(self) -> dict[str, str]:
+        values = {"expires": self.expires, "max_downloads": self.max_downloads,
+                  "slug": self.slug}
+        return {name: str(value) for name, value in values.items() if value is not None}
+
+
+@dataclass
+class Source:
+    """An open binary stream to upload, the filename to record, and its size when known
+    (a regular file). Without a size the upload is sent chunked."""
+
+    stream: IO[bytes]
+    filename: str | None
+    size: int | None
+
+    @classmethod
+    def open(cls, path: str, filename: str | None = None) -> Source:
+        """A file by path: its size from ``fstat`` when it is a regular file (a pipe or a
+        device says 0 and is sent chunked). The caller closes :attr:`stream`."""
+        stream = open(path, "rb")
+        info = os.fstat(stream.fileno())
+        size = info.st_size if stat.S_ISREG(info.st_mode) else None
+        return cls(stream, filename or os.path.basename(path), size)
+
+
+class _SizedBody:
+    """A body of known length read a chunk at a time. ``requests`` sends an iterable with a
+    ``__len__`` as ``Content-Length`` plus the chunks as they come, so the file is never
+    held whole. Exactly ``size`` bytes are sent: more would corrupt the request, fewer
+    would leave the server waiting."""
+
+    def __init__(self, source: Source, size: int, on_progress: Progress) -> None:
+        self.source, self.size, self.on_progress = source, size, on_progress
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        while sent < self.size:
+            chunk = self.source.stream.read(min(CHUNK_SIZE, self.size - sent))
+            if not chunk:
+                raise ClientError(f"the file shrank to {sent} bytes while it was being sent "
+                                  f"({self.size} expected)")
+            sent += len(chunk)
+            yield chunk
+            self.on_progress(sent)
+
+
+def _chunked_body(source: Source, on_progress: Progress) -> Iterator[bytes]:
+    """A body of unknown length: ``requests`` sends a generator chunked."""
+    # read1 hands over what a pipe has now, so a slow producer's bytes go out as they come.
+    read = getattr(source.stream, "read1", source.stream.read)
+    sent = 0
+    while chunk := read(CHUNK_SIZE):
+        sent += len(chunk)
+        yield chunk
+        on_progress(sent)
+
+
+def _ignore(_sent: int) -> None:
+    pass
+
+
+class Client:
+    """One teledrop server at ``server`` (``http://host[:port][/prefix]``)."""
+
+    def __init__(self, server: str = DEFAULT_SERVER, upload_token: str | None = None,
+                 session: requests.Session | None = None) -> None:
+        self.server = normalize_server(server)
+        self.upload_token = upload_token or None
+        self.session = session or requests.Session()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def upload(self, source: Source, options: UploadOptions = UploadOptions(),
+               on_progress: Progress | None = None) -> dict[str, Any]:
+        """Send one file; the drop as JSON (with its ``delete_token``). ``on_progress``
+        gets the count of bytes sent so far after each chunk."""
+        on_progress = on_progress or _ignore
+        path = "/" + quote(source.filename, safe="") if source.filename else "/"
+        body: Any
+        if source.size == 0:
+            body = b""  # requests would send an empty iterable chunked; say 0 instead
+        elif source.size is not None:
+            body = _SizedBody(source, source.size, on_progress)
+        else:
+            body = _chunked_body(source, on_progress)
+        headers = {"Content-Type": "application/octet-stream"}
+        if self.upload_token:
+            headers["Authorization"] = f"Bearer {self.upload_token}"
+        response = self._request("PUT", path, data=body, headers=headers,
+                                 params=options.query())
+        return _json_of(response)
+
+    def info(self, slug: str) -> dict[str, Any]:
+        """The drop's metadata (never its delete token)."""
+        return _json_of(self._request("GET", f"/api/drops/{quote(slug, safe='')}"))
+
+    def delete(self, slug: str, delete_token: str) -> None:
+        self._request("DELETE", f"/{quote(slug, safe='')}",
+                      headers={"X-Delete-Token": delete_token})
+
+    def _request(self, method: str, path: str, headers: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> requests.Response:
+        # JSON errors carry the one-line reason in a field; plain text could be anything
+        # a proxy in front of teledrop decided to say.
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        try:
+            # A streamed body cannot be sent twice, so a redirect is reported, not followed.
+            response = self.session.request(method, self.server + path, headers=all_headers,
+                                            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                                            allow_redirects=False, **kwargs)
+        except requests.RequestException as exc:
+            raise ClientError(f"{self.server}: {_reason(exc)}") from None
+        if 300 <= response.status_code < 400:
+            where = response.headers.get("Location", "elsewhere")
+            raise ClientError(f"{self.server} redirects to {where}: use that as the server",
+                              response.status_code)
+        if response.status_code >= 400:
+            raise ClientError(error_message(response), response.status_code)
+        return response
+
+
+def normalize_server(server: str) -> str:
+    """``server`` without a trailing slash, ``http://`` assumed when no scheme is given."""
+    server = server.strip()
+    if "://" not in server:
+        server = "http://" + server
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ClientError(f"not an http(s) server address: {server!r}")
+    return server.rstrip("/")
+
+
+def resolve_link(link: str, server: str) -> tuple[str, str]:
+    """``(server, slug)`` for a link as ``upload`` prints it (``{server}/{slug}``), its
+    ``{server}/{slug}/{name}`` form, or a bare slug on ``server``."""
+    link = link.strip()
+    if "://" not in link:
+        slug = link.strip("/")
+        if not slug or "/" in slug:
+            raise ClientError(f"not a link or a slug: {link!r}")
+        return normalize_server(server), slug
+    server = normalize_server(server)
+    parts = urlsplit(link)
+    bare = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    if bare.startswith(server + "/"):
+        # On the configured server the first segment is the slug, whatever follows it.
+        return server, bare[len(server) + 1:].split("/", 1)[0]
+    base, _, slug = bare.rpartition("/")
+    if not slug or "://" not in base or base.endswith(":/"):
+        raise ClientError(f"no slug in the link {link!r}")
+    return normalize_server(base), slug
+
+
+def error_message(response: requests.Response) -> str:
+    """The server's one-line reason from its JSON error body; else the first line of a
+    plain-text body; else the status (an HTML error page from a proxy says nothing
+    worth a line)."""
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = None
+        if response.headers.get("Content-Type", "").startswith("text/plain"):
+            lines = response.text.strip().splitlines()
+            message = lines[0][:200] if lines else None
+    if not isinstance(message, str) or not message.strip():
+        message = f"HTTP {response.status_code} {response.reason or ''}".strip()
+    return message
+
+
+def _json_of(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ClientError(f"the server answered {response.status_code} without a JSON body: "
+                          "is this a teledrop server?", response.status_code)
+    return data
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause of a transport error in a few words (``Connection refused``), not
+    urllib3's nested repr of pools and connection objects."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        if isinstance(current, TimeoutError) or type(current).__name__.endswith("Timeout"):
+            return "timed out"
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__,
+                  *current.args]
+        pending += [e for e in linked if isinstance(e, BaseException)]
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# --- progress on a terminal ---------------------------------------------------------------
+
+_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024), ("B", 1))
+
+
+def _unit(n: float) -> tuple[str, int]:
+    return next(((unit, factor) for unit, factor in _UNITS if n >= factor), ("B", 1))
+
+
+def _size(n: float) -> str:
+    """One decimal always, so the line does not jitter as the numbers change."""
+    unit, factor = _unit(n)
+    return f"{n:.0f} B" if factor == 1 else f"{n / factor:.1f} {unit}"
+
+
+def _eta(seconds: float) -> str:
+    """At most 5 characters: ``4:09``, ``59:59``, ``2h05m``, ``>99h``."""
+    seconds = math.ceil(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    if seconds < 100 * 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return ">99h"
+
+
+class ProgressLine:
+    """One self-overwriting line on a terminal: name, bar, percent, bytes sent, speed and
+    time left (the last two only with a known total). Redrawn at most every ``interval``
+    seconds, and once more by :meth:`finish`."""
+
+    #: The widest the bar gets; it narrows on a narrow terminal.
+    BAR_WIDTH = 30
+    #: A longer label loses its start, so that the figures keep their place.
+    LABEL_WIDTH = 20
+
+    def __init__(self, stream: TextIO, label: str, total: int | None,
+                 interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+        if len(label) > self.LABEL_WIDTH:
+            label = "..." + label[3 - self.LABEL_WIDTH:]
+        self.stream, self.label, self.total = stream, label, total
+        self.interval, self.clock = interval, clock
+        self.started = clock()
+        self.done = 0
+        self._drawn_at: float | None = None
+        self._width = 0
+        self.update(0)
+
+    def update(self, done: int) -> None:
+        self.done = done
+        at = self.clock()
+        if self._drawn_at is None or at - self._drawn_at >= self.interval:
+            self._draw(at)
+
+    def finish(self) -> None:
+        """The last state, then a newline so later output starts on a line of its own."""
+        self._draw(self.clock())
+        self.stream.write("\n")
+        self.stream.flush()
+
+    def render(self, at: float, columns: int = 80) -> str:
+        """The line for the state at time ``at``, cut to ``columns - 1``. Every figure has
+        a fixed width, so nothing jumps; the bar takes the room that is left."""
+        elapsed = max(at - self.started, 1e-6)
+        speed = self.done / elapsed
+        rate = f"{_size(speed):>10}/s"
+        if self.total is None:
+            return f"{self.label}  {_size(self.done):>10}  {rate}"[:columns - 1]
+        fraction = min(self.done / self.total, 1.0) if self.total else 1.0
+        # Sent and total in the total's unit: "96.0/256.0 MiB", as wide at 0% as at 100%.
+        unit, factor = _unit(self.total)
+        total = f"{self.total / factor:.{0 if factor == 1 else 1}f}"
+        done = f"{self.done / factor:>{len(total)}.{0 if factor == 1 else 1}f}"
+        left = (self.total - self.done) / speed if speed > 0 and fraction < 1 else None
+        eta = f"ETA {_eta(left)}" if left is not None else ""
+        figures = f"{int(fraction * 100):3d}%  {done}/{total} {unit}  {rate}  {eta:<9}"
+        room = min(columns - 1 - len(self.label) - len(figures) - 5, self.BAR_WIDTH)
+        if room < 5:
+            return f"{self.label}  {figures}"[:columns - 1]
+        filled = int(fraction * room)
+        return f"{self.label}  [{'#' * filled}{'-' * (room - filled)}] {figures}"
+
+    def _draw(self, at: float) -> None:
+        self._drawn_at = at
+        line = self.render(at, _columns(self.stream))
+        self.stream.write("\r" + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80

@@ -1,0 +1,60 @@
+"""Option values a client sends at upload (form field or query) and in a PATCH."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidOption
+from .units import parse_duration
+
+MAX_TITLE = 200
+MAX_DESCRIPTION = 1000
+_TITLE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: A description may hold line breaks and tabs, no other control character.
+_DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_expires(value: str, max_expires: int) -> int:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise InvalidOption(f"expires: {exc}") from None
+    if not 1 <= seconds <= max_expires:
+        raise InvalidOption(f"expires must be between 1s and {max_expires}s")
+    return seconds
+
+
+def parse_max_downloads(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise InvalidOption(f"max_downloads must be an integer >= 1, got {value!r}")
+    if int(value) > 2**62:
+        raise InvalidOption("max_downloads is too large")
+    return int(value)
+
+
+def parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidOption(f"{name} must be true or false, got {value!r}")
+
+
+def clean_title(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_TITLE:
+        raise InvalidOption(f"a title is at most {MAX_TITLE} characters")
+    if _TITLE_FORBIDDEN.search(value):
+        raise InvalidOption("a title cannot contain control characters or line breaks")
+    return value
+
+
+def clean_description(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_DESCRIPTION:
+        raise InvalidOption(f"a description is at most {MAX_DESCRIPTION} characters")
+    if _DESCRIPTION_FORBIDDEN.search(value):
+        raise InvalidOption("a description cannot contain control characters")
+    return value
