@@ -5,9 +5,12 @@ real worker processes and real signals.
 ``base_dir/data``), starts ``python -m gunicorn -c conf/gunicorn.conf.py wsgi:app`` (or
 ``teledrop serve --config F``) from the repository root with ``TELEDROP_CONFIG`` pointing at
 it, waits for ``/healthz`` and yields a :class:`LiveServer`; the server is stopped on exit,
-whatever the test did. :class:`DataDir` reads what the server left on disk (staging files,
-blobs, the ``drops`` table) so tests can prove that nothing leaked. The raw-socket helpers
-at the end send what no well-behaved client sends: partial bodies, cut chunks, resets.
+whatever the test did (or :meth:`LiveServer.kill` takes it down like a power cut).
+:class:`DataDir` reads what the server left on disk (staging files, blobs, the ``drops``
+table) so tests can prove that nothing leaked; :meth:`LiveServer.access_lines` says how it
+answered clients that are gone. :func:`install_plugins` makes a test plugin an installed
+distribution the server loads by entry point. The raw-socket helpers at the end send what
+no well-behaved client sends: partial bodies, cut chunks, resets.
 """
 
 from __future__ import annotations

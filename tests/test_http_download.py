@@ -158,25 +158,26 @@ def disposition(response: Any) -> tuple[str, dict[str, str]]:
     return parse_options_header(header)
 
 
-def put_named(client: Any, name: str, content_type: str | None = None) -> Any:
+def put_named(client: Any, name: str, content_type: str | None = None,
+              preview: bool = False) -> Any:
     headers = {**JSON, **({"Content-Type": content_type} if content_type else {})}
     created = created_json(put_file(client, "/" + quote(name, safe=""), b"content",
                                     headers=headers))
     assert created["filename"] == name
-    return client.get(f"/{created['slug']}")
+    return client.get(f"/{created['slug']}" + ("?preview" if preview else ""))
 
 
 def test_a_non_ascii_name_is_carried_by_filename_star(client: Any) -> None:
     response = put_named(client, "résumé 東京.pdf")
     assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20%E6%9D%B1%E4%BA%AC.pdf" in \
         response.headers["Content-Disposition"]
-    assert disposition(response) == ("inline", {"filename": "résumé 東京.pdf"})
+    assert disposition(response) == ("attachment", {"filename": "résumé 東京.pdf"})
 
 
 def test_a_non_ascii_multipart_name_comes_back_exactly(client: Any) -> None:
     created = created_json(post_file(client, b"x", "Ünïcødé – ½.txt", headers=JSON))
     response = client.get(f"/{created['slug']}")
-    assert disposition(response) == ("inline", {"filename": "Ünïcødé – ½.txt"})
+    assert disposition(response) == ("attachment", {"filename": "Ünïcødé – ½.txt"})
 
 
 @pytest.mark.parametrize("name", [
@@ -189,7 +190,7 @@ def test_a_non_ascii_multipart_name_comes_back_exactly(client: Any) -> None:
 ])
 def test_quotes_and_semicolons_in_a_name_never_change_the_header(client: Any,
                                                                  name: str) -> None:
-    response = put_named(client, name)
+    response = put_named(client, name, preview=True)
     assert disposition(response) == ("inline", {"filename": name})
     assert len(response.headers.getlist("Content-Disposition")) == 1
 
@@ -200,7 +201,7 @@ def test_quotes_and_semicolons_in_a_name_never_change_the_header(client: Any,
     "application/ecmascript",
 ])
 def test_active_content_types_are_attachments(client: Any, content_type: str) -> None:
-    response = put_named(client, "page.bin", content_type)
+    response = put_named(client, "page.bin", content_type, preview=True)
     assert disposition(response)[0] == "attachment"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
@@ -210,18 +211,23 @@ def test_active_content_types_are_attachments(client: Any, content_type: str) ->
 @pytest.mark.parametrize("content_type", [None, "application/octet-stream"])
 def test_active_file_extensions_are_attachments(client: Any, name: str,
                                                 content_type: str | None) -> None:
-    assert disposition(put_named(client, name, content_type))[0] == "attachment"
+    assert disposition(put_named(client, name, content_type, preview=True))[0] == "attachment"
 
 
 @pytest.mark.parametrize(("name", "content_type"), [
     ("a.png", None), ("a.jpg", None), ("a.gif", None), ("a.txt", None), ("a.pdf", None),
     ("a.mp4", None), ("photo", "image/png"), ("readme", "text/plain"),
 ])
-def test_images_text_and_pdf_are_inline(client: Any, name: str,
-                                        content_type: str | None) -> None:
-    response = put_named(client, name, content_type)
+def test_images_text_and_pdf_are_inline_in_a_preview(client: Any, name: str,
+                                                     content_type: str | None) -> None:
+    response = put_named(client, name, content_type, preview=True)
     assert disposition(response)[0] == "inline"
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("name", ["a.png", "a.txt", "a.pdf", "page.html"])
+def test_without_preview_every_download_is_an_attachment(client: Any, name: str) -> None:
+    assert disposition(put_named(client, name))[0] == "attachment"
 
 
 # --- download limits, expiry, unknown slugs ---------------------------------------------

@@ -2,25 +2,66 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from .drop import Drop, now
-from .errors import Forbidden, Gone, NotFound
+from .errors import Forbidden, Gone, NotFound, PasswordRequired, TooManyAttempts
+from .passwords import ATTEMPT_WINDOW, MAX_ATTEMPTS, password_matches
 from .service import Teledrop
 from .tokens import token_matches
 
 
-def find_drop(service: Teledrop, slug: str) -> Drop:
-    """The drop under ``slug``. :raises NotFound: unknown; :raises Gone: expired or out of
-    downloads (until gc removes it)."""
+@dataclass(frozen=True)
+class Reader:
+    """Who asks for a drop: the owner their token names, the password they gave."""
+
+    owner: str | None = None
+    password: str | None = None
+
+    def owns(self, drop: Drop) -> bool:
+        return drop.owner is not None and self.owner == drop.owner
+
+
+ANONYMOUS = Reader()
+
+
+def find_drop(service: Teledrop, slug: str, reader: Reader = ANONYMOUS) -> Drop:
+    """The drop under ``slug``, if ``reader`` may read it.
+
+    :raises NotFound: unknown, or private and not the reader's (never confirm it exists);
+    :raises Gone: expired or out of downloads (until gc removes it);
+    :raises PasswordRequired: its password is missing or wrong (the owner needs none);
+    :raises TooManyAttempts: too many wrong passwords lately.
+    """
     drop = service.metadata.get(slug)
-    if drop is None:
+    if drop is None or (drop.private and not reader.owns(drop)):
         raise NotFound()
+    raise_if_gone(drop)
+    if drop.password_hash is not None and not reader.owns(drop):
+        check_password(service, drop, reader.password)
+    return drop
+
+
+def raise_if_gone(drop: Drop) -> None:
     if drop.is_expired():
         raise Gone("this drop has expired")
     if drop.is_exhausted():
         raise Gone("this drop has no downloads left")
-    return drop
+
+
+def check_password(service: Teledrop, drop: Drop, password: str | None) -> None:
+    """Verify a reader's password; wrong ones are counted per drop, in the metadata store,
+    so the limit holds across workers and hosts."""
+    if password is None:
+        raise PasswordRequired()
+    at = now()
+    if service.metadata.password_failures(drop.slug, at, ATTEMPT_WINDOW) >= MAX_ATTEMPTS:
+        raise TooManyAttempts(retry_after=ATTEMPT_WINDOW)
+    assert drop.password_hash is not None
+    if not password_matches(password, drop.password_hash):
+        service.metadata.note_password_failure(drop.slug, at, ATTEMPT_WINDOW)
+        raise PasswordRequired("wrong password")
 
 
 def open_blob(service: Teledrop, drop: Drop) -> BinaryIO:
@@ -34,13 +75,17 @@ def claim_download(service: Teledrop, drop: Drop) -> Drop:
     """
     claimed = service.metadata.claim_download(drop.slug, now())
     if claimed is None:
-        find_drop(service, drop.slug)  # raises the precise reason
+        current = service.metadata.get(drop.slug)
+        if current is None:
+            raise NotFound()
+        raise_if_gone(current)
         raise Gone()
     return claimed
 
 
-def delete_drop(service: Teledrop, slug: str, token: str | None) -> Drop:
-    """Remove a drop (record first, then file) with its delete token.
+def delete_drop(service: Teledrop, slug: str, token: str | None,
+                reader: Reader = ANONYMOUS) -> Drop:
+    """Remove a drop (record first, then file) with its delete token, or as its owner.
 
     A failure between the two leaves only a record-less file, which gc removes; the
     reverse order could leave a record without its file.
@@ -48,7 +93,10 @@ def delete_drop(service: Teledrop, slug: str, token: str | None) -> Drop:
     drop = service.metadata.get(slug)
     if drop is None:
         raise NotFound()
-    if not token or not token_matches(token, drop.delete_token_hash):
+    allowed = reader.owns(drop) or bool(token and token_matches(token, drop.delete_token_hash))
+    if not allowed:
+        if drop.private:
+            raise NotFound()
         raise Forbidden("wrong or missing delete token (X-Delete-Token)")
     removed = service.metadata.delete(slug)
     if removed is None:  # deleted concurrently

@@ -14,6 +14,10 @@ class TeledropError(Exception):
         self.message = (message or self.default_message).replace("\n", " ")
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error's response must carry."""
+        return {}
+
 
 class BadRequest(TeledropError):
     code, status, default_message = "bad_request", 400, "bad request"
@@ -41,6 +45,9 @@ class ClientDisconnected(BadRequest):
 
 class Unauthorized(TeledropError):
     code, status, default_message = "unauthorized", 401, "a valid upload token is required"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="teledrop"'}
 
 
 class Forbidden(TeledropError):
@@ -70,6 +77,10 @@ class Gone(TeledropError):
 class PasswordRequired(TeledropError):
     code, status, default_message = "password_required", 401, "this drop needs its password"
 
+    def headers(self) -> dict[str, str]:
+        # Basic with any user name: `curl -u :PASSWORD` works.
+        return {"WWW-Authenticate": 'Basic realm="teledrop drop", charset="UTF-8"'}
+
 
 class TooManyAttempts(TeledropError):
     code, status, default_message = "too_many_attempts", 429, "too many wrong passwords"
@@ -77,6 +88,9 @@ class TooManyAttempts(TeledropError):
     def __init__(self, message: str | None = None, retry_after: int = 60) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class TooLarge(TeledropError):

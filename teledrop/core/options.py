@@ -9,9 +9,13 @@ from .units import parse_duration
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 1000
-_TITLE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Bidirectional controls let ``invoice<RLO>fdp.exe`` display as ``invoiceexe.pdf``.
+BIDI_CONTROLS = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
+#: Control characters, line separators and bidi controls: never in a name or title.
+UNSAFE_IN_NAMES = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029{BIDI_CONTROLS}]")
 #: A description may hold line breaks and tabs, no other control character.
-_DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_DESCRIPTION_FORBIDDEN = re.compile(
+    f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -46,7 +50,7 @@ def clean_title(value: str) -> str:
     value = value.strip()
     if len(value) > MAX_TITLE:
         raise InvalidOption(f"a title is at most {MAX_TITLE} characters")
-    if _TITLE_FORBIDDEN.search(value):
+    if UNSAFE_IN_NAMES.search(value):
         raise InvalidOption("a title cannot contain control characters or line breaks")
     return value
 

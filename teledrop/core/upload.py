@@ -18,8 +18,8 @@ from typing import Any
 from .drop import Drop, now
 from .errors import InvalidFilename, InvalidOption, MalformedBody, SlugTaken, TooLarge
 from .interfaces import BlobWriter
-from .options import clean_description, clean_title, parse_bool, parse_expires, \
-    parse_max_downloads
+from .options import UNSAFE_IN_NAMES, clean_description, clean_title, parse_bool, \
+    parse_expires, parse_max_downloads
 from .owners import identify
 from .passwords import hash_password
 from .service import Teledrop
@@ -33,7 +33,6 @@ SECRET_OPTIONS = ("password",)
 PASSWORD_HEADER = "X-Drop-Password"
 DEFAULT_FILENAME = "file"
 MAX_FILENAME_BYTES = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
@@ -228,8 +227,8 @@ def clean_filename(name: str | None) -> str:
     if name is None or not name.strip():
         return DEFAULT_FILENAME
     name = unicodedata.normalize("NFC", name.strip())
-    if _CONTROL.search(name):
-        raise InvalidFilename("the filename contains control characters")
+    if UNSAFE_IN_NAMES.search(name):
+        raise InvalidFilename("the filename contains control or bidirectional characters")
     if "/" in name or "\\" in name or name in (".", ".."):
         raise InvalidFilename("the filename must be a plain name, not a path")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:

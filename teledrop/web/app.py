@@ -18,6 +18,7 @@ from teledrop.metrics import Metrics
 from . import observe
 from .body import MULTIPART_OVERHEAD
 from .responses import error_response
+from .owner_routes import owner_bp
 from .routes import bp
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> 
     # the file itself is held to max_upload_size by the core writer.
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_upload_size + MULTIPART_OVERHEAD
     app.register_blueprint(bp)
+    app.register_blueprint(owner_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)

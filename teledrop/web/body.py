@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO
 
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import ClientDisconnected as WerkzeugClientDisconnected
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -30,6 +31,16 @@ MAX_PARTS = 16
 #: Room the multipart framing and option fields may add on top of the file itself.
 MULTIPART_OVERHEAD = 1024 * 1024
 FILE_FIELD = "file"
+#: gunicorn's own limits for a request's headers, applied to each part's.
+MAX_PART_HEADERS = 100
+MAX_PART_HEADER_BYTES = 8190
+
+
+def check_part_headers(headers: Headers) -> None:
+    if len(headers) > MAX_PART_HEADERS:
+        raise MalformedBody(f"a form part has more than {MAX_PART_HEADERS} headers")
+    if any(len(name) + len(value) + 2 > MAX_PART_HEADER_BYTES for name, value in headers.items()):
+        raise MalformedBody(f"a form part header is longer than {MAX_PART_HEADER_BYTES} bytes")
 
 
 def translate_stream_errors(receive: Callable[[Upload], None]) -> Callable[[Upload], None]:
@@ -44,9 +55,11 @@ def translate_stream_errors(receive: Callable[[Upload], None]) -> Callable[[Uplo
             raise TooLarge("the request body is too large") from None
         except (ConnectionError, TimeoutError) as exc:
             raise ClientDisconnected() from exc
-        except OSError as exc:  # gunicorn's NoMoreData (a cut chunked body) is an IOError
-            if type(exc).__module__.startswith("gunicorn"):
-                raise ClientDisconnected() from exc
+        except Exception as exc:
+            # gunicorn's NoMoreData, ChunkMissingTerminator, InvalidChunkSize...: a body cut
+            # short or broken in its framing
+            if type(exc).__module__.startswith("gunicorn.http"):
+                raise ClientDisconnected("the request body is broken or cut short") from exc
             raise
 
     return wrapped
@@ -69,6 +82,7 @@ def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload],
                 event = decoder.next_event()
                 while not isinstance(event, (Epilogue, NeedData)):
                     if isinstance(event, (Field, File)):
+                        check_part_headers(event.headers)
                         part = event
                         if event.name == FILE_FIELD:
                             if isinstance(event, Field) and "filename" in \

@@ -101,12 +101,13 @@ def byte_range(environ: dict[str, Any], drop: Drop) -> tuple[int, int] | None:
     return start, stop
 
 
-def file_response(request: Request, drop: Drop, f: BinaryIO) -> Response:
-    """The drop's bytes (200), a slice of them (206), 304 or 416."""
+def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = False) -> Response:
+    """The drop's bytes (200), a slice of them (206), 304 or 416. An attachment, unless
+    ``preview`` asks to show a safe type (image, PDF, plain text, audio, video) inline."""
     environ = request.environ
     response = Response(mimetype=drop.content_type)
-    response.headers["Content-Disposition"] = content_disposition(is_inline(drop.content_type),
-                                                                  drop.filename)
+    inline = preview and is_inline(drop.content_type)
+    response.headers["Content-Disposition"] = content_disposition(inline, drop.filename)
     # Chrome's PDF viewer refuses to run in a sandboxed document.
     sandbox = "" if drop.content_type == "application/pdf" else "; sandbox"
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP + sandbox

@@ -22,11 +22,12 @@ def _error(description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
-        400: "bad request, option, slug, filename or body", 401: "upload token missing or wrong",
+        400: "bad request, option, slug, filename or body",
+        401: "token missing or wrong, or the drop's password missing or wrong",
         403: "wrong delete token", 404: "no such drop", 405: "method not allowed",
         409: "slug taken", 410: "expired or out of downloads", 413: "over max_upload_size",
-        416: "range not satisfiable", 503: "storage or metadata unavailable",
-        507: "storage full",
+        416: "range not satisfiable", 429: "too many wrong passwords for this drop",
+        503: "storage or metadata unavailable", 507: "storage full",
     }
     return {str(status): _error(reasons[status]) for status in statuses}
 
@@ -39,6 +40,19 @@ _OPTIONS = [
      "description": "seconds, or a number with s m h d", "schema": {"type": "string"}},
     {"name": "max_downloads", "in": "query", "required": False,
      "schema": {"type": "string", "description": "an integer >= 1"}},
+    {"name": "title", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "description", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "private", "in": "query", "required": False,
+     "description": "true: only the owner's token reads it (needs an upload token)",
+     "schema": {"type": "string"}},
+    {"name": "X-Drop-Password", "in": "header", "required": False,
+     "description": "a password readers must give (never in the query string)",
+     "schema": {"type": "string"}},
+]
+_READER = [
+    {"name": "X-Drop-Password", "in": "header", "required": False,
+     "description": "the drop's password (or HTTP Basic with any user name)",
+     "schema": {"type": "string"}},
 ]
 _BYTES = {"type": "string", "contentMediaType": "application/octet-stream"}
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -58,14 +72,57 @@ _FILE = {
     "description": "the file's bytes",
     "headers": {name: {"schema": {"type": "string"}} for name in
                 ("ETag", "Last-Modified", "Accept-Ranges", "Content-Disposition")},
-    "content": {"application/octet-stream": {"schema": _BYTES}},
+    # the file's own type
+    "content": {"*/*": {"schema": {"type": "string"}}},
 }
 _DOWNLOAD_RESPONSES = {
     "200": _FILE,
     "206": {**_FILE, "description": "one byte range of the file"},
     "304": {"description": "not modified (If-None-Match)"},
-    **_errors(404, 410, 416, 503),
+    **_errors(400, 401, 404, 410, 416, 429, 503),
 }
+_PREVIEW = {"name": "preview", "in": "query", "required": False, "allowEmptyValue": True,
+            "description": "show a safe type (image, PDF, text, audio, video) inline",
+            "schema": {"type": "string"}}
+_PASSWORD_FORM = {"required": True, "content": {"application/x-www-form-urlencoded": {
+    "schema": {"type": "object", "required": ["password"],
+               "properties": {"password": {"type": "string"}}}}}}
+
+
+def _download(summary: str) -> dict[str, Any]:
+    return {"summary": summary, "parameters": [_PREVIEW, *_READER],
+            "responses": _DOWNLOAD_RESPONSES}
+
+
+def _password_download(summary: str) -> dict[str, Any]:
+    return {"summary": summary, "parameters": [_PREVIEW], "requestBody": _PASSWORD_FORM,
+            "responses": _DOWNLOAD_RESPONSES}
+
+
+_OWNER = [{"uploadToken": []}]
+_PAGE_PARAMS = [
+    {"name": name, "in": "query", "required": False, "schema": schema}
+    for name, schema in (
+        ("page", {"type": "integer", "minimum": 1}),
+        ("page_size", {"type": "integer", "minimum": 1, "maximum": 100}),
+        ("sort", {"enum": ["created_at", "size", "filename", "title"]}),
+        ("order", {"enum": ["asc", "desc"]}),
+        ("private", {"type": "boolean"}),
+        ("has_password", {"type": "boolean"}),
+        ("expired", {"type": "boolean"}),
+        ("q", {"type": "string", "description": "search filenames and titles"}),
+    )
+]
+_PATCH_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": False, "properties": {
+        "title": {"type": "string", "maxLength": 200},
+        "description": {"type": "string", "maxLength": 1000},
+        "expires": {"type": ["string", "integer"], "description": "from now"},
+        "max_downloads": {"type": ["integer", "null"], "minimum": 1},
+        "private": {"type": "boolean"},
+        "password": {"type": ["string", "null"], "description": "null or \"\" clears it"},
+    }}}}}
+_DROP_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Drop"}}}
 _DROP_PROPERTIES: dict[str, Any] = {
     "slug": {"type": "string"},
     "url": {"type": "string"},
@@ -110,39 +167,66 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": {"multipart/form-data": {
                         "schema": {"type": "object", "required": ["file"], "properties": {
                             "file": _BYTES,
-                            "slug": {"type": "string"}, "expires": {"type": "string"},
-                            "max_downloads": {"type": "string"}}}}}},
+                            **{name: {"type": "string"} for name in (
+                                "slug", "expires", "max_downloads", "title", "description",
+                                "private", "password")}}}}}},
                     "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
                 },
                 "put": _raw_upload("upload a raw body (named 'file')"),
             },
             "/{slug}": {
                 "parameters": [_SLUG],
-                "get": {"summary": "download a drop (counts as a download)",
-                        "responses": _DOWNLOAD_RESPONSES},
-                "head": {"summary": "a download's headers (never counted)",
-                         "responses": _DOWNLOAD_RESPONSES},
+                "get": _download("download a drop (counts as a download)"),
+                "head": _download("a download's headers (never counted)"),
+                "post": _password_download("download a password-protected drop from a form"),
                 "put": _raw_upload("upload a raw body under this filename (the path names "
                                    "the file)"),
                 "delete": {
-                    "summary": "delete a drop with its delete token",
-                    "parameters": [{"name": "X-Delete-Token", "in": "header", "required": True,
+                    "summary": "delete a drop with its delete token, or as its owner",
+                    "parameters": [{"name": "X-Delete-Token", "in": "header", "required": False,
                                     "schema": {"type": "string"}}],
-                    "responses": {"204": {"description": "deleted"}, **_errors(403, 404, 503)},
+                    "responses": {"204": {"description": "deleted"},
+                                  **_errors(401, 403, 404, 503)},
                 },
             },
             "/{slug}/{name}": {
                 "parameters": [_SLUG, {"name": "name", "in": "path", "required": True,
                                        "schema": {"type": "string"}}],
-                "get": {"summary": "download a drop under any name",
-                        "responses": _DOWNLOAD_RESPONSES},
+                "get": _download("download a drop under any name"),
+                "post": _password_download("the password form, for a drop under any name"),
+            },
+            "/api/drops": {
+                "get": {"summary": "the owner's drops, a page at a time", "security": _OWNER,
+                        "parameters": _PAGE_PARAMS,
+                        "responses": {"200": {"description": "one page", "content": {
+                            "application/json": {"schema": {
+                                "$ref": "#/components/schemas/DropPage"}}}},
+                            **_errors(400, 401, 503)}},
             },
             "/api/drops/{slug}": {
                 "parameters": [_SLUG],
-                "get": {"summary": "a drop's metadata",
-                        "responses": {"200": {"description": "the drop", "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Drop"}}}},
-                            **_errors(404, 410, 503)}},
+                "get": {"summary": "a drop's metadata", "parameters": _READER,
+                        "responses": {"200": {"description": "the drop", "content": _DROP_JSON},
+                                      **_errors(400, 401, 404, 410, 429, 503)}},
+                "patch": {"summary": "change a drop (its owner only)", "security": _OWNER,
+                          "requestBody": _PATCH_BODY,
+                          "responses": {"200": {"description": "the drop as changed",
+                                                "content": _DROP_JSON},
+                                        **_errors(400, 401, 404, 503)}},
+            },
+            "/metrics": {
+                "get": {"summary": "Prometheus metrics", "responses": {
+                    "200": {"description": "text exposition format", "content": {
+                        "text/plain": {"schema": {"type": "string"}}}},
+                    **_errors(404)}},
+            },
+            "/static/{filename}": {
+                "parameters": [{"name": "filename", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "get": {"summary": "the upload page's script and stylesheet", "responses": {
+                    "200": {"description": "the file", "content": {
+                        "*/*": {"schema": {"type": "string"}}}},
+                    **_errors(404)}},
             },
             "/healthz": {
                 "get": {"summary": "storage and metadata reachable",
@@ -171,6 +255,14 @@ def openapi_document() -> dict[str, Any]:
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "DropPage": {"type": "object",
+                             "required": ["total", "page", "page_size", "drops"],
+                             "properties": {
+                                 "total": {"type": "integer", "minimum": 0},
+                                 "page": {"type": "integer", "minimum": 1},
+                                 "page_size": {"type": "integer", "minimum": 1},
+                                 "drops": {"type": "array",
+                                           "items": {"$ref": "#/components/schemas/Drop"}}}},
                 "Health": {"type": "object", "required": ["status"], "properties": {
                     "status": {"enum": ["ok", "unavailable"]}, "error": {"type": "object"}}},
             },

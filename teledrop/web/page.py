@@ -131,6 +131,26 @@ def result_html(drop: Drop, url: str) -> str:
 """
 
 
+def password_html(action: str, message: str) -> str:
+    """The form a browser gets for a password-protected drop. It posts the password to the
+    drop's own URL (never into a query string) and receives the file."""
+    return _head("teledrop: password") + f"""</head>
+<body>
+<main>
+<h1>This file is protected</h1>
+<form method="post" action="{escape(action)}">
+<p role="alert">{escape(message)}</p>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password"
+       required autofocus>
+<p><button type="submit">Download</button></p>
+</form>
+</main>
+</body>
+</html>
+"""
+
+
 def _expiry_select(limits: LimitsSettings) -> str:
     options = "\n".join(
         f'<option value="{_duration(s)}"{" selected" if s == limits.default_expires else ""}>'

@@ -29,9 +29,7 @@ def text_response(text: str, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(request: Request, error: TeledropError) -> Response:
     """The error as JSON when the client asks for it, else one line of plain text."""
-    headers = {}
-    if error.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="teledrop"'
+    headers = error.headers()
     if wants_json(request):
         body = {"error": {"code": error.code, "message": error.message}}
         return json_response(body, error.status, headers)

@@ -6,26 +6,34 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.http import parse_options_header
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
-from teledrop.core.errors import MalformedBody, NotFound, TeledropError, TooLarge
+from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
+    TeledropError, TooLarge
+from teledrop.core.owners import identify
 from teledrop.core.service import Teledrop
+from teledrop.core.slugs import RESERVED
 from teledrop.core.units import format_size
-from teledrop.core.upload import UploadRequest, create_drop
+from teledrop.core.upload import PASSWORD_HEADER, UploadRequest, create_drop
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
 from .download import file_response
 from .openapi import openapi_document
-from .page import index_html, result_html, usage_text
+from .page import index_html, password_html, result_html, usage_text
 from .responses import json_response, text_response, wants_html, wants_json
 
 bp = Blueprint("teledrop", __name__)
+
+
 #: Anything that could be a slug, generated or custom; the rest is 404 without a lookup.
 _SLUGLIKE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+#: Methods only the slug routes take: on one of the app's own paths they mean nothing.
+_SLUG_ONLY_METHODS = frozenset({"POST", "DELETE"})
 
 
 def service() -> Teledrop:
@@ -109,13 +117,24 @@ def upload_raw(filename: str | None = None) -> Response:
 
 @bp.get("/<slug>")
 @bp.get("/<slug>/<path:name>")
+@bp.post("/<slug>")
+@bp.post("/<slug>/<path:name>")
 def download(slug: str, name: str | None = None) -> Response:
-    drop = drops.find_drop(service(), checked(slug))
+    """A drop's bytes. POST is the upload page's password form (the password never goes
+    into a URL)."""
+    try:
+        drop = drops.find_drop(service(), checked(slug), reader())
+    except PasswordRequired as exc:
+        if wants_html(request) and not wants_json(request):
+            observe.note_error(exc.code)
+            return Response(password_html(request.path, exc.message), exc.status,
+                            exc.headers(), mimetype="text/html")
+        raise
     observe.note_drop(drop)
     f = drops.open_blob(service(), drop)
     try:
-        response = file_response(request, drop, f)
-        if request.method == "GET" and response.status_code in (200, 206):
+        response = file_response(request, drop, f, preview="preview" in request.args)
+        if request.method != "HEAD" and response.status_code in (200, 206):
             drops.claim_download(service(), drop)
     except BaseException:
         f.close()
@@ -126,13 +145,13 @@ def download(slug: str, name: str | None = None) -> Response:
 @bp.delete("/<slug>")
 def delete(slug: str) -> Response:
     observe.note_drop(drops.delete_drop(service(), checked(slug),
-                                        request.headers.get("X-Delete-Token")))
+                                        request.headers.get("X-Delete-Token"), reader()))
     return Response(status=204)
 
 
 @bp.get("/api/drops/<slug>")
 def drop_info(slug: str) -> Response:
-    drop = drops.find_drop(service(), checked(slug))
+    drop = drops.find_drop(service(), checked(slug), reader())
     return json_response(drop.to_json(drop_url(drop)))
 
 
@@ -159,7 +178,29 @@ def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
+def reader() -> drops.Reader:
+    """Who is asking: the owner their bearer token names, and a drop password from the
+    X-Drop-Password header, HTTP Basic (any user name) or the page's form — never the query
+    string, which lands in access logs."""
+    if "password" in request.args:
+        raise InvalidOption("never send a password in the query string (it lands in logs): "
+                            f"use the {PASSWORD_HEADER} header or HTTP Basic")
+    password = request.headers.get(PASSWORD_HEADER)
+    auth = request.authorization
+    if password is None and auth is not None and auth.type == "basic":
+        password = auth.password
+    if password is None and request.method == "POST":
+        password = request.form.get("password")
+    return drops.Reader(owner=identify(service(), request.headers), password=password)
+
+
 def checked(slug: str) -> str:
+    """``slug`` if it could name a drop. One of the app's own paths (``POST /healthz``) is
+    not a drop: other methods than GET get 405 there, as if the slug routes did not exist."""
+    if slug.lower() in RESERVED and request.method not in ("GET", "HEAD"):
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        allowed = set(adapter.allowed_methods()) - _SLUG_ONLY_METHODS
+        raise MethodNotAllowed(valid_methods=sorted(allowed))
     if not _SLUGLIKE.fullmatch(slug):
         raise NotFound()
     return slug

@@ -155,6 +155,10 @@ class SqliteMetadata:
 
     @_db_errors
     def _migrate(self) -> None:
+        # Up to date: no write lock needed, so a worker can start while another process
+        # (a backup, a long transaction) holds it.
+        if self.db.execute_sql("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
         with self._tx():
             version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
