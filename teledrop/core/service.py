@@ -24,7 +24,7 @@ from .interfaces import Metadata, Storage
 log = logging.getLogger(__name__)
 
 #: How many generated slugs to try before giving up (each is refused only by a plugin's
-#: policy or an existing record; 48 random bits make the second rare).
+#: slug policy).
 SLUG_ATTEMPTS = 10
 
 
@@ -68,16 +68,16 @@ class Teledrop:
         return caller(config=self.config, settings=self.plugin_settings, **kwargs)
 
     def new_slug(self, drop: Drop) -> str:
-        """A generated slug that passes every slug check and is not in use right now."""
+        """A generated slug that passes every slug check. Whether it is free is left to the
+        insert (48 random bits rarely collide; the commit chain retries when one does)."""
         for _ in range(SLUG_ATTEMPTS):
             slug = self.hook("teledrop_generate_slug", drop=drop)
             try:
                 self.hook("teledrop_check_slug", slug=slug, custom=False)
             except InvalidSlug:
                 continue
-            if self.metadata.get(slug) is None:
-                return slug
-        raise Unavailable("could not generate a free slug")
+            return slug
+        raise Unavailable("could not generate an acceptable slug")
 
     def notify(self, event: str, **kwargs: Any) -> None:
         """Call each implementation of an event hook on its own; a failure is logged and

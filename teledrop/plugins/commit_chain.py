@@ -13,7 +13,7 @@ from typing import Any
 
 from teledrop import hookimpl
 from teledrop.core.drop import Drop
-from teledrop.core.errors import SlugTaken, TeledropError
+from teledrop.core.errors import SlugTaken, TeledropError, Unavailable
 from teledrop.core.interfaces import BlobWriter, Metadata
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,10 @@ class CommitChain:
                 self.metadata.insert(drop)
                 return drop
             except SlugTaken:
-                # A generated slug lost a race with another upload: take a new one.
-                if drop.custom_slug or attempt == GENERATED_SLUG_RETRIES:
+                if drop.custom_slug:
                     raise
+                # A generated slug is in use (or just lost a race): take a new one.
+                if attempt == GENERATED_SLUG_RETRIES:
+                    raise Unavailable("could not find a free slug") from None
                 drop.slug = self.new_slug(drop)
         raise AssertionError("unreachable")

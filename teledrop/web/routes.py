@@ -59,12 +59,19 @@ def upload_request(filename: str | None = None, declared_size: int | None = None
     )
 
 
-def body_stream() -> Any:
+def body_stream(raw: bool = False) -> Any:
     """The request body, with the idle timeout applied to the client's socket: under gthread
-    a stalled upload would otherwise hold its thread forever."""
+    a stalled upload would otherwise hold its thread forever.
+
+    A raw body is read straight from a server that delimits it itself (gunicorn sets
+    ``wsgi.input_terminated``): werkzeug's limiting wrapper would copy every chunk once
+    more, and the core writer enforces the size limit anyway.
+    """
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(service().config.limits.idle_timeout)
+    if raw and request.environ.get("wsgi.input_terminated"):
+        return request.environ["wsgi.input"]
     return request.stream
 
 
@@ -109,7 +116,7 @@ def upload_raw(filename: str | None = None) -> Response:
             service().config.limits.max_upload_size:
         raise TooLarge("the upload exceeds the limit of "
                        f"{format_size(service().config.limits.max_upload_size)}")
-    receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"),
+    receive = raw_receiver(body_stream(raw=True), filename, request.headers.get("Content-Type"),
                            request.content_length)
     req = upload_request(filename, declared_size=request.content_length)
     return created(create_drop(service(), req, receive))
