@@ -55,13 +55,14 @@ def check_password(service: Teledrop, drop: Drop, password: str | None) -> None:
     so the limit holds across workers and hosts."""
     if password is None:
         raise PasswordRequired()
-    at = now()
-    if service.metadata.password_failures(drop.slug, at, ATTEMPT_WINDOW) >= MAX_ATTEMPTS:
+    # Count the attempt before checking it: guesses in flight at once cannot all pass a
+    # count that none of them has added to yet. A right password gives its attempt back.
+    if service.metadata.note_password_failure(drop.slug, now(), ATTEMPT_WINDOW) > MAX_ATTEMPTS:
         raise TooManyAttempts(retry_after=ATTEMPT_WINDOW)
     assert drop.password_hash is not None
     if not password_matches(password, drop.password_hash):
-        service.metadata.note_password_failure(drop.slug, at, ATTEMPT_WINDOW)
         raise PasswordRequired("wrong password")
+    service.metadata.forgive_password_failure(drop.slug)
 
 
 def open_blob(service: Teledrop, drop: Drop) -> BinaryIO:

@@ -141,6 +141,10 @@ class Metadata(Protocol):
         """Count a wrong password for ``slug``. :returns: failures within the current
         ``window`` seconds, this one included (atomically, across processes)."""
 
+    def forgive_password_failure(self, slug: str) -> None:
+        """Take back one counted attempt (it was the right password)."""
+        ...
+
     def password_failures(self, slug: str, at: int, window: int) -> int:
         """Wrong passwords for ``slug`` within the current window."""
 

@@ -9,7 +9,8 @@ from typing import Any
 from .drop import Drop, now
 from .errors import InvalidOption, NotFound
 from .interfaces import SORT_KEYS, DropQuery
-from .options import clean_description, clean_title, parse_bool, parse_expires
+from .options import clean_description, clean_title, parse_bool, parse_expires, \
+    parse_max_downloads
 from .passwords import hash_password
 from .service import Teledrop
 
@@ -80,7 +81,7 @@ def _field(service: Teledrop, name: str, value: Any) -> dict[str, Any]:
             return {"max_downloads": None}
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidOption("max_downloads must be an integer >= 1, or null for no limit")
-        return {"max_downloads": value}
+        return {"max_downloads": parse_max_downloads(str(value))}
     if name == "private":
         if not isinstance(value, bool):
             raise InvalidOption("private must be true or false")

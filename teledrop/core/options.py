@@ -46,8 +46,17 @@ def parse_bool(name: str, value: str) -> bool:
     raise InvalidOption(f"{name} must be true or false, got {value!r}")
 
 
+def _utf8(name: str, value: str) -> str:
+    """JSON can carry lone surrogates (\\ud800), which no UTF-8 store can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidOption(f"{name} is not valid Unicode text") from None
+    return value
+
+
 def clean_title(value: str) -> str:
-    value = value.strip()
+    value = _utf8("a title", value).strip()
     if len(value) > MAX_TITLE:
         raise InvalidOption(f"a title is at most {MAX_TITLE} characters")
     if UNSAFE_IN_NAMES.search(value):
@@ -56,7 +65,7 @@ def clean_title(value: str) -> str:
 
 
 def clean_description(value: str) -> str:
-    value = value.strip()
+    value = _utf8("a description", value).strip()
     if len(value) > MAX_DESCRIPTION:
         raise InvalidOption(f"a description is at most {MAX_DESCRIPTION} characters")
     if _DESCRIPTION_FORBIDDEN.search(value):

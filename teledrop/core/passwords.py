@@ -16,10 +16,23 @@ MAX_ATTEMPTS = 5
 ATTEMPT_WINDOW = 60
 
 
+def header_password(raw: str) -> str:
+    """A password from an HTTP header. WSGI hands header bytes over as latin-1; clients
+    (curl, browsers) send UTF-8, which the form and HTTP Basic already decode as such."""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8 (or not latin-1 bytes at all): take it as it came
+        return raw
+
+
 def hash_password(password: str) -> str:
     if not password:
         raise InvalidOption("a password cannot be empty")
-    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidOption("a password must be valid Unicode text") from None
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
         raise InvalidOption(f"a password is at most {MAX_PASSWORD_BYTES} bytes")
     return _HASHER.hash(password)
 

@@ -21,7 +21,7 @@ from .interfaces import BlobWriter
 from .options import UNSAFE_IN_NAMES, clean_description, clean_title, parse_bool, \
     parse_expires, parse_max_downloads
 from .owners import identify
-from .passwords import hash_password
+from .passwords import hash_password, header_password
 from .service import Teledrop
 from .tokens import hash_token, new_token
 from .units import format_size
@@ -116,7 +116,7 @@ class Upload:
                 self.set_field(name, value)
         password = self.request.headers.get(PASSWORD_HEADER)
         if password is not None:
-            self.set_field("password", password)
+            self.set_field("password", header_password(password))
 
     def set_field(self, name: str, value: str) -> None:
         """Take a form field or query parameter; unknown names are ignored."""

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from teledrop.core.drop import Drop, now
-from teledrop.core.errors import SlugTaken
-from teledrop.core.interfaces import Metadata
+from teledrop.core.errors import SlugTaken, TokenExists
+from teledrop.core.interfaces import DropQuery, Metadata, TokenRecord
 
 #: Threads racing in the concurrency tests.
 RACERS = 12
@@ -303,3 +303,75 @@ class MetadataContract:
 
     def test_check_passes_on_a_healthy_store(self, metadata: Metadata) -> None:
         assert metadata.check() is None
+
+    # -- owners (schema 2) --------------------------------------------------------------
+
+    def test_owner_fields_round_trip(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, owner="alice", title="Été 📄", description="two\nlines",
+                           private=True, password_hash="$argon2id$v=19$stand-in")
+        assert record(metadata.get(drop.slug)) == record(drop)
+
+    def test_update_changes_only_the_named_fields(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, owner="alice", max_downloads=3)
+        updated = metadata.update(drop.slug, {"title": "new", "max_downloads": None,
+                                              "private": True, "password_hash": "h"})
+        assert updated is not None and record(updated) == record(dataclasses.replace(
+            drop, title="new", max_downloads=None, private=True, password_hash="h"))
+        assert record(metadata.get(drop.slug)) == record(updated)
+        assert metadata.update("no-such-slug", {"title": "x"}) is None
+
+    def test_list_owned_pages_sorts_and_filters(self, metadata: Metadata) -> None:
+        owner = f"owner-{uuid.uuid4().hex[:8]}"
+        at = now()
+        drops = [self.stored(metadata, owner=owner, size=size, filename=name, title=title,
+                             private=private, password_hash=pw, expires_at=at + offset)
+                 for size, name, title, private, pw, offset in (
+                     (30, "b.txt", "Holiday", False, None, 100),
+                     (10, "a.txt", "report", True, "h", -5),
+                     (20, "c.txt", "", False, None, 100))]
+        self.stored(metadata, owner="someone-else", filename="a.txt")
+
+        def slugs(**query: Any) -> tuple[int, list[str]]:
+            total, page = metadata.list_owned(DropQuery(owner=owner, at=at, **query))
+            return total, [d.slug for d in page]
+
+        by_size = [drops[1].slug, drops[2].slug, drops[0].slug]
+        assert slugs(sort="size", order="asc") == (3, by_size)
+        assert slugs(sort="size", order="desc") == (3, by_size[::-1])
+        assert slugs(sort="filename", order="asc", page=2, page_size=2) == (3, [drops[2].slug])
+        assert slugs(private=True) == (1, [drops[1].slug])
+        assert slugs(has_password=False, sort="size", order="asc")[1] == [drops[2].slug,
+                                                                          drops[0].slug]
+        assert slugs(expired=True) == (1, [drops[1].slug])
+        assert slugs(search="HOLI") == (1, [drops[0].slug])
+        assert slugs(search="%") == (0, [])
+
+    def test_password_failures_count_within_a_window(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata)
+        at = now()
+        assert metadata.password_failures(drop.slug, at, 60) == 0
+        assert [metadata.note_password_failure(drop.slug, at, 60) for _ in range(3)] == [1, 2, 3]
+        metadata.forgive_password_failure(drop.slug)
+        assert metadata.password_failures(drop.slug, at + 59, 60) == 2
+        assert metadata.password_failures(drop.slug, at + 60, 60) == 0
+        assert metadata.note_password_failure(drop.slug, at + 60, 60) == 1
+
+    def test_password_failures_are_counted_atomically(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata)
+        at = now()
+        counts = race(RACERS, lambda: metadata.note_password_failure(drop.slug, at, 60),
+                      metadata)
+        assert sorted(counts) == list(range(1, RACERS + 1))
+
+    def test_tokens_are_stored_listed_found_and_revoked(self, metadata: Metadata) -> None:
+        name = f"t-{uuid.uuid4().hex[:8]}"
+        token = TokenRecord(name, "sha256-of-the-token-" + name, now())
+        metadata.add_token(token)
+        with pytest.raises(TokenExists):
+            metadata.add_token(TokenRecord(name, "another-hash", now()))
+        assert token in metadata.list_tokens()
+        assert metadata.token_owner(token.token_hash) == name
+        assert metadata.token_owner("unknown-hash") is None
+        assert metadata.revoke_token(name) is True
+        assert metadata.revoke_token(name) is False
+        assert metadata.token_owner(token.token_hash) is None

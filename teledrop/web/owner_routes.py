@@ -31,8 +31,10 @@ def list_drops() -> Response:
 @owner_bp.patch("/api/drops/<slug>")
 def edit_drop(slug: str) -> Response:
     owner = require_owner(service(), request.headers)
-    changes = request.get_json(silent=True)
+    # force: `curl -X PATCH -d '{...}'` sends JSON labelled as a form
+    changes = request.get_json(force=True, silent=True)
     if not isinstance(changes, dict):
-        raise MalformedBody("send a JSON object of the fields to change")
+        raise MalformedBody("send a JSON object of the fields to change "
+                            "(Content-Type: application/json)")
     drop = manage.update_drop(service(), owner, checked(slug), changes)
     return json_response(drop.to_json(drop_url(drop)))

@@ -14,6 +14,7 @@ from teledrop.core.drop import Drop
 from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
     TeledropError, TooLarge
 from teledrop.core.owners import identify
+from teledrop.core.passwords import header_password
 from teledrop.core.service import Teledrop
 from teledrop.core.slugs import RESERVED
 from teledrop.core.units import format_size
@@ -193,6 +194,8 @@ def reader() -> drops.Reader:
         raise InvalidOption("never send a password in the query string (it lands in logs): "
                             f"use the {PASSWORD_HEADER} header or HTTP Basic")
     password = request.headers.get(PASSWORD_HEADER)
+    if password is not None:
+        password = header_password(password)
     auth = request.authorization
     if password is None and auth is not None and auth.type == "basic":
         password = auth.password

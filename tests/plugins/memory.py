@@ -162,6 +162,12 @@ class MemoryMetadata:
             self.failures[slug] = (count, since)
             return count
 
+    def forgive_password_failure(self, slug: str) -> None:
+        with self.lock:
+            count, since = self.failures.get(slug, (0, 0))
+            if count:
+                self.failures[slug] = (count - 1, since)
+
     def password_failures(self, slug: str, at: int, window: int) -> int:
         count, since = self.failures.get(slug, (0, 0))
         return 0 if since <= at - window else count

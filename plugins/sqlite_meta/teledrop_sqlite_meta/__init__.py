@@ -285,6 +285,13 @@ class SqliteMetadata:
             return 0 if row is None else row.pw_failures
 
     @_db_errors
+    def forgive_password_failure(self, slug: str) -> None:
+        Row = self.Row
+        with self._tx():
+            (Row.update(pw_failures=Row.pw_failures - 1)
+             .where((Row.slug == slug) & (Row.pw_failures > 0)).execute())
+
+    @_db_errors
     def password_failures(self, slug: str, at: int, window: int) -> int:
         row = self.Row.get_or_none(self.Row.slug == slug)
         if row is None or row.pw_window <= at - window:
