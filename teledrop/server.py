@@ -56,23 +56,18 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
     }
 
 
-#: glibc mallopt parameters (malloc.h) and the values teledrop sets in each worker.
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
-MMAP_THRESHOLD = 16 * 1024 * 1024
-TRIM_THRESHOLD = 128 * 1024 * 1024
+#: glibc's mallopt parameter (malloc.h) for the number of arenas.
+M_ARENA_MAX = -8
 #: Each thread would otherwise get its own arena: 16 concurrent uploads took a worker to
 #: 107-112 MiB, two arenas hold it near 82 MiB (docs/performance.md).
 ARENA_MAX = 2
 
 
 def tune_malloc() -> bool:
-    """Keep 1 MiB read buffers on the heap instead of a fresh mmap per read, and bound the
-    arenas threads spread over. A no-op where glibc is not the allocator."""
+    """Bound the malloc arenas a worker's threads spread over, before they start. A no-op
+    where glibc is not the allocator."""
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        return all(libc.mallopt(param, value) for param, value in (
-            (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-            (M_ARENA_MAX, ARENA_MAX)))
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, ARENA_MAX))
     except (OSError, AttributeError):
         return False
 

@@ -392,7 +392,8 @@ class PasswordForm(HTMLParser):
 
 def password_form(response: TestResponse) -> PasswordForm:
     assert response.status_code == 401 and response.mimetype == "text/html"
-    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    # a challenge browsers do not answer with their own prompt: the form is the prompt
+    assert response.headers["WWW-Authenticate"].startswith("X-Drop-Password ")
     parser = PasswordForm()
     parser.feed(response.get_data(as_text=True))
     return parser

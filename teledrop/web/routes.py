@@ -12,7 +12,7 @@ from werkzeug.http import parse_options_header
 from teledrop.core import drops
 from teledrop.core.drop import Drop
 from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
-    TeledropError, TooLarge
+    TeledropError, TooLarge, TooManyAttempts
 from teledrop.core.owners import identify
 from teledrop.core.passwords import header_password
 from teledrop.core.service import Teledrop
@@ -132,11 +132,17 @@ def download(slug: str, name: str | None = None) -> Response:
     into a URL)."""
     try:
         drop = drops.find_drop(service(), checked(slug), reader())
-    except PasswordRequired as exc:
+    except (PasswordRequired, TooManyAttempts) as exc:
         if wants_html(request) and not wants_json(request):
             observe.note_error(exc.code)
-            return Response(password_html(request.path, exc.message), exc.status,
-                            exc.headers(), mimetype="text/html")
+            headers = exc.headers()
+            if "WWW-Authenticate" in headers:
+                # The form is the challenge: a Basic one would make browsers show their own
+                # prompt instead of it, and no browser prompts for this scheme.
+                headers["WWW-Authenticate"] = f'{PASSWORD_HEADER} realm="teledrop drop"'
+
+            return Response(password_html(request.path, exc.message), exc.status, headers,
+                            mimetype="text/html")
         raise
     observe.note_drop(drop)
     f = drops.open_blob(service(), drop)

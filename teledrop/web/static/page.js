@@ -3,9 +3,13 @@
 // upload progress events), with a progress bar, a Cancel button and, once stored, the link,
 // a Copy button and a Delete button. Data from files and the server is written with
 // textContent only, never parsed as HTML.
-"use strict";
 
-(() => {
+import {
+  UPLOADED, announcer, currentToken, describeSize, el, formatSize, moveFocusFrom, safeHref,
+  serverReason, tokenInput,
+} from "./shared.js";
+
+function main() {
   const form = document.getElementById("upload");
   if (!form || !window.XMLHttpRequest || !window.FormData) return;
   document.documentElement.classList.replace("no-js", "js");
@@ -13,11 +17,10 @@
   const fileInput = document.getElementById("file");
   const zone = document.getElementById("drop-zone");
   const list = document.getElementById("uploads");
-  const status = document.getElementById("status");
   const slugInput = document.getElementById("slug");
-  const tokenInput = document.getElementById("token");
+  const privateInput = document.getElementById("private");
   const endpoint = form.action; // absolute: uploads go where the form would post
-  const TOKEN_KEY = "teledrop.upload-token";
+  const say = announcer(document.getElementById("status"));
   let inFlight = 0;
 
   fileInput.multiple = true;
@@ -25,61 +28,11 @@
   const here = document.getElementById("here");
   if (here) here.textContent = endpoint;
 
-  // --- small helpers ------------------------------------------------------------------
-
-  function el(tag, props, ...children) {
-    const node = Object.assign(document.createElement(tag), props || {});
-    node.append(...children); // strings become text nodes
-    return node;
-  }
-
-  let sayTimer = 0;
-  function say(text) {
-    // Cleared first so that the same sentence twice is announced twice.
-    status.textContent = "";
-    clearTimeout(sayTimer);
-    sayTimer = setTimeout(() => { status.textContent = text; }, 30);
-  }
-
-  const SIZE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-  function formatSize(n) {
-    let i = 0;
-    while (n >= 1024 && i < SIZE_UNITS.length - 1) { n /= 1024; i += 1; }
-    return (i === 0 ? String(n) : n.toFixed(n < 10 ? 1 : 0)) + " " + SIZE_UNITS[i];
-  }
-
-  function describeSize(n) {
-    if (n < 1024) return n === 1 ? "1 byte" : n + " bytes";
-    return formatSize(n) + " (" + n.toLocaleString("en") + " bytes)";
-  }
-
   function formatTime(seconds) {
     const s = Math.max(0, Math.ceil(seconds));
     if (s < 60) return s + " s";
     if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
     return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
-  }
-
-  function safeHref(url) {
-    try {
-      const parsed = new URL(url, endpoint);
-      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
-    } catch (_) {
-      return null;
-    }
-  }
-
-  // Keyboard focus must not fall to <body> when the focused button goes away.
-  function moveFocusFrom(node, target) {
-    if (node.contains(document.activeElement)) target.focus();
-  }
-
-  function serverReason(text, statusCode) {
-    try {
-      const reason = JSON.parse(text).error.message;
-      if (typeof reason === "string" && reason) return reason;
-    } catch (_) { /* not our JSON: a proxy's page, or nothing */ }
-    return statusCode ? "the server answered " + statusCode : "the connection failed";
   }
 
   // Bytes per second over the last few seconds, so the figure follows the line's speed.
@@ -92,22 +45,6 @@
       const [t0, b0] = samples[0];
       return now - t0 > 0 ? ((loaded - b0) * 1000) / (now - t0) : 0;
     };
-  }
-
-  // --- the upload token -----------------------------------------------------------------
-
-  function storage() {
-    try { return window.localStorage; } catch (_) { return null; } // disabled storage throws
-  }
-
-  if (tokenInput) {
-    const store = storage();
-    if (store) tokenInput.value = store.getItem(TOKEN_KEY) || "";
-    tokenInput.addEventListener("input", () => {
-      if (!store) return;
-      const token = tokenInput.value.trim();
-      if (token) store.setItem(TOKEN_KEY, token); else store.removeItem(TOKEN_KEY);
-    });
   }
 
   // --- copy -----------------------------------------------------------------------------
@@ -168,6 +105,11 @@
       ["Downloads", drop.max_downloads == null ? "unlimited" : "at most " + drop.max_downloads],
       ["Delete token", el("code", { className: "token", textContent: drop.delete_token || "" })],
     ]);
+    if (drop.title) info.prepend(el("dt", { textContent: "Title" }), el("dd", {}, drop.title));
+    const access = [drop.private && "private", drop.has_password && "password"].filter(Boolean);
+    if (access.length) {
+      info.append(el("dt", { textContent: "Access" }), el("dd", {}, access.join(", ")));
+    }
     const linkRow = el("p", { className: "link-row" }, link, copy);
     const actions = el("p", { className: "actions" }, del);
     item.append(linkRow, info, actions, parts.message); // messages about this drop go last
@@ -244,7 +186,7 @@
     function fail(reason, code) {
       const focusHere = finish("failed", "Upload failed: " + reason);
       say(filename + ": upload failed: " + reason);
-      if (code === 401 && tokenInput) tokenInput.focus();
+      if (code === 401 && tokenInput()) tokenInput().focus();
       else if (focusHere) item.focus();
     }
 
@@ -287,6 +229,7 @@
       const copy = showDrop(item, parts, drop);
       say(filename + " uploaded: " + drop.url);
       if (focusHere) copy.focus();
+      if (token) document.dispatchEvent(new CustomEvent(UPLOADED, { detail: drop }));
     });
     xhr.addEventListener("error", () => fail("the connection failed", 0));
     xhr.addEventListener("abort", () => {
@@ -306,14 +249,21 @@
   function startAll(files) {
     if (!files.length) return;
     if (!form.reportValidity()) return; // the browser points at the bad option
+    // An empty field means the default; a password is taken as typed, spaces and all.
     const options = [...new FormData(form)]
-      .filter(([name, value]) => name !== "file" && typeof value === "string" && value.trim());
+      .filter(([name, value]) => name !== "file" && typeof value === "string" &&
+              (name === "password" ? value !== "" : value.trim()));
     if (files.length > 1 && slugInput && slugInput.value.trim()) {
       say("A custom link name is for one file: choose a single file or clear the name.");
       slugInput.focus();
       return;
     }
-    const token = tokenInput ? tokenInput.value.trim() : "";
+    const token = currentToken();
+    if (privateInput && privateInput.checked && !token) {
+      say("A private file needs your token: enter it first.");
+      (tokenInput() || privateInput).focus();
+      return;
+    }
     const batch = document.createDocumentFragment();
     for (const file of files) batch.append(startUpload(file, options, token));
     list.prepend(batch);
@@ -375,4 +325,6 @@
       event.returnValue = ""; // older browsers need a value to ask
     }
   });
-})();
+}
+
+main();
