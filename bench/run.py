@@ -51,6 +51,9 @@ from typing import Any
 import blake3
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.live_server import children_of  # noqa: E402 - the repository is on the path now
+
 BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
 HOST = "127.0.0.1"
@@ -117,15 +120,6 @@ def reset_peak(pid: int) -> None:
     except (FileNotFoundError, ProcessLookupError):
         pass
 
-
-def children_of(pid: int) -> list[int]:
-    pids: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            pids += [int(p) for p in children.read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return sorted(set(pids))
 
 
 @dataclass

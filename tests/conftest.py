@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,17 +13,9 @@ from teledrop.core.config import Config, load_config
 from teledrop.core.service import Teledrop
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
 
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 @pytest.fixture
@@ -42,7 +33,7 @@ def make_config(tmp_path: Path, data_dir: Path) -> Callable[..., Config]:
     def make(**sections: Any) -> Config:
         base = {"plugins": {"local_storage": {"root": str(data_dir / "files")},
                             "sqlite_meta": {"path": str(data_dir / "teledrop.db")}}}
-        return load_config(str(empty), environ={}, overrides=deep_merge(base, sections))
+        return load_config(str(empty), environ={}, overrides=merged(base, sections))
 
     return make
 

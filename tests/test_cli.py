@@ -5,7 +5,6 @@ its exit status, and a config error as one line without a traceback."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,9 +17,11 @@ from flask import Flask
 import teledrop.core.gc as gc_module
 from teledrop.cli import main
 from teledrop.core.config import load_config
-from teledrop.core.drop import Drop, now
+from teledrop.core.drop import now
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.store_helpers import blob_file, debris, orphan, upload
+from tests.store_helpers import download as exhaust
 
 MINUTE = 60
 
@@ -68,43 +69,16 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-def upload(app: Flask, data: bytes = b"payload", **query: Any) -> Drop:
-    response = app.test_client().put("/f.bin", data=data, query_string=query,
-                                     headers={"Accept": "application/json"})
-    assert response.status_code == 201, response.data
-    drop = service_of(app).metadata.get(response.json["slug"])
-    assert drop is not None
-    return drop
 
 
-def exhaust(app: Flask, drop: Drop) -> None:
-    response = app.test_client().get(f"/{drop.slug}")
-    assert response.status_code == 200
-    response.close()
 
 
-def blob_file(root: Path, blob_id: str) -> Path:
-    return root / "blobs" / blob_id[:2] / blob_id
 
 
-def aged(path: Path, seconds: float) -> Path:
-    then = time.time() - seconds
-    os.utime(path, (then, then))
-    return path
 
 
-def debris(root: Path, seconds_old: float) -> Path:
-    path = root / "staging" / f"{uuid.uuid4().hex}.part"
-    path.write_bytes(b"half an upload")
-    return aged(path, seconds_old)
 
 
-def orphan(app: Flask, root: Path, seconds_old: float) -> str:
-    writer = service_of(app).storage.stage()
-    writer.write(b"no record")
-    writer.publish()
-    aged(blob_file(root, writer.blob_id), seconds_old)
-    return writer.blob_id
 
 
 def lines(result: Result) -> list[str]:
@@ -125,7 +99,7 @@ def test_gc_prints_each_removal_and_the_count(server: Flask, root: Path,
     drop = upload(server, max_downloads="1")
     exhaust(server, drop)
     staged = debris(root, 2 * 3600)
-    blob_id = orphan(server, root, 2 * 3600)
+    blob_id = orphan(service_of(server), root, 2 * 3600)
     result = run("gc", "--config", str(config_path))
     assert_clean_exit(result, 0)
     out = lines(result)

@@ -5,12 +5,8 @@ dry run, and announces each removed drop with its reason."""
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -22,6 +18,7 @@ from teledrop.core.errors import BlobMissing
 from teledrop.core.gc import Removal, collect
 from teledrop.core.service import Teledrop
 from teledrop.web.app import service_of
+from tests.store_helpers import aged, blob_file, debris, download, orphan, upload
 
 HOUR = 3600
 
@@ -59,46 +56,16 @@ def root(service: Teledrop) -> Path:
     return Path(service.storage.root)  # type: ignore[attr-defined]
 
 
-def upload(app: Flask, data: bytes = b"payload", **query: Any) -> Drop:
-    response = app.test_client().put("/f.bin", data=data, query_string=query,
-                                     headers={"Accept": "application/json"})
-    assert response.status_code == 201, response.data
-    drop = service_of(app).metadata.get(response.json["slug"])
-    assert drop is not None
-    return drop
 
 
-def download(app: Flask, drop: Drop) -> None:
-    response = app.test_client().get(f"/{drop.slug}")
-    assert response.status_code == 200
-    response.close()
 
 
-def blob_file(root: Path, blob_id: str) -> Path:
-    return root / "blobs" / blob_id[:2] / blob_id
 
 
-def age(path: Path, seconds: float) -> None:
-    then = time.time() - seconds
-    os.utime(path, (then, then))
 
 
-def debris(root: Path, seconds_old: float) -> str:
-    """A staging file as a killed worker leaves it."""
-    name = f"{uuid.uuid4().hex}.part"
-    path = root / "staging" / name
-    path.write_bytes(b"half an upload")
-    age(path, seconds_old)
-    return name
 
 
-def orphan(service: Teledrop, root: Path, seconds_old: float) -> str:
-    """A published blob without a record (its upload died between publish and insert)."""
-    writer = service.storage.stage()
-    writer.write(b"no record")
-    writer.publish()
-    age(blob_file(root, writer.blob_id), seconds_old)
-    return writer.blob_id
 
 
 def run_later(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
@@ -154,7 +121,7 @@ def test_nothing_to_do_removes_nothing(gc_app: Flask, service: Teledrop, root: P
 
 def test_old_blob_of_a_live_drop_is_kept(gc_app: Flask, service: Teledrop, root: Path) -> None:
     drop = upload(gc_app)
-    age(blob_file(root, drop.blob_id), 10 * HOUR)
+    aged(blob_file(root, drop.blob_id), 10 * HOUR)
     assert list(collect(service)) == []
     assert_kept(service, root, drop)
 
@@ -183,8 +150,8 @@ def test_deleted_events_carry_the_reason(gc_app: Flask, service: Teledrop,
 # -- staging debris and record-less blobs ---------------------------------------------------
 
 def test_old_staging_debris_is_removed_young_kept(service: Teledrop, root: Path) -> None:
-    old = debris(root, 2 * HOUR)
-    young = debris(root, 10 * 60)
+    old = debris(root, 2 * HOUR).name
+    young = debris(root, 10 * 60).name
     removals = list(collect(service))
     assert keys(removals) == {("staging", old)}
     assert not (root / "staging" / old).exists()
@@ -192,8 +159,8 @@ def test_old_staging_debris_is_removed_young_kept(service: Teledrop, root: Path)
 
 
 def test_staging_limit_is_the_given_age(service: Teledrop, root: Path) -> None:
-    older = debris(root, 10 * 60)
-    younger = debris(root, 60)
+    older = debris(root, 10 * 60).name
+    younger = debris(root, 60).name
     assert keys(list(collect(service, older_than=5 * 60))) == {("staging", older)}
     assert (root / "staging" / younger).exists()
 
@@ -233,7 +200,7 @@ def test_dry_run_reports_the_same_and_removes_nothing(
     expired = upload(gc_app, expires="60")
     exhausted = upload(gc_app, max_downloads="1")
     download(gc_app, exhausted)
-    staged = debris(root, 2 * HOUR)
+    staged = debris(root, 2 * HOUR).name
     blob_id = orphan(service, root, 2 * HOUR)
     run_later(monkeypatch, 120)
 

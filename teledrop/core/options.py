@@ -55,19 +55,19 @@ def _utf8(name: str, value: str) -> str:
     return value
 
 
-def clean_title(value: str) -> str:
-    value = _utf8("a title", value).strip()
-    if len(value) > MAX_TITLE:
-        raise InvalidOption(f"a title is at most {MAX_TITLE} characters")
-    if UNSAFE_IN_NAMES.search(value):
-        raise InvalidOption("a title cannot contain control characters or line breaks")
+def _clean_text(what: str, value: str, longest: int, forbidden: re.Pattern[str],
+                allowed: str) -> str:
+    value = _utf8(what, value).strip()
+    if len(value) > longest:
+        raise InvalidOption(f"{what} is at most {longest} characters")
+    if forbidden.search(value):
+        raise InvalidOption(f"{what} cannot contain control characters{allowed}")
     return value
+
+
+def clean_title(value: str) -> str:
+    return _clean_text("a title", value, MAX_TITLE, UNSAFE_IN_NAMES, " or line breaks")
 
 
 def clean_description(value: str) -> str:
-    value = _utf8("a description", value).strip()
-    if len(value) > MAX_DESCRIPTION:
-        raise InvalidOption(f"a description is at most {MAX_DESCRIPTION} characters")
-    if _DESCRIPTION_FORBIDDEN.search(value):
-        raise InvalidOption("a description cannot contain control characters")
-    return value
+    return _clean_text("a description", value, MAX_DESCRIPTION, _DESCRIPTION_FORBIDDEN, "")
