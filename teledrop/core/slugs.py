@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+import string
 
 from .errors import InvalidSlug
 
@@ -12,12 +14,18 @@ RESERVED = frozenset(
     {"api", "static", "healthz", "metrics", "openapi.json", "favicon.ico", "robots.txt"}
 )
 CUSTOM_SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{2,63}")
-#: 6 random bytes = 48 bits, 8 URL-safe characters.
-GENERATED_SLUG_BYTES = 6
+URL_SAFE = string.ascii_letters + string.digits + "-_"
+#: A leading "-" would read as an option on a command line (``teledrop info -x``).
+FIRST_CHARS = URL_SAFE.replace("-", "")
+GENERATED_SLUG_LENGTH = 9
+#: log2(63) + 8 * log2(64) ≈ 53.98 bits: above the 48 a link must carry.
+GENERATED_SLUG_BITS = math.log2(len(FIRST_CHARS)) + \
+    (GENERATED_SLUG_LENGTH - 1) * math.log2(len(URL_SAFE))
 
 
 def generate_slug() -> str:
-    return secrets.token_urlsafe(GENERATED_SLUG_BYTES)
+    return secrets.choice(FIRST_CHARS) + "".join(
+        secrets.choice(URL_SAFE) for _ in range(GENERATED_SLUG_LENGTH - 1))
 
 
 def check_custom_slug(slug: str) -> None:
