@@ -22,14 +22,16 @@ from teledrop.client import (
     normalize_server,
     resolve_link,
 )
-
 from teledrop.core.config import Config, load_config
+from teledrop.core.drop import iso
 from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError, TeledropError
 from teledrop.core.gc import DEFAULT_STAGING_AGE, collect
+from teledrop.core.owners import create_token, revoke_token
 from teledrop.core.service import Teledrop, plugin_settings
 from teledrop.core.units import format_size, parse_duration
 from teledrop.core.verify import verify as verify_drops
+from teledrop.metrics import Metrics, use_configured_dir
 from teledrop.plugins.manager import blocked_names, describe_plugins, make_plugin_manager
 
 CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE",
@@ -105,13 +107,88 @@ def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
     prefix = "would remove" if dry_run else "removed"
     count = 0
     with _service(config_path) as service:
+        # Counted into the server's metrics when the config names a shared metrics_dir.
+        counter = Metrics().gc_removed if not dry_run and use_configured_dir(service.config) \
+            else None
         try:
             for removal in collect(service, older_than, dry_run):
                 click.echo(f"{prefix} {removal}")
                 count += 1
+                if counter is not None:
+                    counter.labels(kind=removal.kind).inc()
         except TeledropError as exc:
             raise click.ClickException(exc.message) from None
     click.echo(f"{prefix} {count} item(s)")
+
+
+@main.group()
+def token() -> None:
+    """Manage the token store: upload tokens that name their owner.
+
+    A drop uploaded with a token belongs to its owner, who can list, edit and delete it
+    (GET/PATCH /api/drops). Only a hash of each token is stored.
+
+    \b
+    Examples:
+      teledrop token create alice
+      teledrop token list
+      teledrop token revoke alice
+    """
+
+
+@token.command(name="create")
+@CONFIG_OPTION
+@click.argument("name")
+def token_create(config_path: str | None, name: str) -> None:
+    """Create a token for NAME and print it, once (only its hash is kept).
+
+    \b
+    Example:
+      TOKEN=$(teledrop token create alice)
+    """
+    with _service(config_path) as service:
+        try:
+            secret = create_token(service, name)
+        except TeledropError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(secret)
+    click.echo(f"token for {name!r} created: keep it now, it is not shown again", err=True)
+
+
+@token.command(name="list")
+@CONFIG_OPTION
+def token_list(config_path: str | None) -> None:
+    """List the stored tokens' names and creation times (never the tokens).
+
+    \b
+    Example:
+      teledrop token list
+    """
+    with _service(config_path) as service:
+        try:
+            records = service.metadata.list_tokens()
+        except TeledropError as exc:
+            raise click.ClickException(exc.message) from None
+    for record in records:
+        click.echo(f"{record.name}  created {iso(record.created_at)}")
+
+
+@token.command(name="revoke")
+@CONFIG_OPTION
+@click.argument("name")
+def token_revoke(config_path: str | None, name: str) -> None:
+    """Revoke NAME's token: it stops working at once (its drops stay).
+
+    \b
+    Example:
+      teledrop token revoke alice
+    """
+    with _service(config_path) as service:
+        try:
+            revoke_token(service, name)
+        except TeledropError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"revoked {name}")
 
 
 @main.command()

@@ -4,6 +4,7 @@ its exit status, and a config error as one line without a traceback."""
 
 from __future__ import annotations
 
+import subprocess
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from flask import Flask
 
 import teledrop.core.gc as gc_module
@@ -20,6 +23,7 @@ from teledrop.core.config import load_config
 from teledrop.core.drop import now
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.live_server import TELEDROP_SCRIPT
 from tests.store_helpers import blob_file, debris, orphan, upload
 from tests.store_helpers import download as exhaust
 
@@ -333,7 +337,8 @@ def test_missing_config_file_is_one_line(tmp_path: Path, no_gunicorn: None, comm
 
 # -- help ----------------------------------------------------------------------------------
 
-ALL_COMMANDS = {"serve", "gc", "plugins", "verify", "config", "upload", "delete", "info"}
+ALL_COMMANDS = {"serve", "gc", "plugins", "verify", "config", "upload", "delete", "info",
+                "token"}
 
 
 def example_lines(help_text: str) -> list[str]:
@@ -359,3 +364,68 @@ def test_every_command_help_shows_examples_as_written(name: str) -> None:
     printed = [line.strip() for line in result.output.splitlines()]
     for line in examples:
         assert line in printed, (line, result.output)
+
+
+# --- teledrop token -------------------------------------------------------------------------
+
+def test_a_created_token_is_printed_once_and_names_its_owner(config_path: Path,
+                                                             server: Flask) -> None:
+    created = CliRunner().invoke(main, ["token", "create", "alice", "--config",
+                                        str(config_path)])
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip()
+    assert len(secret) >= 32 and "\n" not in secret
+    assert "not shown again" in created.stderr
+    listed = run("token", "list", "--config", str(config_path))
+    assert listed.exit_code == 0 and listed.output.startswith("alice  created ")
+    assert secret not in listed.output
+    response = server.test_client().put("/t.txt", data=b"mine", headers={
+        "Authorization": f"Bearer {secret}", "Accept": "application/json"})
+    assert response.status_code == 201
+    assert service_of(server).metadata.get(response.json["slug"]).owner == "alice"
+
+
+def test_a_revoked_token_stops_working(config_path: Path, server: Flask) -> None:
+    secret = run("token", "create", "bob", "--config", str(config_path)).output.splitlines()[0]
+    revoked = run("token", "revoke", "bob", "--config", str(config_path))
+    assert revoked.exit_code == 0 and revoked.output == "revoked bob\n"
+    response = server.test_client().put("/t.txt", data=b"x",
+                                        headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 401
+    assert run("token", "list", "--config", str(config_path)).output == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("create", "alice"), "exists"),
+    (("create", "-bad name"), "token name"),
+    (("revoke", "nobody"), "no token named 'nobody'"),
+])
+def test_token_mistakes_are_one_line(config_path: Path, args: tuple[str, ...],
+                                     message: str) -> None:
+    run("token", "create", "alice", "--config", str(config_path))
+    result = run("token", *args[:1], "--config", str(config_path), "--", *args[1:])
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+# --- gc removals in the server's metrics -----------------------------------------------------
+
+def test_gc_counts_its_removals_into_a_shared_metrics_dir(
+        tmp_path: Path, write_config: Callable[[str], Path], root: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    config = write_config(f"[server]\nmetrics_dir = {str(metrics_dir)!r}\n")
+    app = create_app(load_config(str(config), environ={}))
+    try:
+        exhaust(app, upload(app, max_downloads="1"))
+        debris(root, 2 * 3600)
+    finally:
+        service_of(app).close()
+    # A process of its own, as cron runs it: its counters land in the shared directory.
+    result = subprocess.run([str(TELEDROP_SCRIPT), "gc", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    counted = {s.labels["kind"]: s.value for family in registry.collect()
+               for s in family.samples if s.name == "teledrop_gc_removed_total"}
+    assert counted == {"drop": 1.0, "staging": 1.0}
