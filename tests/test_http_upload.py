@@ -540,3 +540,13 @@ def test_an_upload_with_a_right_token_is_201_and_downloads_need_none(token_app: 
         assert client.get(f"/{slug}").data == b"secret"
         assert client.head(f"/{slug}").status_code == 200
         assert client.get(f"/api/drops/{slug}").status_code == 200
+
+
+@pytest.mark.parametrize("coding", ["gzip", "gzip, chunked", "deflate"])
+def test_a_compressed_transfer_coding_is_refused(app: Flask, client: Any, data_dir: Path,
+                                                 coding: str) -> None:
+    # Stored as it came, the file would be the compressed bytes, not the client's file.
+    response = client.put("/a.txt", data=b"not really compressed",
+                          headers={"Transfer-Encoding": coding, **JSON})
+    assert_json_error(response, 400, "malformed_body")
+    assert_nothing_stored(app, data_dir)

@@ -43,6 +43,10 @@ class ClientDisconnected(BadRequest):
     code, default_message = "client_disconnected", "the client went away mid-upload"
 
 
+class UploadTimeout(TeledropError):
+    code, status, default_message = "upload_timeout", 408, "the upload stalled and was dropped"
+
+
 class Unauthorized(TeledropError):
     code, status, default_message = "unauthorized", 401, "a valid upload token is required"
 

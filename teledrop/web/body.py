@@ -17,7 +17,7 @@ from werkzeug.exceptions import ClientDisconnected as WerkzeugClientDisconnected
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from teledrop.core.errors import ClientDisconnected, MalformedBody, TooLarge
+from teledrop.core.errors import ClientDisconnected, MalformedBody, TooLarge, UploadTimeout
 from teledrop.core.upload import Upload
 
 #: Bytes per read. gunicorn hands over up to 1 MiB per recv; smaller reads re-copy its
@@ -53,7 +53,9 @@ def translate_stream_errors(receive: Callable[[Upload], None]) -> Callable[[Uplo
             raise ClientDisconnected() from None
         except RequestEntityTooLarge:
             raise TooLarge("the request body is too large") from None
-        except (ConnectionError, TimeoutError) as exc:
+        except TimeoutError as exc:  # limits.idle_timeout on the client's socket
+            raise UploadTimeout("the upload sent nothing for too long and was dropped") from exc
+        except ConnectionError as exc:
             raise ClientDisconnected() from exc
         except Exception as exc:
             # gunicorn's NoMoreData, ChunkMissingTerminator, InvalidChunkSize...: a body cut

@@ -25,6 +25,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "bad request, option, slug, filename or body",
         401: "token missing or wrong, or the drop's password missing or wrong",
         403: "wrong delete token", 404: "no such drop", 405: "method not allowed",
+        408: "the upload sent nothing for limits.idle_timeout",
         409: "slug taken", 410: "expired or out of downloads", 413: "over max_upload_size",
         416: "range not satisfiable", 429: "too many wrong passwords for this drop",
         503: "storage or metadata unavailable", 507: "storage full",
@@ -56,7 +57,7 @@ _READER = [
 ]
 _BYTES = {"type": "string", "contentMediaType": "application/octet-stream"}
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
-_UPLOAD_ERRORS = _errors(400, 401, 409, 413, 503, 507)
+_UPLOAD_ERRORS = _errors(400, 401, 408, 409, 413, 503, 507)
 _CREATED = {
     "description": "the drop was created",
     "headers": {
@@ -96,7 +97,7 @@ def _download(summary: str) -> dict[str, Any]:
 
 def _password_download(summary: str) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_PREVIEW], "requestBody": _PASSWORD_FORM,
-            "responses": _DOWNLOAD_RESPONSES}
+            "responses": {**_DOWNLOAD_RESPONSES, **_errors(405)}}
 
 
 _OWNER = [{"uploadToken": []}]
@@ -185,8 +186,9 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "delete a drop with its delete token, or as its owner",
                     "parameters": [{"name": "X-Delete-Token", "in": "header", "required": False,
                                     "schema": {"type": "string"}}],
+                    # 405: one of the app's own paths (/healthz, /metrics...) is no drop
                     "responses": {"204": {"description": "deleted"},
-                                  **_errors(401, 403, 404, 503)},
+                                  **_errors(401, 403, 404, 405, 503)},
                 },
             },
             "/{slug}/{name}": {

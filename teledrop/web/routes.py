@@ -60,18 +60,24 @@ def upload_request(filename: str | None = None, declared_size: int | None = None
     )
 
 
-def body_stream(raw: bool = False) -> Any:
+def body_stream() -> Any:
     """The request body, with the idle timeout applied to the client's socket: under gthread
     a stalled upload would otherwise hold its thread forever.
 
-    A raw body is read straight from a server that delimits it itself (gunicorn sets
+    A body is read straight from a server that delimits it itself (gunicorn sets
     ``wsgi.input_terminated``): werkzeug's limiting wrapper would copy every chunk once
-    more, and the core writer enforces the size limit anyway.
+    more, and hide a timeout as a disconnect. The core writer enforces the size limit, and
+    the multipart reader bounds everything around the file.
     """
+    codings = [c.strip().lower() for c in request.headers.get("Transfer-Encoding", "").split(",")
+               if c.strip()]
+    if codings and codings != ["chunked"]:
+        # A compressed transfer coding would be stored compressed: refuse it.
+        raise MalformedBody("only the chunked transfer coding is accepted")
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(service().config.limits.idle_timeout)
-    if raw and request.environ.get("wsgi.input_terminated"):
+    if request.environ.get("wsgi.input_terminated"):
         return request.environ["wsgi.input"]
     return request.stream
 
@@ -117,7 +123,7 @@ def upload_raw(filename: str | None = None) -> Response:
             service().config.limits.max_upload_size:
         raise TooLarge("the upload exceeds the limit of "
                        f"{format_size(service().config.limits.max_upload_size)}")
-    receive = raw_receiver(body_stream(raw=True), filename, request.headers.get("Content-Type"),
+    receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"),
                            request.content_length)
     req = upload_request(filename, declared_size=request.content_length)
     return created(create_drop(service(), req, receive))
