@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install browser run test clean
+.PHONY: install system-deps run test clean
 
 $(STAMP): pyproject.toml plugins/local_storage/pyproject.toml plugins/sqlite_meta/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,18 @@ run: install
 	mkdir -p data
 	TELEDROP_CONFIG=$${TELEDROP_CONFIG:-conf/teledrop.toml} $(BIN)/gunicorn -c conf/gunicorn.conf.py wsgi:app
 
-# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+# What the tests drive besides Python: Debian's chromium for the browser tests (Playwright
+# never downloads a browser here), nginx for the reverse-proxy tests, curl as a client.
+SYSTEM_TOOLS := chromium:chromium nginx:nginx-light curl:curl
 
-test: install browser
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v $${pair%%:*} >/dev/null || PATH="$$PATH:/usr/sbin" command -v $${pair%%:*} >/dev/null \
+			|| missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+
+test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
