@@ -1,4 +1,4 @@
-"""The default slug policy: 48 random bits for generated slugs; syntax and reserved words
+"""The default slug policy: about 54 random bits for generated slugs; syntax and reserved words
 for every slug."""
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def teledrop_generate_slug(drop: Drop, config: Config, settings: Mapping[str, An
     :param config: the effective configuration.
     :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
         :func:`teledrop_config_schema` (how a plugin reads its own table).
-    :returns: the slug. The default (48 random bits, URL-safe) is ``trylast``.
+    :returns: the slug. The default (9 URL-safe characters, about 54 random bits) is ``trylast``.
 
     Stops at first non-None result.
     """
