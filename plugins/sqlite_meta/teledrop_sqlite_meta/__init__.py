@@ -193,14 +193,14 @@ class SqliteMetadata:
     @_db_errors
     def claim_download(self, slug: str, at: int) -> Drop | None:
         Row = self.Row
-        with self._tx():
-            counted = (Row.update(downloads=Row.downloads + 1)
-                       .where((Row.slug == slug) & (Row.expires_at > at)
-                              & (Row.max_downloads.is_null() | (Row.downloads < Row.max_downloads)))
-                       .execute())
-            if not counted:
-                return None
-            return self._drop(Row.get(Row.slug == slug))
+        # One statement, its own transaction: the check and the count cannot be split by
+        # another download, and RETURNING saves a second query per GET.
+        query = (Row.update(downloads=Row.downloads + 1)
+                 .where((Row.slug == slug) & (Row.expires_at > at)
+                        & (Row.max_downloads.is_null() | (Row.downloads < Row.max_downloads)))
+                 .returning(*[getattr(Row, name) for name in _FIELDS]))
+        rows = list(query.execute())
+        return self._drop(rows[0]) if rows else None
 
     def _gone(self, at: int) -> Any:
         Row = self.Row
