@@ -110,3 +110,12 @@ def test_workers_share_their_counts(tmp_path: Path) -> None:
     lines = [json.loads(line.split("teledrop.access: ", 1)[1])
              for line in log.splitlines() if "teledrop.access: " in line]
     assert sum(1 for line in lines if line["status"] == 201) == 12
+
+
+def test_a_download_through_the_password_form_is_counted(client: Any) -> None:
+    drop = upload(client, b"secret bytes", password="pw").get_json()
+    response = client.post(f"/{drop['slug']}", data={"password": "pw"})
+    assert response.status_code == 200 and response.data == b"secret bytes"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "teledrop_downloads_total") == 1
+    assert metric(text, "teledrop_download_bytes_total") == len(b"secret bytes")

@@ -50,7 +50,8 @@ def _finish(metrics: Metrics, response: Response) -> Response:
         metrics.uploads.inc()
         metrics.bytes_in.inc(drop.size)
         metrics.upload_seconds.observe(elapsed)
-    elif drop is not None and status in (200, 206) and request.method == "GET":
+    elif drop is not None and status in (200, 206) and request.method != "HEAD":
+        # GET, or POST from a password-protected drop's form
         metrics.downloads.inc()
         metrics.bytes_out.inc(response.content_length or 0)
     elif drop is not None and status == 204:

@@ -146,7 +146,6 @@ def download(slug: str, name: str | None = None) -> Response:
                 # The form is the challenge: a Basic one would make browsers show their own
                 # prompt instead of it, and no browser prompts for this scheme.
                 headers["WWW-Authenticate"] = f'{PASSWORD_HEADER} realm="teledrop drop"'
-
             return Response(password_html(request.path, exc.message), exc.status, headers,
                             mimetype="text/html")
         raise
