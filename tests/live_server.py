@@ -457,6 +457,25 @@ def read_response(sock: socket.socket, method: str = "POST",
     return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
+def read_responses(sock: socket.socket, count: int, timeout: float = 30.0,
+                   ) -> list[tuple[int, bytes]]:
+    """Status and body of the next ``count`` responses on ``sock``, read through one buffer
+    so that pipelined responses are not lost to a reader's read-ahead (teledrop's responses
+    all carry a Content-Length)."""
+    sock.settimeout(timeout)
+    responses = []
+    with sock.makefile("rb") as stream:
+        for _ in range(count):
+            status = int(stream.readline().split()[1])
+            length = 0
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            responses.append((status, stream.read(length)))
+    return responses
+
+
 def send_until_answered(sock: socket.socket, pieces: Iterator[bytes] | list[bytes]) -> None:
     """Send ``pieces`` one by one, stopping early when the server has answered (readable)
     or hung up: a server that refuses a body need not read the rest of it."""

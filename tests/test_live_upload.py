@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import threading
+from contextlib import closing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,8 @@ import blake3
 import pytest
 import requests
 
-from tests.live_server import LiveServer, live_server
+from tests.live_server import (LiveServer, connect, live_server, multipart, read_responses,
+                               request_head)
 
 pytestmark = pytest.mark.gunicorn
 
@@ -139,6 +141,30 @@ def test_chunked_put_with_curl_from_stdin(server: LiveServer, tmp_path: Path) ->
     drop = json.loads(done.stdout)
     assert drop["filename"] == "piped.bin"
     assert_stored(server, drop, content)
+    server.data.assert_consistent()
+
+
+@pytest.mark.parametrize("sizes", [(10, 20), (3 * MiB + 1, 5), (1, 2 * MiB), (1, 1)],
+                         ids=["small", "big-then-small", "small-then-big", "tiny"])
+def test_pipelined_uploads_on_one_connection_each_keep_their_bytes(
+        server: LiveServer, sizes: tuple[int, int]) -> None:
+    """Bodies of known length are received straight from gunicorn's socket: a request sent
+    in the same packets as the previous body must still start where it should."""
+    first, second = (os.urandom(n) for n in sizes)
+    head, tail = multipart("b0undary", "second.bin")
+    form = head + second + tail
+    wire = (request_head("PUT", "/first.bin", {"Content-Length": str(len(first)), **JSON})
+            + first
+            + request_head("POST", "/", {"Content-Length": str(len(form)), **JSON,
+                                         "Content-Type": "multipart/form-data; boundary=b0undary"})
+            + form
+            + request_head("GET", "/healthz", {}))
+    with closing(connect(server)) as sock:
+        sock.sendall(wire)
+        responses = read_responses(sock, 3)
+    assert [status for status, _ in responses] == [201, 201, 200], responses
+    assert_stored(server, json.loads(responses[0][1]), first)
+    assert_stored(server, json.loads(responses[1][1]), second)
     server.data.assert_consistent()
 
 

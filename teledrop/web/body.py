@@ -9,7 +9,7 @@ bodies skip the parser altogether.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from werkzeug.datastructures import Headers
@@ -19,6 +19,8 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 
 from teledrop.core.errors import ClientDisconnected, MalformedBody, TooLarge, UploadTimeout
 from teledrop.core.upload import Upload
+
+from .socket_body import SocketBody
 
 #: Bytes per read. gunicorn hands over up to 1 MiB per recv; smaller reads re-copy its
 #: read-ahead (see docs/performance.md when it exists, and FACTS of the stack).
@@ -67,7 +69,27 @@ def translate_stream_errors(receive: Callable[[Upload], None]) -> Callable[[Uplo
     return wrapped
 
 
-def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload], None]:
+def body_chunks(stream: IO[bytes] | SocketBody, end_with_empty: bool = False
+                ) -> Iterator[bytes | memoryview]:
+    """The body in pieces of up to READ_SIZE bytes, then one empty piece if asked.
+
+    A stream with ``readinto`` fills one reused buffer: each piece is a view of it that is
+    valid only until the next one is asked for (the writer and the multipart decoder copy
+    what they keep)."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is None:
+        while chunk := stream.read(READ_SIZE):
+            yield chunk
+    else:
+        buffer = bytearray(READ_SIZE)
+        view = memoryview(buffer)
+        while n := readinto(buffer):
+            yield view[:n]
+    if end_with_empty:
+        yield b""
+
+
+def multipart_receiver(stream: IO[bytes] | SocketBody, boundary: bytes) -> Callable[[Upload], None]:
     @translate_stream_errors
     def receive(upload: Upload) -> None:
         decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_DECODER_BUFFER,
@@ -77,8 +99,7 @@ def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload],
         field_size = 0
         write: Callable[[bytes], object] = field_data.append
         event: object = NeedData()
-        while True:
-            data = stream.read(READ_SIZE)
+        for data in body_chunks(stream, end_with_empty=True):
             try:
                 decoder.receive_data(data or None)
                 event = decoder.next_event()
@@ -123,7 +144,7 @@ def multipart_receiver(stream: IO[bytes], boundary: bytes) -> Callable[[Upload],
     return receive
 
 
-def raw_receiver(stream: IO[bytes], filename: str | None, content_type: str | None,
+def raw_receiver(stream: IO[bytes] | SocketBody, filename: str | None, content_type: str | None,
                  expected_size: int | None = None) -> Callable[[Upload], None]:
     """A raw body into the upload. With ``expected_size`` (Content-Length) a body that ends
     short is a vanished client: gunicorn reports a clean end of stream, not an error."""
@@ -131,20 +152,8 @@ def raw_receiver(stream: IO[bytes], filename: str | None, content_type: str | No
     @translate_stream_errors
     def receive(upload: Upload) -> None:
         writer = upload.open_file(filename, content_type)
-        buffer = bytearray(READ_SIZE)
-        view = memoryview(buffer)
-        readinto = getattr(stream, "readinto", None)
-        while True:
-            if readinto is not None:
-                n = readinto(buffer)
-                if not n:
-                    break
-                writer.write(view[:n])
-            else:
-                chunk = stream.read(READ_SIZE)
-                if not chunk:
-                    break
-                writer.write(chunk)
+        for chunk in body_chunks(stream):
+            writer.write(chunk)
         if expected_size is not None and writer.size != expected_size:
             raise ClientDisconnected(
                 f"the body ended after {writer.size} of {expected_size} bytes")

@@ -23,6 +23,7 @@ from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
+from .socket_body import SocketBody
 from .download import file_response
 from .openapi import openapi_document
 from .page import index_html, password_html, result_html, usage_text
@@ -66,8 +67,9 @@ def body_stream() -> Any:
 
     A body is read straight from a server that delimits it itself (gunicorn sets
     ``wsgi.input_terminated``): werkzeug's limiting wrapper would copy every chunk once
-    more, and hide a timeout as a disconnect. The core writer enforces the size limit, and
-    the multipart reader bounds everything around the file.
+    more, and hide a timeout as a disconnect. A body of known length under gunicorn is
+    received straight from its socket (:mod:`.socket_body`). The core writer enforces the
+    size limit, and the multipart reader bounds everything around the file.
     """
     codings = [c.strip().lower() for c in request.headers.get("Transfer-Encoding", "").split(",")
                if c.strip()]
@@ -77,6 +79,9 @@ def body_stream() -> Any:
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(service().config.limits.idle_timeout)
+    direct = SocketBody.wrap(request.environ)
+    if direct is not None:
+        return direct
     if request.environ.get("wsgi.input_terminated"):
         return request.environ["wsgi.input"]
     return request.stream
