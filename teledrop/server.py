@@ -4,7 +4,9 @@ errors, and the ``teledrop serve`` application."""
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from teledrop import metrics
@@ -56,20 +58,32 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
     }
 
 
-#: glibc's mallopt parameter (malloc.h) for the number of arenas.
-M_ARENA_MAX = -8
-#: Each thread would otherwise get its own arena: 16 concurrent uploads took a worker to
-#: 107-112 MiB, two arenas hold it near 82 MiB (docs/performance.md).
-ARENA_MAX = 2
+#: glibc's mallopt parameters (malloc.h), each with the environment variable glibc reads
+#: for it and teledrop's value, all measured with bench/run.py (docs/performance.md):
+#:
+#: - arenas: each thread would otherwise get its own; 16 concurrent uploads took a worker
+#:   to 107-112 MiB, two arenas hold it near 65-82 MiB;
+#: - mmap and trim thresholds: the multipart decoder and gunicorn's chunk reader allocate
+#:   and free ~1 MiB per MiB received; with glibc's defaults every one of those came back as
+#:   fresh pages (160,000-220,000 page faults per GiB, ~1 s of CPU per GiB). Served from the
+#:   heap and not trimmed back each time, they are reused.
+MALLOC_TUNING = (
+    (-8, "MALLOC_ARENA_MAX", 2),  # M_ARENA_MAX
+    (-3, "MALLOC_MMAP_THRESHOLD_", 4 * 1024 * 1024),  # M_MMAP_THRESHOLD
+    (-1, "MALLOC_TRIM_THRESHOLD_", 32 * 1024 * 1024),  # M_TRIM_THRESHOLD
+)
 
 
-def tune_malloc() -> bool:
-    """Bound the malloc arenas a worker's threads spread over, before they start. A no-op
-    where glibc is not the allocator."""
+def tune_malloc(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Set glibc's allocator up for a worker, before its threads start; a parameter whose
+    environment variable the operator set is left to it. The variables of the parameters
+    set; none where glibc is not the allocator."""
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, ARENA_MAX))
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
-        return False
+        return []
+    return [name for param, name, value in MALLOC_TUNING
+            if name not in environ and mallopt(param, value) == 1]
 
 
 def _post_fork(server: Any, worker: Any) -> None:
