@@ -59,18 +59,13 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
 
 
 #: glibc's mallopt parameters (malloc.h), each with the environment variable glibc reads
-#: for it and teledrop's value, all measured with bench/run.py (docs/performance.md):
-#:
-#: - arenas: each thread would otherwise get its own; 16 concurrent uploads took a worker
-#:   to 107-112 MiB, two arenas hold it near 65-82 MiB;
-#: - mmap and trim thresholds: the multipart decoder and gunicorn's chunk reader allocate
-#:   and free ~1 MiB per MiB received; with glibc's defaults every one of those came back as
-#:   fresh pages (160,000-220,000 page faults per GiB, ~1 s of CPU per GiB). Served from the
-#:   heap and not trimmed back each time, they are reused.
+#: for it and teledrop's value, measured with bench/run.py (docs/performance.md). Arenas:
+#: each thread would otherwise get its own; 16 concurrent uploads took a worker to
+#: 107-112 MiB, two arenas hold it near 45-82 MiB (with 256 KiB and 1 MiB reads). The mmap
+#: and trim thresholds were measured too and are left to glibc: with 256 KiB reads they no
+#: longer changed the CPU time.
 MALLOC_TUNING = (
     (-8, "MALLOC_ARENA_MAX", 2),  # M_ARENA_MAX
-    (-3, "MALLOC_MMAP_THRESHOLD_", 4 * 1024 * 1024),  # M_MMAP_THRESHOLD
-    (-1, "MALLOC_TRIM_THRESHOLD_", 32 * 1024 * 1024),  # M_TRIM_THRESHOLD
 )
 
 

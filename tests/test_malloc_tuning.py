@@ -1,9 +1,9 @@
 """teledrop.server.tune_malloc: the allocator settings a worker gets after the fork.
 
 Each case runs in a fresh interpreter, since mallopt changes the process for good. The
-measurable point of the thresholds: parsing a multipart body the way an upload does (1 MiB
-reads into werkzeug's decoder) must reuse memory instead of faulting in fresh pages for
-every MiB, which is what glibc's defaults did (docs/performance.md).
+measurable point: threads that allocate at the same time share at most two arenas, where
+glibc would give each its own (the RSS of a worker serving many uploads at once,
+docs/performance.md), and an operator's own ``MALLOC_*`` variable wins.
 """
 
 from __future__ import annotations
@@ -15,38 +15,41 @@ import sys
 
 import pytest
 
+from teledrop.server import MALLOC_TUNING
+
 SCRIPT = r"""
-import json, os, resource, sys
-from werkzeug.sansio.multipart import Data, Epilogue, MultipartDecoder, NeedData
+import ctypes, json, os, re, sys, tempfile, threading
 from teledrop.server import tune_malloc
-from teledrop.web.body import MAX_DECODER_BUFFER, READ_SIZE
 
 applied = tune_malloc() if sys.argv[1] == "tune" else []
-body = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n'
-        + os.urandom(READ_SIZE) * 64 + b"\r\n--b--\r\n")
+barrier, held = threading.Barrier(8), []
 
-def parse():
-    decoder = MultipartDecoder(b"b", max_form_memory_size=MAX_DECODER_BUFFER)
-    buffer, view, received = bytearray(READ_SIZE), memoryview(body), 0
-    for start in range(0, len(body) + 1, READ_SIZE):
-        piece = view[start:start + READ_SIZE]
-        buffer[:len(piece)] = piece
-        decoder.receive_data(memoryview(buffer)[:len(piece)] if piece else None)
-        event = decoder.next_event()
-        while not isinstance(event, (NeedData, Epilogue)):
-            received += len(event.data) if isinstance(event, Data) else 0
-            event = decoder.next_event()
-    return received
+def allocate():
+    barrier.wait()  # all at once, as concurrent uploads do
+    held.append([bytearray(200_000) for _ in range(5)])
+    barrier.wait()
 
-parse()  # the first pass may grow the heap once
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-received = parse()
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({"applied": applied, "received": received, "faults": faults}))
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "malloc.xml")
+    stream = libc.fopen(path.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    arenas = len(re.findall(r"<heap nr=", open(path).read()))
+print(json.dumps({"applied": applied, "arenas": arenas}))
 """
 
-MiB = 1024 * 1024
-ALL = ["MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
+ALL = [name for _param, name, _value in MALLOC_TUNING]
 
 
 def run(mode: str, **env: str) -> dict[str, object]:
@@ -56,15 +59,15 @@ def run(mode: str, **env: str) -> dict[str, object]:
     return json.loads(done.stdout)
 
 
-def test_tuned_worker_parses_a_multipart_body_without_faulting_in_fresh_pages() -> None:
+def test_concurrent_threads_of_a_tuned_worker_share_two_arenas() -> None:
     tuned, untuned = run("tune"), run("plain")
-    assert tuned["applied"] == ALL
-    assert tuned["received"] == untuned["received"] == 64 * MiB
-    # glibc's defaults: ~47,000 faults (185 MiB of fresh pages) for these 64 MiB
-    assert untuned["faults"] > 10_000, untuned
-    assert tuned["faults"] < 500, tuned
+    assert tuned["applied"] == ALL == ["MALLOC_ARENA_MAX"]
+    assert untuned["arenas"] > 2, untuned  # glibc's default: one per allocating thread
+    assert tuned["arenas"] == 2, tuned
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_a_setting_the_operator_made_in_the_environment_is_left_alone(name: str) -> None:
-    assert run("tune", **{name: "1048576"})["applied"] == [n for n in ALL if n != name]
+    result = run("tune", **{name: "4"})
+    assert result["applied"] == [n for n in ALL if n != name]
+    assert result["arenas"] == 4  # the operator's value, not teledrop's
