@@ -98,6 +98,74 @@ def test_a_file_that_is_not_a_database_refuses_to_start(db_path: Path) -> None:
         SqliteMetadata(str(db_path))
 
 
+def traced_claim(store: SqliteMetadata, slug: str, at: int) -> tuple[Any, list[str]]:
+    """``claim_download``'s result and the statements it ran on this thread's connection."""
+    statements: list[str] = []
+    connection = store.db.connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        return store.claim_download(slug, at), statements
+    finally:
+        connection.set_trace_callback(None)
+
+
+def kinds(statements: list[str]) -> list[str]:
+    return [" ".join(s.split()[:4]) if s.startswith("PRAGMA") else s.split()[0]
+            for s in statements]
+
+
+def test_an_unlimited_drops_count_is_committed_without_fsync(metadata: SqliteMetadata) -> None:
+    drop = sample_drop(max_downloads=None)
+    metadata.insert(drop)
+    claimed, statements = traced_claim(metadata, drop.slug, drop.created_at)
+    assert claimed is not None and claimed.downloads == 1
+    assert kinds(statements) == ["PRAGMA synchronous = normal", "UPDATE",
+                                 "PRAGMA synchronous = full"]
+    assert metadata.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # full again
+    assert metadata.get(drop.slug).downloads == 1
+
+
+def test_a_limited_drops_count_keeps_the_configured_synchronous(
+        metadata: SqliteMetadata) -> None:
+    drop = sample_drop(max_downloads=1)
+    metadata.insert(drop)
+    claimed, statements = traced_claim(metadata, drop.slug, drop.created_at)
+    assert claimed is not None and claimed.downloads == 1
+    # the relaxed statement matches nothing; the count itself runs under synchronous = full
+    assert kinds(statements) == ["PRAGMA synchronous = normal", "UPDATE",
+                                 "PRAGMA synchronous = full", "UPDATE"]
+    assert traced_claim(metadata, drop.slug, drop.created_at)[0] is None  # its one download
+    assert metadata.get(drop.slug).downloads == 1
+
+
+def test_a_store_already_at_normal_counts_in_one_statement(db_path: Path) -> None:
+    store = SqliteMetadata(str(db_path), synchronous="normal")
+    try:
+        drop = sample_drop(max_downloads=None)
+        store.insert(drop)
+        claimed, statements = traced_claim(store, drop.slug, drop.created_at)
+        assert claimed is not None and kinds(statements) == ["UPDATE"]
+    finally:
+        store.close()
+
+
+def test_a_failed_count_restores_the_configured_synchronous(metadata: SqliteMetadata,
+                                                            db_path: Path) -> None:
+    drop = sample_drop(max_downloads=None)
+    metadata.insert(drop)
+    metadata.db.execute_sql("PRAGMA busy_timeout = 50")
+    locker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(MetadataUnavailable):
+            metadata.claim_download(drop.slug, drop.created_at)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert metadata.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
+    assert metadata.get(drop.slug).downloads == 0
+
+
 def test_reopening_keeps_the_data(metadata: SqliteMetadata, db_path: Path) -> None:
     drop = sample_drop()
     metadata.insert(drop)
