@@ -44,6 +44,7 @@ class SocketBody:
             return None
         unreader = body.reader.unreader
         if type(unreader) is not SocketUnreader or unreader.sock is not sock \
+                or not isinstance(getattr(body.reader, "length", None), int) \
                 or not hasattr(unreader, "take_buffered") or body.buf.tell():
             return None
         return cls(body, sock)
