@@ -144,8 +144,8 @@ def test_chunked_put_with_curl_from_stdin(server: LiveServer, tmp_path: Path) ->
     server.data.assert_consistent()
 
 
-@pytest.mark.parametrize("sizes", [(10, 20), (3 * MiB + 1, 5), (1, 2 * MiB), (1, 1)],
-                         ids=["small", "big-then-small", "small-then-big", "tiny"])
+@pytest.mark.parametrize("sizes", [(10, 20), (3 * MiB + 1, 5), (1, 2 * MiB), (1, 1), (0, 0)],
+                         ids=["small", "big-then-small", "small-then-big", "tiny", "empty"])
 def test_pipelined_uploads_on_one_connection_each_keep_their_bytes(
         server: LiveServer, sizes: tuple[int, int]) -> None:
     """Bodies of known length are received straight from gunicorn's socket: a request sent
