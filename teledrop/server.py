@@ -9,6 +9,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from gunicorn import util as gunicorn_util
+
 from teledrop import metrics
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import StartupError
@@ -81,8 +83,28 @@ def tune_malloc(environ: Mapping[str, str] = os.environ) -> list[str]:
             if name not in environ and mallopt(param, value) == 1]
 
 
+#: Longest reason teledrop repeats from a request gunicorn could not parse.
+MAX_FRAMING_REASON = 200
+
+
+def write_plain_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it could not parse (a malformed request line, two
+    Content-Lengths, headers past its limits), in teledrop's error form: one plain-text
+    line instead of gunicorn's HTML page. Control characters from the request are not
+    repeated, and the connection is closed, as gunicorn does."""
+    text = f"{reason.lower()}: {mesg}" if mesg else reason.lower()
+    line = "".join(c if c.isprintable() else "?" for c in text)[:MAX_FRAMING_REASON]
+    body = f"{line}\n".encode("utf-8", "replace")
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
 def _post_fork(server: Any, worker: Any) -> None:
     tune_malloc()
+    # gunicorn's workers answer framing errors through util.write_error (and only there).
+    gunicorn_util.write_error = write_plain_error
 
 
 def _child_exit(server: Any, worker: Any) -> None:

@@ -348,13 +348,43 @@ def test_a_body_framed_two_ways_is_400_and_stores_nothing(server: LiveServer,
     assert server.healthy()
 
 
+def assert_one_plain_line(headers: dict[str, str], body: bytes, words: str) -> None:
+    """teledrop's error form, also for what gunicorn refuses before teledrop runs."""
+    assert headers["content-type"] == "text/plain; charset=utf-8", headers
+    assert headers["x-content-type-options"] == "nosniff"
+    text = body.decode()
+    assert text.endswith("\n") and text.count("\n") == 1 and "<" not in text, text
+    assert words in text.lower(), text
+
+
 @live
 def test_two_content_lengths_are_400(server: LiveServer) -> None:
     before = server.data.snapshot()
     head = request_head("PUT", "/a.bin", {"Content-Length": "10"})
-    status, _, _ = exchange(server, head[:-2] + b"Content-Length: 20\r\n\r\n" + b"0" * 20)
+    status, headers, body = exchange(server,
+                                     head[:-2] + b"Content-Length: 20\r\n\r\n" + b"0" * 20)
     assert status == 400
+    assert_one_plain_line(headers, body, "content-length")
     assert server.data.snapshot() == before
+
+
+@live
+@pytest.mark.parametrize("request_bytes, status, words", [
+    (b"GARBAGE\r\n\r\n", 400, "invalid request line"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "bad request"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri too long"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 9000 + b"\r\n\r\n", 431,
+     "request header fields too large"),
+    (b"GET /\x1b[31mred HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad request"),
+], ids=["request line", "header without colon", "uri too long", "header too large",
+        "escape in target"])
+def test_a_request_gunicorn_cannot_parse_gets_one_plain_line(
+        server: LiveServer, request_bytes: bytes, status: int, words: str) -> None:
+    got, headers, body = exchange(server, request_bytes, method="GET")
+    assert got == status, body
+    assert_one_plain_line(headers, body, words)
+    assert "\x1b" not in body.decode()  # nothing from the request reaches a terminal raw
+    assert server.healthy()
 
 
 @live
