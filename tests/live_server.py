@@ -446,7 +446,8 @@ def multipart(boundary: str, filename: str, fields_after: Mapping[str, str] | No
 
 def read_response(sock: socket.socket, method: str = "POST",
                   timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers (lower-case names) and body of the next response on ``sock``."""
+    """Status, headers (lower-case names) and body of the next response on ``sock``. Its
+    buffer may swallow a response that follows: for several, use :func:`read_responses`."""
     sock.settimeout(timeout)
     response = http.client.HTTPResponse(sock, method=method)
     try:
