@@ -58,6 +58,8 @@ class SocketBody:
         closed the connection early (0 once nothing is left)."""
         view = memoryview(buffer).cast("B")
         want = min(len(view), self._reader.length)
+        if not want:
+            return 0
         filled = 0
         try:
             held = self._unreader.take_buffered()
