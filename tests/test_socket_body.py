@@ -76,7 +76,7 @@ def test_reads_exactly_the_body_and_leaves_the_next_request_to_gunicorn(
     assert reader is not None
 
     assert read_all(reader) == body
-    assert reader.remaining == 0 and wsgi_input.read() == b""  # nothing left for gunicorn
+    assert wsgi_input.reader.length == 0 and wsgi_input.read() == b""  # nothing left for gunicorn
     sender.join(5)
     # what followed the body is still there, in gunicorn's buffer or on the socket
     unreader = wsgi_input.reader.unreader
@@ -121,7 +121,7 @@ def test_a_client_that_closes_early_gives_a_short_body_then_nothing(
     reader = SocketBody.wrap(environ_for(wsgi_input, server))
     assert reader is not None
     assert read_all(reader) == sent
-    assert reader.remaining == 5000
+    assert wsgi_input.reader.length == 5000  # gunicorn knows the body was cut short
 
 
 def test_a_read_that_times_out_marks_the_body_failed(

@@ -49,10 +49,6 @@ class SocketBody:
             return None
         return cls(body, sock)
 
-    @property
-    def remaining(self) -> int:
-        return int(self._reader.length)
-
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` from the body; fewer bytes only at its end or when the client
         closed the connection early (0 once nothing is left)."""
