@@ -90,7 +90,8 @@ def body_chunks(stream: IO[bytes] | SocketBody, end_with_empty: bool = False
         yield b""
 
 
-def multipart_receiver(stream: IO[bytes] | SocketBody, boundary: bytes) -> Callable[[Upload], None]:
+def multipart_receiver(stream: IO[bytes] | SocketBody,
+                       boundary: bytes) -> Callable[[Upload], None]:
     @translate_stream_errors
     def receive(upload: Upload) -> None:
         decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_DECODER_BUFFER,

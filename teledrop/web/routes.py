@@ -23,11 +23,11 @@ from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
-from .socket_body import SocketBody
 from .download import file_response
 from .openapi import openapi_document
 from .page import index_html, password_html, result_html, usage_text
 from .responses import json_response, text_response, wants_html, wants_json
+from .socket_body import SocketBody
 
 bp = Blueprint("teledrop", __name__)
 
