@@ -19,6 +19,8 @@ from urllib.parse import quote
 import pytest
 from werkzeug.http import parse_options_header
 
+from teledrop.core.owners import create_token
+from teledrop.web.app import service_of
 from tests.http_helpers import (
     JSON,
     MULTIPART,
@@ -32,6 +34,8 @@ from tests.http_helpers import (
     multipart_body,
     post_parts,
     put_file,
+    records,
+    stored_paths,
 )
 from tests.live_server import (
     HOST,
@@ -74,6 +78,46 @@ def test_thousands_of_parts_are_400_in_one_line(make_app: Any, data_dir: Path,
     assert_json_error(post_parts(client, *PART_FLOODS[case], headers=JSON), 400,
                       "malformed_body")
     assert_nothing_stored(app, data_dir)
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["a drop", "no drop"])
+def test_a_big_form_to_a_drop_link_is_refused_unread(make_app: Any, data_dir: Path,
+                                                     exists: bool) -> None:
+    """Only an upload may be big: the password form on a drop's link is refused past a few
+    KiB before its body is parsed into memory, token or not."""
+    app = make_app()
+    client = app.test_client()
+    path = "/no-such-drop"
+    if exists:
+        path = "/" + created_json(put_file(client, "/a.txt", b"secret", headers=JSON))["slug"]
+    before = stored_paths(data_dir), records(app)
+    body = b"password=" + b"x" * (2 * 1024 * 1024)
+    response = client.post(path, data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", **JSON})
+    assert_json_error(response, 413, "too_large")
+    assert (stored_paths(data_dir), records(app)) == before
+
+
+def test_a_big_json_edit_is_refused_unread(make_app: Any) -> None:
+    app = make_app()
+    client = app.test_client()
+    token = create_token(service_of(app), "alice")
+    headers = {"Authorization": f"Bearer {token}", **JSON}
+    drop = created_json(put_file(client, "/a.txt", b"x", headers=headers))
+    body = json.dumps({"title": "t" * (2 * 1024 * 1024)})
+    response = client.patch(f"/api/drops/{drop['slug']}", data=body,
+                            headers={**headers, "Content-Type": "application/json"})
+    assert_json_error(response, 413, "too_large")
+    assert client.get(f"/api/drops/{drop['slug']}").get_json()["title"] == ""
+
+
+def test_a_multipart_post_to_a_drop_link_is_not_read_for_a_password(make_app: Any) -> None:
+    client = make_app().test_client()
+    drop = created_json(put_file(client, "/a.txt", b"secret", headers=JSON))
+    body = multipart_body(field_part("password", "whatever"))
+    response = client.post(f"/{drop['slug']}", data=body,
+                           headers={"Content-Type": MULTIPART, **JSON})
+    assert response.status_code == 200 and response.data == b"secret"
 
 
 def with_headers(extra: bytes) -> Part:

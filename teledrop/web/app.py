@@ -11,12 +11,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from teledrop import logs
 from teledrop.core.config import Config, load_config
-from teledrop.core.errors import TeledropError
+from teledrop.core.errors import TeledropError, TooLarge
 from teledrop.core.service import Teledrop
 from teledrop.metrics import Metrics
 
 from . import observe
-from .body import MULTIPART_OVERHEAD
+from .body import SMALL_BODY_LIMIT
 from .responses import error_response
 from .owner_routes import owner_bp
 from .routes import bp
@@ -37,9 +37,10 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> 
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.extensions[EXTENSION] = service
     observe.install(app, Metrics())
-    # The request stream enforces this while reading, whatever Content-Length claims;
-    # the file itself is held to max_upload_size by the core writer.
-    app.config["MAX_CONTENT_LENGTH"] = config.limits.max_upload_size + MULTIPART_OVERHEAD
+    # Every body but an upload's is small (a password form, an owner's JSON edit): werkzeug
+    # refuses a larger one with 413 before parsing it into memory or a temporary file. The
+    # upload views raise the limit for their own request (routes.allow_upload_body).
+    app.config["MAX_CONTENT_LENGTH"] = SMALL_BODY_LIMIT
     app.register_blueprint(bp)
     app.register_blueprint(owner_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
@@ -65,7 +66,9 @@ def _teledrop_error(error: TeledropError) -> Response:
 def _http_error(exc: HTTPException) -> Response:
     error = TeledropError(exc.description or exc.name)
     error.status = exc.code or 500
-    error.code = (exc.name or "error").lower().replace(" ", "_")
+    # werkzeug's 413 is teledrop's too_large, whichever of the two refused the body.
+    error.code = TooLarge.code if exc.code == 413 else \
+        (exc.name or "error").lower().replace(" ", "_")
     response = _teledrop_error(error)
     for name, value in exc.get_headers():
         if name.lower() != "content-type":

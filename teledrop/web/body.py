@@ -29,6 +29,8 @@ READ_SIZE = 256 * 1024
 #: Largest non-file form field, and the decoder's buffer bound (kept ≥ 2× READ_SIZE).
 MAX_FIELD_SIZE = 64 * 1024
 MAX_DECODER_BUFFER = 2 * READ_SIZE + MAX_FIELD_SIZE
+#: Largest body of any request but an upload (a password form, an owner's JSON edit).
+SMALL_BODY_LIMIT = 64 * 1024
 #: A form with more parts than this is hostile: teledrop takes one file and 3 options.
 MAX_PARTS = 16
 #: Room the multipart framing and option fields may add on top of the file itself.

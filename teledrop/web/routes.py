@@ -61,6 +61,16 @@ def upload_request(filename: str | None = None, declared_size: int | None = None
     )
 
 
+def allow_upload_body(overhead: int) -> None:
+    """Lift this request's body limit from the app's small one to an upload's: the file's
+    limit plus ``overhead`` for what frames it. A Content-Length past it is refused before
+    the body is opened, so the reason is teledrop's, not werkzeug's."""
+    limit = service().config.limits.max_upload_size
+    if request.content_length is not None and request.content_length > limit + overhead:
+        raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+    request.max_content_length = limit + overhead
+
+
 def body_stream() -> Any:
     """The request body, with the idle timeout applied to the client's socket: under gthread
     a stalled upload would otherwise hold its thread forever.
@@ -113,9 +123,7 @@ def upload_form() -> Response:
     if mimetype != "multipart/form-data" or not options.get("boundary"):
         raise MalformedBody("send multipart/form-data with a part named 'file', "
                             "or PUT the raw body")
-    limit = service().config.limits.max_upload_size
-    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
-        raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+    allow_upload_body(MULTIPART_OVERHEAD)
     receive = multipart_receiver(body_stream(), options["boundary"].encode("latin-1"))
     return created(create_drop(service(), upload_request(), receive))
 
@@ -123,11 +131,7 @@ def upload_form() -> Response:
 @bp.put("/")
 @bp.put("/<filename>")
 def upload_raw(filename: str | None = None) -> Response:
-    # Checked before the stream is opened, so the reason is ours, not werkzeug's.
-    if request.content_length is not None and request.content_length > \
-            service().config.limits.max_upload_size:
-        raise TooLarge("the upload exceeds the limit of "
-                       f"{format_size(service().config.limits.max_upload_size)}")
+    allow_upload_body(0)
     receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"),
                            request.content_length)
     req = upload_request(filename, declared_size=request.content_length)
@@ -215,7 +219,8 @@ def reader() -> drops.Reader:
     auth = request.authorization
     if password is None and auth is not None and auth.type == "basic":
         password = auth.password
-    if password is None and request.method == "POST":
+    if password is None and request.method == "POST" \
+            and request.mimetype == "application/x-www-form-urlencoded":
         password = request.form.get("password")
     return drops.Reader(owner=identify(service(), request.headers), password=password)
 
