@@ -357,6 +357,40 @@ def test_a_refused_slug_field_before_the_file_stops_the_upload_before_its_bytes(
     assert stored_paths(data_dir) == files
 
 
+class FaultyPlugin:
+    """Raises, from a hook or a storage write, the errors a body reader also meets
+    (ValueError from the decoder, TimeoutError from the socket)."""
+
+    teledrop_plugin_name = "faulty"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @hookimpl
+    def teledrop_check_slug(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [ValueError("plugin bug"), TimeoutError("plugin timeout"),
+                                   ConnectionError("plugin's own peer")],
+                         ids=["ValueError", "TimeoutError", "ConnectionError"])
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_a_plugin_failing_is_a_server_error_not_the_clients(make_app: Any, data_dir: Path,
+                                                            error: Exception,
+                                                            method: str) -> None:
+    """Only the body's own reads and framing are blamed on the client (400, 408): a plugin
+    raising the same exception types is a 500, logged, and leaves nothing behind."""
+    app = make_app(plugins=[FaultyPlugin(error)])
+    client = app.test_client()
+    if method == "POST":
+        response = post_parts(client, field_part("slug", "chosen"), file_part(b"data"),
+                              headers=JSON)
+    else:
+        response = put_file(client, "/f.bin", b"data", headers=JSON, query={"slug": "chosen"})
+    assert_json_error(response, 500)
+    assert_nothing_stored(app, data_dir)
+
+
 def test_a_slug_field_after_the_file_is_honoured(client: Any) -> None:
     response = post_parts(client, file_part(b"late"), field_part("slug", "late-slug"),
                           headers=JSON)

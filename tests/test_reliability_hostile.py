@@ -120,6 +120,20 @@ def test_a_multipart_post_to_a_drop_link_is_not_read_for_a_password(make_app: An
     assert response.status_code == 200 and response.data == b"secret"
 
 
+@pytest.mark.parametrize("content_type", [
+    "multipart/form-data; boundary*=UTF-8''%E2%82%AC",
+    "multipart/form-data; boundary=" + "b" * 71,
+    "multipart/form-data; boundary*=UTF-8''a%0Db",
+], ids=["non-ascii", "71 characters", "carriage return"])
+def test_a_boundary_outside_rfc_2046_is_400(make_app: Any, data_dir: Path,
+                                          content_type: str) -> None:
+    app = make_app()
+    response = app.test_client().post("/", data=multipart_body(file_part()),
+                                      headers={"Content-Type": content_type, **JSON})
+    assert_json_error(response, 400, "malformed_body")
+    assert_nothing_stored(app, data_dir)
+
+
 def with_headers(extra: bytes) -> Part:
     """The file part with ``extra`` raw header lines after its Content-Disposition."""
     return Part("file", b"payload", disposition=b'name="file"; filename="a.txt"' + extra)

@@ -10,6 +10,7 @@ bodies skip the parser altogether.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO
 
 from werkzeug.datastructures import Headers
@@ -48,28 +49,37 @@ def check_part_headers(headers: Headers) -> None:
         raise MalformedBody(f"a form part header is longer than {MAX_PART_HEADER_BYTES} bytes")
 
 
-def translate_stream_errors(receive: Callable[[Upload], None]) -> Callable[[Upload], None]:
-    """Map transport failures while reading a body onto core errors."""
+@contextmanager
+def transport_errors() -> Iterator[None]:
+    """Map failures of the client's connection while reading a body onto core errors."""
+    try:
+        yield
+    except WerkzeugClientDisconnected:
+        raise ClientDisconnected() from None
+    except RequestEntityTooLarge:
+        raise TooLarge("the request body is too large") from None
+    except TimeoutError as exc:  # limits.idle_timeout on the client's socket
+        raise UploadTimeout("the upload sent nothing for too long and was dropped") from exc
+    except ConnectionError as exc:
+        raise ClientDisconnected() from exc
+    except Exception as exc:
+        # gunicorn's NoMoreData, ChunkMissingTerminator, InvalidChunkSize...: a body cut
+        # short or broken in its framing
+        if type(exc).__module__.startswith("gunicorn.http"):
+            raise ClientDisconnected("the request body is broken or cut short") from exc
+        raise
 
-    def wrapped(upload: Upload) -> None:
-        try:
-            receive(upload)
-        except WerkzeugClientDisconnected:
-            raise ClientDisconnected() from None
-        except RequestEntityTooLarge:
-            raise TooLarge("the request body is too large") from None
-        except TimeoutError as exc:  # limits.idle_timeout on the client's socket
-            raise UploadTimeout("the upload sent nothing for too long and was dropped") from exc
-        except ConnectionError as exc:
-            raise ClientDisconnected() from exc
-        except Exception as exc:
-            # gunicorn's NoMoreData, ChunkMissingTerminator, InvalidChunkSize...: a body cut
-            # short or broken in its framing
-            if type(exc).__module__.startswith("gunicorn.http"):
-                raise ClientDisconnected("the request body is broken or cut short") from exc
-            raise
 
-    return wrapped
+@contextmanager
+def decoder_errors() -> Iterator[None]:
+    """Map werkzeug's multipart decoder's complaints onto MalformedBody."""
+    try:
+        yield
+    except ValueError:
+        raise MalformedBody("malformed multipart body") from None
+    except RequestEntityTooLarge:
+        raise MalformedBody(f"more than {MAX_PARTS} form parts, or a part header "
+                            "too large") from None
 
 
 def body_chunks(stream: IO[bytes] | SocketBody, end_with_empty: bool = False
@@ -78,23 +88,37 @@ def body_chunks(stream: IO[bytes] | SocketBody, end_with_empty: bool = False
 
     A stream with ``readinto`` fills one reused buffer: each piece is a view of it that is
     valid only until the next one is asked for (the writer and the multipart decoder copy
-    what they keep)."""
-    readinto = getattr(stream, "readinto", None)
-    if readinto is None:
-        while chunk := stream.read(READ_SIZE):
-            yield chunk
-    else:
-        buffer = bytearray(READ_SIZE)
-        view = memoryview(buffer)
-        while n := readinto(buffer):
-            yield view[:n]
+    what they keep). Only the reads are translated by :func:`transport_errors`: what the
+    consumer does with a piece (plugins, storage) raises its own errors."""
+    with transport_errors():
+        readinto = getattr(stream, "readinto", None)
+        if readinto is None:
+            while chunk := stream.read(READ_SIZE):
+                yield chunk
+        else:
+            buffer = bytearray(READ_SIZE)
+            view = memoryview(buffer)
+            while n := readinto(buffer):
+                yield view[:n]
     if end_with_empty:
         yield b""
 
 
+def decoded_events(decoder: MultipartDecoder, data: bytes | memoryview) -> Iterator[object]:
+    """The events ``data`` completes, the last one ``Epilogue`` or ``NeedData``. Only the
+    decoder's own failures become MalformedBody: plugins and storage run between events."""
+    with decoder_errors():
+        decoder.receive_data(data or None)
+        event = decoder.next_event()
+    yield event
+    while not isinstance(event, (Epilogue, NeedData)):
+        with decoder_errors():
+            event = decoder.next_event()
+        yield event
+
+
 def multipart_receiver(stream: IO[bytes] | SocketBody,
                        boundary: bytes) -> Callable[[Upload], None]:
-    @translate_stream_errors
     def receive(upload: Upload) -> None:
         decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_DECODER_BUFFER,
                                    max_parts=MAX_PARTS)
@@ -104,42 +128,33 @@ def multipart_receiver(stream: IO[bytes] | SocketBody,
         write: Callable[[bytes], object] = field_data.append
         event: object = NeedData()
         for data in body_chunks(stream, end_with_empty=True):
-            try:
-                decoder.receive_data(data or None)
-                event = decoder.next_event()
-                while not isinstance(event, (Epilogue, NeedData)):
-                    if isinstance(event, (Field, File)):
-                        check_part_headers(event.headers)
-                        part = event
-                        if event.name == FILE_FIELD:
-                            if isinstance(event, Field) and "filename" in \
-                                    event.headers.get("content-disposition", "").lower():
-                                # werkzeug cut a filename at a raw CR or LF: refuse it
-                                raise MalformedBody("the file part's filename cannot be parsed")
-                            write = upload.open_file(getattr(event, "filename", None),
-                                                     event.headers.get("content-type")).write
-                        elif isinstance(event, File):
-                            raise MalformedBody(
-                                f"unexpected file part {event.name!r}: send one part named 'file'")
-                        else:
-                            field_data, field_size = [], 0
-                            write = field_data.append
-                    elif isinstance(event, Data):
-                        if isinstance(part, Field) and part.name != FILE_FIELD:
-                            field_size += len(event.data)
-                            if field_size > MAX_FIELD_SIZE:
-                                raise MalformedBody(f"form field {part.name!r} is too large")
-                        write(event.data)
-                        if not event.more_data and isinstance(part, Field) \
-                                and part.name != FILE_FIELD:
-                            value = b"".join(field_data).decode("utf-8", "replace")
-                            upload.set_field(part.name, value)
-                    event = decoder.next_event()
-            except ValueError:
-                raise MalformedBody("malformed multipart body") from None
-            except RequestEntityTooLarge:  # from the decoder, not the stream (read above)
-                raise MalformedBody(f"more than {MAX_PARTS} form parts, or a part header "
-                                    "too large") from None
+            for event in decoded_events(decoder, data):
+                if isinstance(event, (Field, File)):
+                    check_part_headers(event.headers)
+                    part = event
+                    if event.name == FILE_FIELD:
+                        if isinstance(event, Field) and "filename" in \
+                                event.headers.get("content-disposition", "").lower():
+                            # werkzeug cut a filename at a raw CR or LF: refuse it
+                            raise MalformedBody("the file part's filename cannot be parsed")
+                        write = upload.open_file(getattr(event, "filename", None),
+                                                 event.headers.get("content-type")).write
+                    elif isinstance(event, File):
+                        raise MalformedBody(
+                            f"unexpected file part {event.name!r}: send one part named 'file'")
+                    else:
+                        field_data, field_size = [], 0
+                        write = field_data.append
+                elif isinstance(event, Data):
+                    if isinstance(part, Field) and part.name != FILE_FIELD:
+                        field_size += len(event.data)
+                        if field_size > MAX_FIELD_SIZE:
+                            raise MalformedBody(f"form field {part.name!r} is too large")
+                    write(event.data)
+                    if not event.more_data and isinstance(part, Field) \
+                            and part.name != FILE_FIELD:
+                        value = b"".join(field_data).decode("utf-8", "replace")
+                        upload.set_field(part.name, value)
             if isinstance(event, Epilogue) or not data:
                 break
         if not isinstance(event, Epilogue):
@@ -153,7 +168,6 @@ def raw_receiver(stream: IO[bytes] | SocketBody, filename: str | None, content_t
     """A raw body into the upload. With ``expected_size`` (Content-Length) a body that ends
     short is a vanished client: gunicorn reports a clean end of stream, not an error."""
 
-    @translate_stream_errors
     def receive(upload: Upload) -> None:
         writer = upload.open_file(filename, content_type)
         for chunk in body_chunks(stream):

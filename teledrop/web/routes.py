@@ -32,6 +32,8 @@ from .socket_body import SocketBody
 bp = Blueprint("teledrop", __name__)
 
 
+#: RFC 2046's boundary length, in any printable ASCII (clients stray from its exact set).
+_BOUNDARY = re.compile(r"[ -~]{1,70}")
 #: Anything that could be a slug, generated or custom; the rest is 404 without a lookup.
 _SLUGLIKE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 #: Methods only the slug routes take: on one of the app's own paths they mean nothing.
@@ -123,6 +125,8 @@ def upload_form() -> Response:
     if mimetype != "multipart/form-data" or not options.get("boundary"):
         raise MalformedBody("send multipart/form-data with a part named 'file', "
                             "or PUT the raw body")
+    if not _BOUNDARY.fullmatch(options["boundary"]):
+        raise MalformedBody("the multipart boundary must be 1-70 printable ASCII characters")
     allow_upload_body(MULTIPART_OVERHEAD)
     receive = multipart_receiver(body_stream(), options["boundary"].encode("latin-1"))
     return created(create_drop(service(), upload_request(), receive))
