@@ -398,7 +398,8 @@ def test_a_worker_booting_while_the_database_is_locked_keeps_the_server_up(
             assert server.proc.poll() is None, \
                 f"the server shut down while the database was locked:\n{server.log()[-1500:]}"
         assert wait_until(server.healthy, 10)
-        assert len(server.worker_pids()) == 2
+        # the replacement may still be loading the app once the other worker answers
+        assert wait_until(lambda: len(server.worker_pids()) == 2, 10), server.log()[-1500:]
         response = server.request("PUT", "/after.bin", data=b"after the lock", headers=JSON)
         assert response.status_code == 201, response.text
 
