@@ -10,6 +10,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,6 +170,47 @@ def test_failed_dir_fsync_after_rename_leaves_nothing_behind(
     writer.close()
     assert not blob_path(root, writer.blob_id).exists()
     assert not staging_path(root, writer.blob_id).exists()
+
+
+def test_a_failing_close_in_publish_closes_once_and_leaves_nothing(
+        storage: LocalStorage, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = storage.stage()
+    writer.write(b"data")
+    closed: list[int] = []
+    real_close = os.close
+
+    def close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "close", close)
+    with pytest.raises(StorageUnavailable):
+        writer.publish()
+    writer.close()
+    monkeypatch.undo()
+    assert len(closed) == 1  # a second close could hit a descriptor another thread reuses
+    assert not staging_path(root, writer.blob_id).exists()
+    assert not blob_path(root, writer.blob_id).exists()
+
+
+def test_discard_goes_on_when_one_step_fails(storage: LocalStorage, root: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = storage.stage()
+    writer.write(b"data")
+    writer.publish()
+    staging_path(root, writer.blob_id).write_bytes(b"debris")  # a stale staging name
+    real_unlink = os.unlink
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        if "staging" in str(path):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    writer.discard()
+    monkeypatch.undo()
+    assert not blob_path(root, writer.blob_id).exists()  # removed despite the failed step
 
 
 # -- disk errors ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -87,10 +87,12 @@ class LocalBlobWriter:
     def publish(self) -> None:
         if self._fd is None:
             raise StorageUnavailable("publish of a closed blob")
+        fd, self._fd = self._fd, None  # closed below, once, whatever happens
         try:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             directory = os.path.dirname(self.final_path)
             if not os.path.isdir(directory):
                 os.makedirs(directory, exist_ok=True)
@@ -103,16 +105,20 @@ class LocalBlobWriter:
             raise storage_error(exc, "publishing") from exc
 
     def discard(self) -> None:
-        try:
-            if self._fd is not None:
-                fd, self._fd = self._fd, None
-                os.close(fd)
-            _unlink(self.staging_path)
-            if self.published:
-                _unlink(self.final_path)
-                self.published = False
-        except OSError:
-            log.exception("local_storage: could not discard blob %s", self.blob_id)
+        """Never raises: each step is tried whatever happened to the one before."""
+        steps: list[tuple[str, Callable[[], None]]] = []
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            steps.append(("close", lambda: os.close(fd)))
+        steps.append(("remove the staging file of", lambda: _unlink(self.staging_path)))
+        if self.published:
+            steps.append(("remove", lambda: _unlink(self.final_path)))
+            self.published = False
+        for what, step in steps:
+            try:
+                step()
+            except OSError:
+                log.exception("local_storage: could not %s blob %s", what, self.blob_id)
 
     def close(self) -> None:
         if not self.published:
