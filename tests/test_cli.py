@@ -5,6 +5,7 @@ its exit status, and a config error as one line without a traceback."""
 from __future__ import annotations
 
 import subprocess
+import tomllib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -229,6 +230,25 @@ def test_plugins_shows_disabled_ones(write_config: Callable[[str], Path]) -> Non
     listed = parse_plugins(result.output)
     assert listed["default_auth"] == ("disabled", set())
     assert "default_hasher" in listed and listed["default_hasher"][1]
+
+
+def test_config_masks_secrets_and_shows_flags(write_config: Callable[[str], Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config('[auth]\nupload_tokens = ["s3cret-one", "s3cret-two"]\n'
+                        'require_token = true')
+    monkeypatch.setenv("TELEDROP_LIMITS__DEFAULT_EXPIRES", "2d")
+    result = run("config", "--config", str(path))
+    assert_clean_exit(result, 0)
+    effective = tomllib.loads(result.output)  # what it prints is valid TOML
+    assert effective["auth"]["upload_tokens"] == ["****", "****"]
+    assert "s3cret" not in result.output
+    assert effective["auth"]["require_token"] is True  # a flag is not a secret
+    assert effective["limits"]["default_expires"] == 2 * 86400  # seconds, as parsed
+    lines = result.output.splitlines()
+    assert any(line.startswith("require_token = true") and str(path) in line for line in lines)
+    assert any(line.startswith("default_expires = 172800") and "TELEDROP_LIMITS__DEFAULT_EXPIRES"
+               in line for line in lines)
+    assert any(line.startswith("max_expires = ") and "default" in line for line in lines)
 
 
 # -- verify --------------------------------------------------------------------------------

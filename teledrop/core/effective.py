@@ -23,8 +23,10 @@ class Setting:
 
     @property
     def secret(self) -> bool:
+        """A string or list under a secret-sounding name (``upload_tokens``); a flag or a
+        number such as ``require_token`` is shown as it is."""
         name = self.key.rsplit(".", 1)[-1]
-        return any(word in name for word in SECRET_WORDS)
+        return isinstance(self.value, (str, list)) and any(word in name for word in SECRET_WORDS)
 
 
 def effective_settings(config: Config, plugin_settings: Mapping[str, Any]) -> Iterator[Setting]:
