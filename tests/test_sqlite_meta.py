@@ -5,6 +5,7 @@ MetadataUnavailable (503), never as a raw sqlite error."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
 import threading
@@ -96,6 +97,21 @@ def test_a_file_that_is_not_a_database_refuses_to_start(db_path: Path) -> None:
     db_path.write_bytes(b"this is not an sqlite database, just bytes" * 100)
     with pytest.raises(MetadataUnavailable):
         SqliteMetadata(str(db_path))
+
+
+def test_an_sqlite_without_returning_is_refused_at_start(db_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(MetadataUnavailable, match="3.34.1 is too old"):
+        SqliteMetadata(str(db_path))
+
+
+def test_a_record_the_table_refuses_is_not_a_taken_slug(metadata: SqliteMetadata) -> None:
+    broken = dataclasses.replace(sample_drop(), filename=None)  # NOT NULL
+    with pytest.raises(MetadataUnavailable, match="NOT NULL"):
+        metadata.insert(broken)
+    assert metadata.get(broken.slug) is None
 
 
 def traced_claim(store: SqliteMetadata, slug: str, at: int) -> tuple[Any, list[str]]:

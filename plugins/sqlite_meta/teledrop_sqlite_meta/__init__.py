@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +23,8 @@ from teledrop.core.errors import MetadataUnavailable, SlugTaken, TokenExists
 from teledrop.core.interfaces import DropQuery, TokenRecord
 
 SCHEMA_VERSION = 2
+#: UPDATE ... RETURNING, which counts a download in one statement.
+MIN_SQLITE = (3, 35, 0)
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 T = TypeVar("T")
 
@@ -144,6 +147,10 @@ _UPDATABLE = frozenset({"title", "description", "expires_at", "max_downloads", "
 
 class SqliteMetadata:
     def __init__(self, path: str, busy_timeout: int = 5000, synchronous: str = "full") -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise MetadataUnavailable(
+                f"SQLite {sqlite3.sqlite_version} is too old: sqlite_meta needs "
+                f"{'.'.join(map(str, MIN_SQLITE))} or newer (UPDATE ... RETURNING)")
         self.path = os.path.abspath(path)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.db = peewee.SqliteDatabase(
@@ -210,7 +217,9 @@ class SqliteMetadata:
         # One statement in autocommit: atomic, and it takes the write lock at once.
         try:
             self.db.execute_sql(_INSERT, tuple(getattr(drop, name) for name in _FIELDS))
-        except peewee.IntegrityError:
+        except peewee.IntegrityError as exc:
+            if "drops.slug" not in str(exc):  # a broken record is a bug, not a taken slug
+                raise MetadataUnavailable(f"metadata store refused the drop: {exc}") from exc
             raise SlugTaken(f"the slug {drop.slug!r} is already taken") from None
 
     @_db_errors
