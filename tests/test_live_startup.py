@@ -37,8 +37,9 @@ from tests.live_server import (
 
 pytestmark = pytest.mark.gunicorn
 
-#: A failing start-up must end within this; a working one takes about a second.
-EXIT_TIMEOUT = 6.0
+#: A guard against a start-up that hangs instead of failing (a failing one ends in about a
+#: second); not a speed requirement.
+EXIT_TIMEOUT = 30.0
 COMMANDS = ["gunicorn", "serve"]
 
 

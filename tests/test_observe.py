@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live_server import live_server, wait_until
@@ -96,20 +97,41 @@ def test_the_log_level_comes_from_config(make_app: Any) -> None:
     assert logging.getLogger("teledrop").level == logging.DEBUG
 
 
+def uploads_per_process(metrics_dir: Path) -> dict[str, float]:
+    """teledrop_uploads_total as each process wrote it into the shared metrics dir."""
+    counts = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        values = MmapedDict(str(path), read_mode=True)
+        try:
+            counts[path.name] = sum(value for key, value, _ in values.read_all_values()
+                                    if json.loads(key)[1] == "teledrop_uploads_total")
+        finally:
+            values.close()
+    return counts
+
+
 @pytest.mark.gunicorn
 def test_workers_share_their_counts(tmp_path: Path) -> None:
-    with live_server(tmp_path, server={"workers": 2, "threads": 2}) as server:
+    metrics_dir = tmp_path / "metrics"
+    with live_server(tmp_path, server={"workers": 2, "threads": 2,
+                                       "metrics_dir": str(metrics_dir)}) as server:
         assert wait_until(lambda: len(server.worker_pids()) == 2, 10)
-        for n in range(12):  # a new connection each: the kernel spreads them over workers
-            assert server.request("PUT", f"/f{n}.bin", data=b"q" * 100).status_code == 201
+        sent = 0
+        # A new connection each: the kernel spreads them over the workers, until both
+        # have counted some (the point is a sum over processes).
+        while sent < 12 or sum(1 for n in uploads_per_process(metrics_dir).values() if n) < 2:
+            assert sent < 200, uploads_per_process(metrics_dir)
+            response = server.request("PUT", f"/f{sent}.bin", data=b"q" * 100)
+            assert response.status_code == 201
+            sent += 1
         text = server.request("GET", "/metrics").text
-        assert metric(text, "teledrop_uploads_total") == 12
-        assert metric(text, "teledrop_upload_bytes_total") == 1200
-        assert metric(text, "teledrop_drops_stored") == 12
+        assert metric(text, "teledrop_uploads_total") == sent
+        assert metric(text, "teledrop_upload_bytes_total") == 100 * sent
+        assert metric(text, "teledrop_drops_stored") == sent
         log = server.log()
     lines = [json.loads(line.split("teledrop.access: ", 1)[1])
              for line in log.splitlines() if "teledrop.access: " in line]
-    assert sum(1 for line in lines if line["status"] == 201) == 12
+    assert sum(1 for line in lines if line["status"] == 201) == sent
 
 
 def test_a_download_through_the_password_form_is_counted(client: Any) -> None:
