@@ -5,6 +5,7 @@ of them is a working link."""
 from __future__ import annotations
 
 import io
+import math
 import re
 import string
 
@@ -70,10 +71,13 @@ def test_default_slug_plugin_applies_custom_rules_only_to_custom_slugs(service) 
 
 
 def test_generated_slug_is_url_safe_with_48_bits() -> None:
-    assert slugs.GENERATED_SLUG_BITS >= 48
-    for _ in range(200):
-        slug = generate_slug()
-        assert re.fullmatch(r"[A-Za-z0-9_-]{8,}", slug), slug
+    draws = [generate_slug() for _ in range(200)]
+    for slug in draws:
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", slug), slug
+    assert {len(slug) for slug in draws} == {slugs.GENERATED_SLUG_LENGTH}
+    # the first character from FIRST_CHARS, every other one from all 64 (tested below)
+    bits = math.log2(len(slugs.FIRST_CHARS)) + (slugs.GENERATED_SLUG_LENGTH - 1) * 6
+    assert bits >= 48
 
 
 def test_a_generated_slug_never_starts_like_a_command_line_option() -> None:
@@ -92,7 +96,7 @@ def test_generated_slugs_use_the_whole_alphabet_and_do_not_repeat() -> None:
 
 def test_generated_slug_comes_from_the_hook(service) -> None:
     slug = service.hook("teledrop_generate_slug", drop=None)
-    assert re.fullmatch(r"[A-Za-z0-9_-]{8,}", slug)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", slug) and len(slug) == slugs.GENERATED_SLUG_LENGTH
 
 
 @pytest.mark.parametrize("drawn", ["-AbCdEfG", "_AbCdEfG", "AbC-_dEf"])
