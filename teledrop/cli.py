@@ -95,7 +95,9 @@ def serve(config_path: str | None) -> None:
 def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
     """Remove expired and exhausted drops, staging debris and record-less files.
 
-    Safe to run while the server runs.
+    Safe to run while the server runs, with an age D longer than an upload may go silent
+    (limits.idle_timeout) or take to commit: the default 1h is. A shorter D, down to 0s,
+    also removes uploads in flight; use it only while none is (after a crash, say).
 
     \b
     Examples:
@@ -107,6 +109,10 @@ def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
     prefix = "would remove" if dry_run else "removed"
     count = 0
     with _service(config_path) as service:
+        if older_than < service.config.limits.idle_timeout:
+            click.echo(f"warning: --staging-older-than {older_than}s is under "
+                       f"limits.idle_timeout ({service.config.limits.idle_timeout}s): uploads "
+                       "in flight may be removed too", err=True)
         # Counted into the server's metrics when the config names a shared metrics_dir.
         counter = Metrics().gc_removed if not dry_run and use_configured_dir(service.config) \
             else None

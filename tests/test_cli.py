@@ -168,6 +168,18 @@ def test_gc_staging_older_than_sets_the_limit(server: Flask, root: Path,
     assert younger.exists()
 
 
+def test_gc_warns_when_its_age_could_catch_uploads_in_flight(server: Flask, root: Path,
+                                                              config_path: Path) -> None:
+    old = debris(root, 45 * MINUTE)
+    result = run("gc", "--staging-older-than", "10s", "--config", str(config_path))
+    assert result.exit_code == 0, result.output
+    assert "uploads in flight may be removed" in result.stderr
+    assert "limits.idle_timeout (60s)" in result.stderr
+    assert result.stdout.splitlines()[-1] == "removed 1 item(s)" and not old.exists()
+    quiet = run("gc", "--staging-older-than", "1m", "--config", str(config_path))
+    assert quiet.stderr == ""
+
+
 @pytest.mark.parametrize("duration", ["30x", "soon", "-5m", ""])
 def test_gc_bad_duration_is_a_usage_error(config_path: Path, duration: str) -> None:
     result = run("gc", "--staging-older-than", duration, "--config", str(config_path))
