@@ -65,10 +65,14 @@ def test_a_download_carries_its_entity_and_safety_headers(client: Any,
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
-def test_a_download_is_served_with_its_recorded_content_type(client: Any) -> None:
+@pytest.mark.parametrize("content_type", ["image/gif", "text/plain", "text/csv"])
+def test_a_download_is_served_with_its_recorded_content_type(client: Any,
+                                                             content_type: str) -> None:
     created = created_json(put_file(client, "/pic", b"GIF89a", headers={
-        **JSON, "Content-Type": "image/gif"}))
-    assert client.get(f"/{created['slug']}").mimetype == "image/gif"
+        **JSON, "Content-Type": content_type}))
+    response = client.get(f"/{created['slug']}")
+    # exactly as recorded: no charset the uploader did not declare
+    assert response.headers["Content-Type"] == created["content_type"] == content_type
 
 
 # --- ranges ----------------------------------------------------------------------------

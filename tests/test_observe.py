@@ -53,6 +53,7 @@ def test_uploads_downloads_and_errors_are_counted(client: Any) -> None:
     client.head(f"/{first['slug']}")  # a HEAD is not a download
     upload(client, b"z", slug=first["slug"])  # 409
     client.get("/nothing-here")  # 404
+    client.get(f"/{first['slug']}", headers={"Range": "bytes=5000-"})  # 416
     text = client.get("/metrics").get_data(as_text=True)
     assert metric(text, "teledrop_uploads_total") == 2
     assert metric(text, "teledrop_upload_bytes_total") == 1024
@@ -60,6 +61,7 @@ def test_uploads_downloads_and_errors_are_counted(client: Any) -> None:
     assert metric(text, "teledrop_download_bytes_total") == 1000
     assert metric(text, "teledrop_errors_total", code="slug_taken") == 1
     assert metric(text, "teledrop_errors_total", code="not_found") == 1
+    assert metric(text, "teledrop_errors_total", code="range_not_satisfiable") == 1
     assert metric(text, "teledrop_upload_duration_seconds_count") == 2
     assert metric(text, "teledrop_drops_stored") == 2
 

@@ -104,6 +104,14 @@ class TooLarge(TeledropError):
 class RangeNotSatisfiable(TeledropError):
     code, status, default_message = "range_not_satisfiable", 416, "range not satisfiable"
 
+    def __init__(self, message: str | None = None, size: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        # RFC 9110 15.5.17: the current length, so the client can ask again.
+        return {} if self.size is None else {"Content-Range": f"bytes */{self.size}"}
+
 
 class Unavailable(TeledropError):
     code, status, default_message = "unavailable", 503, "service unavailable"

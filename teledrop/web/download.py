@@ -20,7 +20,6 @@ from werkzeug.wsgi import wrap_file
 from teledrop.core.drop import Drop
 from teledrop.core.errors import RangeNotSatisfiable
 
-from .responses import error_response
 
 #: Types a browser may render on teledrop's origin; everything else is an attachment,
 #: so uploaded HTML, SVG, XML or JavaScript never runs here.
@@ -87,7 +86,7 @@ def byte_range(environ: dict[str, Any], drop: Drop) -> tuple[int, int] | None:
     if if_range.date is not None and int(if_range.date.timestamp()) != drop.created_at:
         return None
     if _EMPTY_SUFFIX.fullmatch(header):
-        raise RangeNotSatisfiable("an empty suffix range selects nothing")
+        raise RangeNotSatisfiable("an empty suffix range selects nothing", size=drop.size)
     parsed = parse_range_header(header)
     if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         return None
@@ -97,7 +96,7 @@ def byte_range(environ: dict[str, Any], drop: Drop) -> tuple[int, int] | None:
     else:
         stop = drop.size if stop is None else min(stop, drop.size)
     if start >= drop.size:
-        raise RangeNotSatisfiable(f"the file has {drop.size} bytes")
+        raise RangeNotSatisfiable(f"the file has {drop.size} bytes", size=drop.size)
     return start, stop
 
 
@@ -105,7 +104,7 @@ def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = Fal
     """The drop's bytes (200), a slice of them (206), 304 or 416. An attachment, unless
     ``preview`` asks to show a safe type (image, PDF, plain text, audio, video) inline."""
     environ = request.environ
-    response = Response(mimetype=drop.content_type)
+    response = Response(content_type=drop.content_type)  # as stored: no charset added
     inline = preview and is_inline(drop.content_type)
     response.headers["Content-Disposition"] = content_disposition(inline, drop.filename)
     # Chrome's PDF viewer refuses to run in a sandboxed document.
@@ -120,13 +119,7 @@ def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = Fal
         response.status_code = 304
         f.close()
         return response
-    try:
-        selected = byte_range(environ, drop)
-    except RangeNotSatisfiable as exc:
-        f.close()
-        refused = error_response(request, exc)
-        refused.headers["Content-Range"] = f"bytes */{drop.size}"
-        return refused
+    selected = byte_range(environ, drop)  # RangeNotSatisfiable: the caller closes ``f``
     start, stop = selected or (0, drop.size)
     if selected is not None:
         response.status_code = 206
