@@ -31,7 +31,7 @@ from teledrop.core.owners import create_token, revoke_token
 from teledrop.core.service import Teledrop, plugin_settings
 from teledrop.core.units import format_size, parse_duration
 from teledrop.core.verify import verify as verify_drops
-from teledrop.metrics import Metrics, use_configured_dir
+from teledrop.metrics import gc_removed_counter, use_configured_dir
 from teledrop.plugins.manager import blocked_names, describe_plugins, make_plugin_manager
 
 CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE",
@@ -114,8 +114,8 @@ def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
                        f"limits.idle_timeout ({service.config.limits.idle_timeout}s): uploads "
                        "in flight may be removed too", err=True)
         # Counted into the server's metrics when the config names a shared metrics_dir.
-        counter = Metrics().gc_removed if not dry_run and use_configured_dir(service.config) \
-            else None
+        counter = gc_removed_counter() \
+            if not dry_run and use_configured_dir(service.config) else None
         try:
             for removal in collect(service, older_than, dry_run):
                 click.echo(f"{prefix} {removal}")

@@ -2,7 +2,8 @@
 
 Workers share their figures through prometheus_client's multiprocess mode: the gunicorn
 master sets ``PROMETHEUS_MULTIPROC_DIR`` (:func:`prepare_dir`) before any worker imports
-prometheus_client, and marks each dead worker's files (:func:`worker_exited`).
+prometheus_client. Every instrument is a counter or a histogram, whose files stay valid
+after their worker exits (no live gauges to mark dead).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from teledrop.core.service import Teledrop
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Upload durations, from a small file on loopback to a large one over a slow link.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "prepare_dir", "use_configured_dir", "worker_exited"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "gc_removed_counter", "prepare_dir",
+           "use_configured_dir"]
 
 
 class Metrics:
@@ -43,8 +45,7 @@ class Metrics:
         self.upload_seconds = Histogram("teledrop_upload_duration_seconds",
                                         "Time from request start to drop created",
                                         buckets=DURATION_BUCKETS, registry=r)
-        self.gc_removed = Counter("teledrop_gc_removed", "Items removed by teledrop gc",
-                                  ["kind"], registry=r)
+        self.gc_removed = gc_removed_counter(r)
 
     def exposition(self, service: Teledrop) -> bytes:
         """The text exposition: every process's counters, and the stored-drops gauge."""
@@ -56,6 +57,13 @@ class Metrics:
         read_now = CollectorRegistry()
         read_now.register(StoredDrops(service))
         return generate_latest(counted) + generate_latest(read_now)
+
+
+def gc_removed_counter(registry: CollectorRegistry | None = None) -> Counter:
+    """``teledrop gc``'s one instrument. Labelled, so a process writes its multiprocess file
+    only once it removes something: a gc run that removes nothing leaves no file."""
+    return Counter("teledrop_gc_removed", "Items removed by teledrop gc", ["kind"],
+                   registry=registry or CollectorRegistry())
 
 
 class StoredDrops(Collector):
@@ -98,7 +106,3 @@ def _share(path: str) -> None:
     # prometheus_client picks its value class at import; metrics built later must see this.
     values.ValueClass = values.get_value_class()
 
-
-def worker_exited(pid: int) -> None:
-    if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)

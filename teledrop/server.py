@@ -49,7 +49,6 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "accesslog": None,
         "errorlog": "-",
         "loglevel": config.server.log_level,
-        "child_exit": _child_exit,
         "post_fork": _post_fork,
         # X-Forwarded-* is trusted only through [server] proxy_hops (werkzeug's ProxyFix);
         # gunicorn's own default would trust it from loopback.
@@ -105,10 +104,6 @@ def _post_fork(server: Any, worker: Any) -> None:
     tune_malloc()
     # gunicorn's workers answer framing errors through util.write_error (and only there).
     gunicorn_util.write_error = write_plain_error
-
-
-def _child_exit(server: Any, worker: Any) -> None:
-    metrics.worker_exited(worker.pid)
 
 
 def load_or_fail(path: str | None = None) -> Config:

@@ -461,3 +461,9 @@ def test_gc_counts_its_removals_into_a_shared_metrics_dir(
     counted = {s.labels["kind"]: s.value for family in registry.collect()
                for s in family.samples if s.name == "teledrop_gc_removed_total"}
     assert counted == {"drop": 1.0, "staging": 1.0}
+    files = sorted(p.name for p in metrics_dir.iterdir())
+    # a run with nothing to remove adds no file for every scrape to read (every 10 minutes)
+    again = subprocess.run([str(TELEDROP_SCRIPT), "gc", "--config", str(config)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 0 and again.stdout.strip() == "removed 0 item(s)", again
+    assert sorted(p.name for p in metrics_dir.iterdir()) == files
