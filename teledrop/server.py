@@ -106,14 +106,33 @@ def _post_fork(server: Any, worker: Any) -> None:
     gunicorn_util.write_error = write_plain_error
 
 
+#: The config the master started or last reloaded with. Workers fork from the master, so
+#: they build their app from it rather than read the file again.
+_current: Config | None = None
+
+
+def current_config() -> Config | None:
+    return _current
+
+
 def load_or_fail(path: str | None = None) -> Config:
-    """In the gunicorn master: the checked config, and the workers' shared metrics dir."""
+    """In the gunicorn master: the checked config, and the workers' shared metrics dir.
+
+    At start a config that does not check stops the server with one line. On a reload
+    (SIGHUP) it is refused instead: the line is logged and the running config stays, so a
+    typo cannot take a running server down; the metrics carry on across the reload."""
+    global _current
     try:
         config = load_config(path)
         check_startup(config)
     except StartupError as exc:
-        fail(exc)
-    metrics.prepare_dir(config)
+        if _current is None:
+            fail(exc)
+        print(f"teledrop: reload refused, the running config stays: {exc}", file=sys.stderr)
+        return _current
+    if _current is None:
+        metrics.prepare_dir(config)
+    _current = config
     return config
 
 
@@ -121,17 +140,15 @@ def serve(path: str | None = None) -> None:
     """``teledrop serve``: gunicorn with the config's server settings."""
     from gunicorn.app.base import BaseApplication
 
-    config = load_or_fail(path)
-
     class TeledropServer(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in gunicorn_settings(config).items():
+        def load_config(self) -> None:  # at start, and again on each reload (SIGHUP)
+            for key, value in gunicorn_settings(load_or_fail(path)).items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
             from teledrop.web import create_app
             try:
-                return create_app(config)
+                return create_app(current_config())
             except StartupError as exc:
                 fail(exc, WORKER_BOOT_ERROR)
 

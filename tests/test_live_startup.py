@@ -149,3 +149,42 @@ def test_good_config_serves_with_its_settings_and_stops_on_sigterm(tmp_path: Pat
         assert not [pid for pid in workers if pid_alive(pid)]
         assert "Traceback" not in server.log()
     assert_served(server, slug, content)
+
+
+def uploads_counted(server: LiveServer) -> float:
+    text = server.request("GET", "/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("teledrop_uploads_total"))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_reload_applies_a_good_config_and_refuses_a_broken_one(tmp_path: Path,
+                                                                 command: str) -> None:
+    """SIGHUP (systemctl reload): new workers with the new config; a config that does not
+    check is logged and the running one stays, with the server and its counts intact."""
+    with live_server(tmp_path, command=command, server={"workers": 1, "threads": 2}) as server:
+        assert server.request("PUT", "/a.bin", data=b"x" * 2000).status_code == 201
+        first = server.worker_pids()
+        tables = config_tables(server.data.root, server.port, server={"workers": 1},
+                               limits={"max_upload_size": "1KiB"})
+        server.config_path.write_text(to_toml(tables))
+        os.kill(server.master_pid, signal.SIGHUP)
+        assert wait_until(lambda: server.worker_pids() and not set(server.worker_pids())
+                          & set(first), 20), server.log()[-2000:]
+        assert wait_until(server.healthy, 10)
+        refused = server.request("PUT", "/b.bin", data=b"x" * 2000)
+        assert refused.status_code == 413, refused.text  # the new limit
+        assert uploads_counted(server) == 1  # counts carried across the reload
+
+        second = server.worker_pids()
+        server.config_path.write_text(to_toml(tables) + "\n[limits]\nno_such_key = 1\n")
+        os.kill(server.master_pid, signal.SIGHUP)
+        assert wait_until(lambda: "reload refused" in server.log(), 20), server.log()[-2000:]
+        assert wait_until(lambda: server.worker_pids() and not set(server.worker_pids())
+                          & set(second), 20), server.log()[-2000:]
+        assert server.proc.poll() is None, server.log()[-2000:]
+        assert wait_until(server.healthy, 10)
+        assert server.request("PUT", "/c.bin", data=b"x" * 2000).status_code == 413
+        assert server.request("PUT", "/d.bin", data=b"x" * 100).status_code == 201
+        assert uploads_counted(server) == 2
+        assert "Traceback" not in server.log()
