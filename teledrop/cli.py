@@ -78,7 +78,7 @@ def serve(config_path: str | None) -> None:
 
     \b
     Examples:
-      teledrop serve --config /etc/teledrop.toml
+      teledrop serve --config /etc/teledrop/teledrop.toml
       TELEDROP_SERVER__BIND=0.0.0.0:8000 teledrop serve
     """
     from teledrop.server import serve as run
@@ -104,7 +104,7 @@ def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
       teledrop gc --dry-run
       teledrop gc --staging-older-than 30m
       # cron, every 10 minutes:
-      */10 * * * *  teledrop gc --config /etc/teledrop.toml
+      */10 * * * *  teledrop gc --config /etc/teledrop/teledrop.toml
     """
     prefix = "would remove" if dry_run else "removed"
     count = 0
@@ -204,7 +204,7 @@ def plugins(config_path: str | None) -> None:
 
     \b
     Examples:
-      teledrop plugins --config /etc/teledrop.toml
+      teledrop plugins --config /etc/teledrop/teledrop.toml
       TELEDROP_PLUGINS__DISABLED='["default_auth"]' teledrop plugins
     """
     with _service(config_path) as service:
@@ -225,7 +225,7 @@ def verify(config_path: str | None, slug: str | None) -> None:
 
     \b
     Examples:
-      teledrop verify --config /etc/teledrop.toml
+      teledrop verify --config /etc/teledrop/teledrop.toml
       teledrop verify --slug k3Xq9vPa
     """
     bad = 0
@@ -250,7 +250,7 @@ def show_config(config_path: str | None) -> None:
 
     \b
     Examples:
-      teledrop config --config /etc/teledrop.toml
+      teledrop config --config /etc/teledrop/teledrop.toml
       TELEDROP_SERVER__WORKERS=4 teledrop config
     """
     config = _config(config_path)
