@@ -21,6 +21,7 @@ from teledrop.core.errors import (
 )
 from teledrop.core.service import Teledrop
 from teledrop.core.upload import Upload, UploadRequest, create_drop
+from teledrop.plugins.commit_chain import replaced_error
 from teledrop.web.app import service_of
 from tests.plugins.faults import (
     BrokenDiscard, CreatedLog, FailingInsert, LogEntry, RaiseInCommit, RaisingEvents,
@@ -149,6 +150,24 @@ def test_undo_that_raises_does_not_replace_the_original_error(start, data_dir: P
     assert names(log, "undo") == ["undo-raises", "outer"]
     assert staged(data_dir) == [] and published(data_dir) == []
     assert [d.slug for d in records(service)] == ["wanted"]  # the thief's record only
+
+
+def raised_while_handling(handled: BaseException, raised: BaseException) -> BaseException:
+    try:
+        try:
+            raise handled
+        except BaseException:
+            raise raised
+    except BaseException as exc:
+        return exc
+
+
+def test_only_an_undos_failure_is_replaced_never_a_shutdown() -> None:
+    taken = SlugTaken("taken")
+    assert replaced_error(raised_while_handling(taken, RuntimeError("undo bug"))) is taken
+    assert replaced_error(raised_while_handling(taken, KeyboardInterrupt())) is None
+    assert replaced_error(raised_while_handling(taken, SystemExit(1))) is None
+    assert replaced_error(RuntimeError("no teledrop error before it")) is None
 
 
 def test_failing_blob_discard_does_not_replace_the_original_error(start,

@@ -25,7 +25,7 @@ from teledrop.core.upload import (
     MAX_FILENAME_BYTES, Upload, UploadRequest, clean_filename, create_drop, pick_content_type,
 )
 from teledrop.web.app import service_of
-from tests.plugins.memory import MemoryPlugin
+from tests.plugins.memory import MemoryBlobWriter, MemoryPlugin
 
 Receive = Callable[[Upload], None]
 
@@ -290,6 +290,27 @@ def test_error_in_receive_discards_the_staged_file(memory_service: Teledrop,
 
     with pytest.raises(ConnectionResetError):
         create(memory_service, vanishing_client)
+    assert_nothing_left(memory)
+
+
+def test_a_blob_close_that_raises_does_not_replace_the_uploads_error(
+        memory_service: Teledrop, memory: MemoryPlugin, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    real_close = MemoryBlobWriter.close
+
+    def close(self: MemoryBlobWriter) -> None:
+        real_close(self)
+        raise RuntimeError("a storage plugin's close failed")
+
+    monkeypatch.setattr(MemoryBlobWriter, "close", close)
+
+    def vanishing_client(upload: Upload) -> None:
+        upload.open_file("a.txt", None).write(b"partial")
+        raise ConnectionResetError("peer gone")
+
+    with pytest.raises(ConnectionResetError):  # the cause, not the close's RuntimeError
+        create(memory_service, vanishing_client)
+    assert "closing the blob of a failed upload failed" in caplog.text
     assert_nothing_left(memory)
 
 

@@ -8,6 +8,7 @@ Each byte is hashed, counted and written once, straight into the storage's stagi
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import re
 import unicodedata
@@ -25,6 +26,8 @@ from .passwords import hash_password, header_password
 from .service import Teledrop
 from .tokens import hash_token, new_token
 from .units import format_size
+
+log = logging.getLogger(__name__)
 
 OPTION_NAMES = ("slug", "expires", "max_downloads", "title", "description", "private",
                 "password")
@@ -97,7 +100,6 @@ class Upload:
         self.writer: IngestWriter | None = None
         self.filename = DEFAULT_FILENAME
         self.content_type = "application/octet-stream"
-        self.committed = False
 
     def begin(self) -> None:
         """Everything that can refuse an upload before its body is read."""
@@ -196,7 +198,6 @@ class Upload:
         if not drop.custom_slug:
             drop.slug = self.service.new_slug(drop)
         self.service.hook("teledrop_commit_drop", drop=drop, blob=self.writer.blob)
-        self.committed = True
         self.service.notify("teledrop_drop_created", drop=drop)
         return drop
 
@@ -210,15 +211,23 @@ def create_drop(service: Teledrop, request: UploadRequest,
                 receive: Callable[[Upload], None]) -> Drop:
     """Create a drop from one upload. ``receive`` streams the body into the upload.
 
-    Whatever fails, nothing staged outlives the call unless the commit succeeded.
+    Whatever fails, nothing staged outlives the call unless the commit succeeded, and the
+    error the client sees is the one that failed the upload, not a storage plugin's
+    failing ``close`` after it.
     """
     upload = Upload(service, request)
     try:
         upload.begin()
         receive(upload)
-        return upload.commit()
-    finally:
-        upload.close()
+        drop = upload.commit()
+    except BaseException:
+        try:
+            upload.close()
+        except Exception:
+            log.exception("closing the blob of a failed upload failed")
+        raise
+    upload.close()
+    return drop
 
 
 def clean_filename(name: str | None) -> str:

@@ -24,8 +24,9 @@ GENERATED_SLUG_RETRIES = 5
 
 def replaced_error(exc: BaseException) -> BaseException | None:
     """The teledrop error that ``exc`` replaced, when ``exc`` (not a teledrop error) was
-    raised while that one was being handled: a plugin's undo failed."""
-    if isinstance(exc, TeledropError):
+    raised while that one was being handled: a plugin's undo failed. A shutdown
+    (KeyboardInterrupt, SystemExit) is never replaced."""
+    if isinstance(exc, TeledropError) or not isinstance(exc, Exception):
         return None
     context = exc.__context__
     while context is not None:
