@@ -335,9 +335,10 @@ def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str |
            name: str | None, as_json: bool, progress: bool | None) -> None:
     """Upload each FILE and print its link, one per line. '-' reads stdin.
 
-    Files are streamed, never read whole. When one fails, the server's reason goes to
-    stderr and the next file is sent; the exit status is then 1. --json prints each drop
-    in full, its delete token included.
+    Files are streamed, never read whole. A FILE that does not exist stops the command
+    before anything is sent (exit status 2). When an upload fails, the server's reason goes
+    to stderr and the next file is sent; the exit status is then 1. --json prints each
+    drop in full, its delete token included.
 
     \b
     Examples:
