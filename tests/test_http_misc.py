@@ -14,7 +14,9 @@ from flask import Flask
 from teledrop import hookimpl
 from teledrop.core.config import Config
 from teledrop.core.errors import MetadataUnavailable, StorageUnavailable
+from teledrop.core.owners import create_token
 from teledrop.core.upload import UploadRequest
+from teledrop.web.app import service_of
 from teledrop_local_storage import LocalStorage
 from teledrop_sqlite_meta import SqliteMetadata
 from tests.http_helpers import (
@@ -129,6 +131,16 @@ def test_a_wrong_method_is_405_in_both_formats(client: Any, method: str, path: s
     assert_text_error(text, 405)
     assert text.headers.get("Allow")
     assert_json_error(client.open(path, method=method, headers=JSON), 405, "method_not_allowed")
+    assert method not in text.headers["Allow"]  # a 405 never allows its own method
+
+
+@pytest.mark.parametrize("path", ["/api/drops/healthz", "/api/drops/api"])
+def test_editing_a_reserved_word_is_404_not_405(app: Flask, path: str) -> None:
+    """No drop can be called healthz; PATCH is this route's method, so 405 would lie."""
+    token = create_token(service_of(app), "alice")
+    response = app.test_client().patch(path, json={"title": "x"},
+                                       headers={"Authorization": f"Bearer {token}", **JSON})
+    assert_json_error(response, 404, "not_found")
 
 
 class Exploding:

@@ -9,7 +9,7 @@ from teledrop.core.errors import MalformedBody
 from teledrop.core.owners import require_owner
 
 from .responses import json_response
-from .routes import checked, drop_url, service
+from .routes import drop_url, service, sluglike
 
 owner_bp = Blueprint("teledrop_owner", __name__)
 
@@ -36,5 +36,5 @@ def edit_drop(slug: str) -> Response:
     if not isinstance(changes, dict):
         raise MalformedBody("send a JSON object of the fields to change "
                             "(Content-Type: application/json)")
-    drop = manage.update_drop(service(), owner, checked(slug), changes)
+    drop = manage.update_drop(service(), owner, sluglike(slug), changes)
     return json_response(drop.to_json(drop_url(drop)))

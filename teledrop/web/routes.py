@@ -230,12 +230,19 @@ def reader() -> drops.Reader:
 
 
 def checked(slug: str) -> str:
-    """``slug`` if it could name a drop. One of the app's own paths (``POST /healthz``) is
-    not a drop: other methods than GET get 405 there, as if the slug routes did not exist."""
+    """``slug`` if it could name a drop, in a top-level ``/<slug>`` route. One of the app's
+    own paths (``POST /healthz``) is not a drop: other methods than GET get 405 there, as
+    if the slug routes did not exist."""
     if slug.lower() in RESERVED and request.method not in ("GET", "HEAD"):
         adapter = current_app.url_map.bind_to_environ(request.environ)
         allowed = set(adapter.allowed_methods()) - _SLUG_ONLY_METHODS
         raise MethodNotAllowed(valid_methods=sorted(allowed))
-    if not _SLUGLIKE.fullmatch(slug):
+    return sluglike(slug)
+
+
+def sluglike(slug: str) -> str:
+    """``slug`` if it could name a drop, else 404 without a lookup (a reserved word never
+    does: custom slugs cannot be one)."""
+    if not _SLUGLIKE.fullmatch(slug) or slug.lower() in RESERVED:
         raise NotFound()
     return slug
