@@ -54,6 +54,8 @@ def _service(path: str | None) -> Iterator[Teledrop]:
         raise click.ClickException(str(exc)) from None
     try:
         yield service
+    except TeledropError as exc:  # a backend refusing or failing, at any step of the command
+        raise click.ClickException(exc.message) from None
     finally:
         service.close()
 
@@ -116,14 +118,11 @@ def gc(config_path: str | None, older_than: int, dry_run: bool) -> None:
         # Counted into the server's metrics when the config names a shared metrics_dir.
         counter = gc_removed_counter() \
             if not dry_run and use_configured_dir(service.config) else None
-        try:
-            for removal in collect(service, older_than, dry_run):
-                click.echo(f"{prefix} {removal}")
-                count += 1
-                if counter is not None:
-                    counter.labels(kind=removal.kind).inc()
-        except TeledropError as exc:
-            raise click.ClickException(exc.message) from None
+        for removal in collect(service, older_than, dry_run):
+            click.echo(f"{prefix} {removal}")
+            count += 1
+            if counter is not None:
+                counter.labels(kind=removal.kind).inc()
     click.echo(f"{prefix} {count} item(s)")
 
 
@@ -153,10 +152,7 @@ def token_create(config_path: str | None, name: str) -> None:
       TOKEN=$(teledrop token create alice)
     """
     with _service(config_path) as service:
-        try:
-            secret = create_token(service, name)
-        except TeledropError as exc:
-            raise click.ClickException(exc.message) from None
+        secret = create_token(service, name)
     click.echo(secret)
     click.echo(f"token for {name!r} created: keep it now, it is not shown again", err=True)
 
@@ -171,10 +167,7 @@ def token_list(config_path: str | None) -> None:
       teledrop token list
     """
     with _service(config_path) as service:
-        try:
-            records = service.metadata.list_tokens()
-        except TeledropError as exc:
-            raise click.ClickException(exc.message) from None
+        records = service.metadata.list_tokens()
     for record in records:
         click.echo(f"{record.name}  created {iso(record.created_at)}")
 
@@ -190,10 +183,7 @@ def token_revoke(config_path: str | None, name: str) -> None:
       teledrop token revoke alice
     """
     with _service(config_path) as service:
-        try:
-            revoke_token(service, name)
-        except TeledropError as exc:
-            raise click.ClickException(exc.message) from None
+        revoke_token(service, name)
     click.echo(f"revoked {name}")
 
 
@@ -230,13 +220,10 @@ def verify(config_path: str | None, slug: str | None) -> None:
     """
     bad = 0
     with _service(config_path) as service:
-        try:
-            for finding in verify_drops(service, slug):
-                if not finding.ok:
-                    bad += 1
-                click.echo(f"{finding.status:8} {finding.slug} {finding.detail}".rstrip())
-        except TeledropError as exc:
-            raise click.ClickException(exc.message) from None
+        for finding in verify_drops(service, slug):
+            if not finding.ok:
+                bad += 1
+            click.echo(f"{finding.status:8} {finding.slug} {finding.detail}".rstrip())
     if bad:
         click.echo(f"{bad} drop(s) corrupt or missing", err=True)
         sys.exit(1)

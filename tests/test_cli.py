@@ -4,6 +4,7 @@ its exit status, and a config error as one line without a traceback."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import tomllib
 import os
@@ -438,6 +439,30 @@ def test_token_mistakes_are_one_line(config_path: Path, args: tuple[str, ...],
     result = run("token", *args[:1], "--config", str(config_path), "--", *args[1:])
     assert result.exit_code == 1
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [("gc",), ("token", "create", "carol"),
+                                  ("token", "revoke", "alice")])
+def test_a_locked_database_is_one_line_for_every_command_that_writes(
+        write_config: Callable[[str], Path], tmp_path: Path, args: tuple[str, ...]) -> None:
+    path = write_config("")
+    path.write_text(path.read_text() + "busy_timeout = 100\n")  # into [plugins.sqlite_meta]
+    app = create_app(load_config(str(path), environ={}))
+    try:
+        exhaust(app, upload(app, max_downloads="1"))  # something for gc to remove
+    finally:
+        service_of(app).close()
+    assert_clean_exit(run("token", "create", "alice", "--config", str(path)), 0)
+    locker = sqlite3.connect(tmp_path / "data" / "db.sqlite", isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        result = run(*args, "--config", str(path))
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert_clean_exit(result, 1)
+    assert "locked" in result.output and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: ")
 
 
 # --- gc removals in the server's metrics -----------------------------------------------------
