@@ -32,7 +32,12 @@ from teledrop.core.service import Teledrop, plugin_settings
 from teledrop.core.units import format_size, parse_duration
 from teledrop.core.verify import verify as verify_drops
 from teledrop.metrics import gc_removed_counter, use_configured_dir
-from teledrop.plugins.manager import blocked_names, describe_plugins, make_plugin_manager
+from teledrop.plugins.manager import (
+    blocked_names,
+    describe_plugins,
+    make_plugin_manager,
+    selected_entry_points,
+)
 
 CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE",
                              help="teledrop config file (default: $TELEDROP_CONFIG, "
@@ -243,7 +248,8 @@ def show_config(config_path: str | None) -> None:
     config = _config(config_path)
     try:
         pm = make_plugin_manager(config.plugins.disabled,
-                                 source=config.source_of("plugins.disabled"))
+                                 source=config.source_of("plugins.disabled"),
+                                 only=selected_entry_points())
         settings = plugin_settings(pm, config)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None

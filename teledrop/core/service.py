@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 
 from teledrop.plugins.commit_chain import CommitChain
-from teledrop.plugins.manager import make_plugin_manager
+from teledrop.plugins.manager import make_plugin_manager, selected_entry_points
 
 from .config import Config, build_settings
 from .drop import Drop
@@ -37,13 +37,20 @@ class Teledrop:
     plugin_settings: dict[str, Any]
 
     @classmethod
-    def start(cls, config: Config, plugins: Iterable[object] = ()) -> Teledrop:
+    def start(cls, config: Config, plugins: Iterable[object] = (),
+              entry_points: Iterable[str] | None = None) -> Teledrop:
         """Load plugins, validate their settings, build the configured backends.
+
+        ``entry_points`` names the only installed plugins to load; by default those
+        ``$TELEDROP_ENTRY_POINTS`` names, else every installed one.
 
         :raises StartupError: (a one-line message) when anything is wrong.
         """
         source = config.source_of("plugins.disabled")
-        pm = make_plugin_manager(config.plugins.disabled, plugins, source=source)
+        if entry_points is None:
+            entry_points = selected_entry_points()
+        pm = make_plugin_manager(config.plugins.disabled, plugins, source=source,
+                                 only=entry_points)
         settings = plugin_settings(pm, config)
         storage = build_backend(pm.hook.teledrop_storage_backends(), "storage", config, settings)
         try:

@@ -25,15 +25,17 @@ log = logging.getLogger(__name__)
 EXTENSION = "teledrop"
 
 
-def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> Flask:
+def create_app(config: Config | None = None, plugins: Iterable[object] = (),
+               entry_points: Iterable[str] | None = None) -> Flask:
     """Build the app. ``config`` defaults to :func:`load_config`'s result; ``plugins`` are
-    registered after the installed ones (embedding, tests).
+    registered after the installed ones (embedding, tests); ``entry_points`` names the
+    only installed plugins to load (by default every one, see :meth:`Teledrop.start`).
 
     :raises StartupError: with a one-line message when config or plugins are wrong.
     """
     config = config or load_config()
     logs.configure(config.server.log_level)
-    service = Teledrop.start(config, plugins)
+    service = Teledrop.start(config, plugins, entry_points)
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.extensions[EXTENSION] = service
     observe.install(app, Metrics())
