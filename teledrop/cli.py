@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from teledrop import composition
 from teledrop.client import (
     DEFAULT_SERVER,
     Client,
@@ -22,22 +23,17 @@ from teledrop.client import (
     normalize_server,
     resolve_link,
 )
+from teledrop.composition import PluginTeledrop
 from teledrop.core.config import Config, load_config
 from teledrop.core.drop import iso
 from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError, TeledropError
 from teledrop.core.gc import DEFAULT_STAGING_AGE, collect
 from teledrop.core.owners import create_token, revoke_token
-from teledrop.core.service import Teledrop, plugin_settings
 from teledrop.core.units import format_size, parse_duration
 from teledrop.core.verify import verify as verify_drops
 from teledrop.metrics import gc_removed_counter, use_configured_dir
-from teledrop.plugins.manager import (
-    blocked_names,
-    describe_plugins,
-    make_plugin_manager,
-    selected_entry_points,
-)
+from teledrop.plugins.manager import blocked_names, describe_plugins
 
 CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE",
                              help="teledrop config file (default: $TELEDROP_CONFIG, "
@@ -52,9 +48,9 @@ def _config(path: str | None) -> Config:
 
 
 @contextmanager
-def _service(path: str | None) -> Iterator[Teledrop]:
+def _service(path: str | None) -> Iterator[PluginTeledrop]:
     try:
-        service = Teledrop.start(_config(path))
+        service = composition.start(_config(path))
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -247,10 +243,7 @@ def show_config(config_path: str | None) -> None:
     """
     config = _config(config_path)
     try:
-        pm = make_plugin_manager(config.plugins.disabled,
-                                 source=config.source_of("plugins.disabled"),
-                                 only=selected_entry_points())
-        settings = plugin_settings(pm, config)
+        _, settings = composition.load_plugins(config)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"# config file: {config.path or 'none (defaults)'}")

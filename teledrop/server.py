@@ -11,10 +11,9 @@ from typing import Any
 
 from gunicorn import util as gunicorn_util
 
-from teledrop import metrics
+from teledrop import composition, metrics
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import StartupError
-from teledrop.core.service import Teledrop
 
 #: gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning the worker.
 WORKER_BOOT_ERROR = 3
@@ -29,7 +28,7 @@ def fail(error: StartupError, status: int = 1) -> None:
 def check_startup(config: Config) -> None:
     """Validate config, plugins, plugin settings and backends once, in the master, before
     any worker forks. The backends are opened and closed again: workers open their own."""
-    Teledrop.start(config).close()
+    composition.start(config).close()
 
 
 def gunicorn_settings(config: Config) -> dict[str, Any]:

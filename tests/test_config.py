@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from teledrop import composition
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import ConfigError
-from teledrop.core.service import Teledrop
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86400
@@ -93,7 +93,7 @@ def test_shipped_config_file_is_the_documented_default(monkeypatch) -> None:
 def test_plugin_defaults_resolve_relative_to_working_directory(tmp_path: Path,
                                                                 monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    service = Teledrop.start(load())
+    service = composition.start(load())
     try:
         assert service.plugin_settings["local_storage"].root == "data/files"
         assert service.plugin_settings["sqlite_meta"].path == "data/teledrop.db"
@@ -176,7 +176,7 @@ def test_env_nested_plugin_key_merges_with_file_table(config_file, tmp_path: Pat
     config = load(path, TELEDROP_PLUGINS__LOCAL_STORAGE__ROOT=str(tmp_path / "files"))
     assert config.plugin_tables == {"sqlite_meta": {"path": f"{tmp_path}/meta.db"},
                                     "local_storage": {"root": str(tmp_path / "files")}}
-    service = Teledrop.start(config)
+    service = composition.start(config)
     try:
         assert service.plugin_settings["local_storage"].root == str(tmp_path / "files")
         assert (tmp_path / "files" / "staging").is_dir()
@@ -287,7 +287,7 @@ def test_env_cannot_nest_under_a_file_value(config_file) -> None:
 
 def start_error(config: Config) -> ConfigError:
     with pytest.raises(ConfigError) as info:
-        Teledrop.start(config).close()
+        composition.start(config).close()
     return info.value
 
 
@@ -337,4 +337,4 @@ def test_plugin_setting_from_env_is_named_in_the_error(config_file, tmp_path: Pa
 def test_table_of_a_disabled_plugin_is_not_an_error(config_file, tmp_path: Path) -> None:
     path = config_file('[plugins]\ndisabled = ["default_auth"]\n' + plugin_paths(tmp_path)
                        + '[plugins.default_auth]\nx = 1\n')
-    Teledrop.start(load(path)).close()
+    composition.start(load(path)).close()

@@ -17,11 +17,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from teledrop import hookimpl
+from teledrop import composition, hookimpl
 from teledrop.cli import main
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import ConfigError, StartupError, Unauthorized
-from teledrop.core.service import Teledrop
 from teledrop.plugins.manager import (
     ENTRY_POINTS_ENV, ESSENTIAL, PluginInfo, blocked_names, describe_plugins, make_plugin_manager,
     selected_entry_points,
@@ -134,6 +133,17 @@ def test_an_explicit_selection_wins_over_the_environment(
         service_of(app).close()
 
 
+@pytest.mark.entry_points("marked")
+def test_a_test_marked_with_entry_points_loads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    make_app: Callable[..., Flask]) -> None:
+    (tmp_path / "marked_module.py").write_text("")
+    write_dist_info(tmp_path, "marked", {"marked": "marked_module"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "marked_module", raising=False)
+    importlib.invalidate_caches()
+    assert "marked" in plugins_of(make_app())
+
+
 def test_a_selected_entry_point_that_is_not_installed_stops_start_up() -> None:
     with pytest.raises(ConfigError) as info:
         make_plugin_manager(only=["default_hasher", "no_such_plugin"])
@@ -169,7 +179,7 @@ def test_disabling_the_chain_from_a_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[plugins]\ndisabled = ["commit_chain"]\n')
     with pytest.raises(ConfigError) as info:
-        Teledrop.start(load_config(str(path), environ={}))
+        composition.start(load_config(str(path), environ={}))
     assert str(info.value).startswith(f"{path}: plugins.disabled: ")
 
 
@@ -369,7 +379,7 @@ def test_third_party_plugin_can_be_disabled(myplug: Path,
 def test_third_party_plugin_with_misspelt_hook_stops_start_up(
         install: Callable[..., None], make_app: Callable[..., Flask]) -> None:
     install("typoplug", "typoplug", "typoplug_module", """
-        from teledrop import hookimpl
+        from teledrop import composition, hookimpl
 
         @hookimpl
         def teledrop_drop_creatd(drop):
@@ -382,7 +392,7 @@ def test_third_party_plugin_with_misspelt_hook_stops_start_up(
 def test_third_party_plugin_with_wrong_argument_stops_start_up(
         install: Callable[..., None], make_app: Callable[..., Flask]) -> None:
     install("argplug", "argplug", "argplug_module", """
-        from teledrop import hookimpl
+        from teledrop import composition, hookimpl
 
         @hookimpl
         def teledrop_drop_created(slug):

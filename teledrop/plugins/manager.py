@@ -13,8 +13,8 @@ import pluggy
 from teledrop.core.errors import ConfigError
 
 from . import hookspecs
+from .markers import PROJECT
 
-PROJECT = "teledrop"
 ENTRY_POINT_GROUP = "teledrop"
 #: Plugins that ``[plugins] disabled`` cannot remove.
 ESSENTIAL = frozenset({"commit_chain"})

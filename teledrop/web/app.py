@@ -9,10 +9,10 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from teledrop import logs
+from teledrop import composition, logs
+from teledrop.composition import PluginTeledrop
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import TeledropError, TooLarge
-from teledrop.core.service import Teledrop
 from teledrop.metrics import Metrics
 
 from . import observe
@@ -29,13 +29,13 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
                entry_points: Iterable[str] | None = None) -> Flask:
     """Build the app. ``config`` defaults to :func:`load_config`'s result; ``plugins`` are
     registered after the installed ones (embedding, tests); ``entry_points`` names the
-    only installed plugins to load (by default every one, see :meth:`Teledrop.start`).
+    only installed plugins to load (see :func:`teledrop.composition.load_plugins`).
 
     :raises StartupError: with a one-line message when config or plugins are wrong.
     """
     config = config or load_config()
     logs.configure(config.server.log_level)
-    service = Teledrop.start(config, plugins, entry_points)
+    service = composition.start(config, plugins, entry_points)
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.extensions[EXTENSION] = service
     observe.install(app, Metrics())
@@ -56,7 +56,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     return app
 
 
-def service_of(app: Flask) -> Teledrop:
+def service_of(app: Flask) -> PluginTeledrop:
     return app.extensions[EXTENSION]
 
 
