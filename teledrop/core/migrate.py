@@ -39,6 +39,10 @@ _DRY = {COPIED: "would copy", SKIPPED: "would skip", FAILED: "would fail"}
 Progress = Callable[[int], None]
 
 
+def _ignore(_done: int) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What became (or, in a dry run, would become) of one drop or token."""
@@ -99,7 +103,8 @@ class Tally:
 
 
 class Refused(Exception):
-    """A drop that must not be copied as it is (its file does not match its record)."""
+    """A drop the migration itself will not call copied: its file does not match its
+    record, no hasher here computes its hash, or its insert's outcome is unknown."""
 
 
 class Migration:
@@ -177,7 +182,7 @@ class Migration:
             return Outcome("token", token.name, FAILED, exc.message)
         return Outcome("token", token.name, COPIED)
 
-    def copy_drop(self, drop: Drop, on_bytes: Progress = lambda n: None) -> Outcome:
+    def copy_drop(self, drop: Drop, on_bytes: Progress = _ignore) -> Outcome:
         """Copy one drop. A drop that fails leaves nothing in the target; the error is
         the outcome's reason (a shutdown, such as Ctrl-C, is raised once cleaned up)."""
         try:
@@ -215,9 +220,9 @@ class Migration:
                     if found is True:
                         return  # inserted, though the store's answer was lost
                     if found is None:
-                        raise Refused(f"{exc}; whether the record was inserted is unknown, "
-                                      f"so its file {blob.blob_id} is kept (gc removes it if "
-                                      "no record holds it)") from exc
+                        raise Refused(f"{exc}, and the target cannot be read back: its file "
+                                      f"{blob.blob_id} is kept in case the record landed (gc "
+                                      "removes it if not)") from exc
                 raise
             finally:
                 _undo(blob.close, f"close blob {blob.blob_id}")
@@ -229,7 +234,6 @@ class Migration:
         try:
             stored = self.target.metadata.get(record.slug)
         except Exception:
-            log.exception("migrate: cannot tell whether %s was inserted", record.slug)
             return None
         return stored is not None and stored.blob_id == record.blob_id
 
@@ -244,10 +248,6 @@ class Migration:
             return blake3.blake3()
         raise Refused(f"recorded with {algorithm}, which no hasher here computes "
                       f"(the configured one is {hasher.name})")
-
-
-def _ignore(_done: int) -> None:
-    pass
 
 
 def _undo(action: Callable[[], Any], what: str) -> None:
