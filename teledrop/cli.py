@@ -274,7 +274,7 @@ def migrate(ctx: click.Context, config_path: str | None, target_path: str, dry_r
     Run it again to resume: a drop already in the target with the same hash is skipped,
     and a slug the target holds with another file is a failure, never overwritten.
     Expired and exhausted drops are not copied. Prints one line per failure and a
-    summary; exit status 1 if anything failed.
+    summary; exit status 1 if anything failed (in a dry run: would fail).
 
     \b
     Examples:

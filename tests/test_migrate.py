@@ -26,7 +26,6 @@ from teledrop.core.drop import Drop, now
 from teledrop.core.interfaces import TokenRecord
 from teledrop.core.migrate import Migration
 from teledrop.core.service import Teledrop
-from teledrop.core.tokens import hash_token
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.live_server import DataDir, install_plugins
