@@ -11,7 +11,7 @@ import dataclasses
 import os
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from teledrop.core.service import Teledrop
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.live_server import DataDir, install_plugins
+from tests.plugins.memory import MemoryPlugin
 
 MiB = 1024 * 1024
 PASSWORD = "open sesame"
@@ -279,6 +280,30 @@ def test_a_dry_run_lists_everything_and_writes_nothing(
     assert migrate(source, target).exit_code == 0
     again = migrate(source, target, "--dry-run")
     assert f"would skip drop q3-report (already in the target)" in again.stdout.splitlines()
+
+
+def test_any_pair_of_backends_works_both_ways(tmp_path: Path, source: Side, target: Side,
+                                             owned: dict[str, Any]) -> None:
+    """Through the interfaces alone: into in-memory backends (a plugin whose files are not
+    real files), then from them into another data dir, every record unchanged."""
+    memory = MemoryPlugin()
+    config = load_config(str(source.config), environ={}, overrides={
+        "storage": {"plugin": "memory"}, "metadata": {"plugin": "memory"}})
+    in_memory = Teledrop.start(config, [memory])
+    try:
+        for here, there in ((source.service(), nullcontext(in_memory)),
+                            (nullcontext(in_memory), target.service())):
+            with here as src, there as dst:
+                outcomes = list(Migration(src, dst).run())
+            assert {o.status for o in outcomes} == {"copied"}, outcomes
+    finally:
+        in_memory.close()
+    assert len(memory.storage.blobs) == 6 and memory.storage.staging == {}
+    before, after = source.drops(), target.drops()
+    assert {slug: dataclasses.replace(drop, blob_id="") for slug, drop in after.items()} == \
+        {slug: dataclasses.replace(drop, blob_id="") for slug, drop in before.items()}
+    assert target.tokens() == source.tokens()
+    assert_clean(target)
 
 
 # -- failures --------------------------------------------------------------------------------
