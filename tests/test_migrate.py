@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import subprocess
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -28,7 +30,7 @@ from teledrop.core.migrate import Migration
 from teledrop.core.service import Teledrop
 from teledrop.web import create_app
 from teledrop.web.app import service_of
-from tests.live_server import DataDir, install_plugins
+from tests.live_server import TELEDROP_SCRIPT, DataDir, install_plugins
 from tests.plugins.memory import MemoryPlugin
 
 MiB = 1024 * 1024
@@ -339,6 +341,36 @@ def test_a_target_failing_on_the_nth_file_leaves_nothing_and_a_rerun_completes(
     for slug, drop in source.drops().items():
         assert healed.data.blob_path(healed.drops()[slug].blob_id).read_bytes() == \
             source.data.blob_path(drop.blob_id).read_bytes()
+
+
+@pytest.mark.parametrize("where", ["storage", "metadata"])
+def test_a_killed_run_leaves_only_what_gc_removes_and_a_rerun_completes(
+        tmp_path: Path, source: Side, where: str) -> None:
+    """SIGKILL mid-file leaves its staging file; SIGKILL between publish and insert, a
+    file without a record. Neither is visible under a slug; gc removes both."""
+    slugs = three_drops(source)
+    backend = {"storage": "nth_failing_storage", "metadata": "nth_failing_sqlite"}[where]
+    broken = side(tmp_path, "target", **{where: backend},
+                  **{backend: {"fail_at": 2, "fault": "kill"}})
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("TELEDROP_")}
+    env.update(install_plugins(tmp_path / "site",
+                               {"migrate_faults": "tests.plugins.migrate_faults"}))
+    killed = subprocess.run([str(TELEDROP_SCRIPT), "migrate", "--config", str(source.config),
+                             "--to", str(broken.config)], env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = {"storage": "staging debris: ", "metadata": "file without record: "}[where]
+    problems = broken.data.problems()
+    assert len(problems) == 1 and problems[0].startswith(left), problems
+    assert [record["slug"] for record in broken.data.records()] == [slugs[0]]
+    healed = side(tmp_path, "target")
+    assert migrate(source, healed).exit_code == 0
+    collected = CliRunner().invoke(main, ["gc", "--staging-older-than", "0s",
+                                          "--config", str(healed.config)])
+    assert collected.exit_code == 0 and collected.stdout.splitlines()[-1] == "removed 1 item(s)"
+    assert sorted(healed.drops()) == sorted(slugs)
+    assert_clean(healed)
 
 
 @pytest.mark.parametrize(("fault", "copied"), [("refuse", [0, 2]), ("lost", [0, 1, 2])])

@@ -9,7 +9,7 @@ entry point, as a third-party backend is), and chosen in the target's config::
     root = "data/files"   # local_storage's layout under it
     fail_at = 2           # the Nth blob staged by this process fails; 0 = none
     fault = "EIO"         # "EIO": the write fails as a broken disk's does;
-                          # "interrupt": Ctrl-C arrives mid-write
+                          # "interrupt": Ctrl-C arrives mid-write; "kill": SIGKILL does
 
     [metadata]
     plugin = "nth_failing_sqlite"
@@ -18,7 +18,8 @@ entry point, as a third-party backend is), and chosen in the target's config::
     path = "data/teledrop.db"
     fail_at = 2           # the Nth insert fails; 0 = none
     fault = "refuse"      # "refuse": nothing inserted; "lost": inserted, but the answer
-                          # is an error; "unknown": the same, and reading it back fails too
+                          # is an error; "unknown": the same, and reading it back fails too;
+                          # "kill": SIGKILL before the insert (its file is published)
 
 A storage fault happens once some of the file has reached its staging file, so that
 there is something to clean up.
@@ -26,6 +27,8 @@ there is something to clean up.
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,14 +57,14 @@ class NthFault:
 class NthFailingStorageSettings(NthFault):
     root: str = "data/files"
     fault: str = "EIO"
-    FAULTS = ("EIO", "interrupt")
+    FAULTS = ("EIO", "interrupt", "kill")
 
 
 @dataclass(frozen=True)
 class NthFailingSqliteSettings(NthFault):
     path: str = "data/teledrop.db"
     fault: str = "refuse"
-    FAULTS = ("refuse", "lost", "unknown")
+    FAULTS = ("refuse", "lost", "unknown", "kill")
 
 
 class InterruptedWriter(FailingBlobWriter):
@@ -70,6 +73,17 @@ class InterruptedWriter(FailingBlobWriter):
     def _report(self, name: str) -> None:
         super()._report(name)
         raise KeyboardInterrupt
+
+
+class KilledWriter(FailingBlobWriter):
+    """Where its fault would be an I/O error, the process is killed instead."""
+
+    def _report(self, name: str) -> None:
+        super()._report(name)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+WRITERS = {"EIO": FailingBlobWriter, "interrupt": InterruptedWriter, "kill": KilledWriter}
 
 
 @dataclass
@@ -81,8 +95,7 @@ class NthFailingStorage(FailingStorage):
     def stage(self) -> FailingBlobWriter:
         self.staged += 1
         fault = Fault("EIO", WRITTEN_BEFORE_FAULT) if self.staged == self.fail_at else None
-        writer = InterruptedWriter if self.fault == "interrupt" else FailingBlobWriter
-        return writer(self.local.stage(), self, fault)
+        return WRITERS[self.fault](self.local.stage(), self, fault)
 
 
 class NthFailingSqlite(SqliteMetadata):
@@ -96,6 +109,8 @@ class NthFailingSqlite(SqliteMetadata):
         self.inserts += 1
         if self.inserts != self.fail_at:
             return super().insert(drop)
+        if self.fault == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.fault != "refuse":
             super().insert(drop)
         self.blind = self.fault == "unknown"
