@@ -500,6 +500,10 @@ def test_a_broken_target_config_is_one_line(tmp_path: Path, source: Side) -> Non
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [result.output.strip()]
     assert str(broken) in result.output and "storage.plugin" in result.output
+    as_source = CliRunner().invoke(main, ["migrate", "--config", str(broken),
+                                          "--to", str(source.config)])
+    assert as_source.exit_code == 1 and len(as_source.output.strip().splitlines()) == 1
+    assert str(broken) in as_source.output and "Traceback" not in as_source.output
     missing = migrate(source, tmp_path / "nope.toml")
     assert missing.exit_code == 1 and "no such file" in missing.output
     no_target = CliRunner().invoke(main, ["migrate", "--config", str(source.config)])
