@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
+from teledrop import composition
 from teledrop.cli import main
 from teledrop.core.config import load_config
 from teledrop.core.drop import Drop, now
@@ -32,6 +33,7 @@ from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.live_server import TELEDROP_SCRIPT, DataDir, install_plugins
 from tests.plugins.memory import MemoryPlugin
+from tests.support.entry_points import also_load, entry_points_env, is_teledrop_setting
 
 MiB = 1024 * 1024
 PASSWORD = "open sesame"
@@ -41,7 +43,7 @@ PASSWORD = "open sesame"
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the config files under test decide (and the variables a test sets)."""
     for name in list(os.environ):
-        if name.startswith("TELEDROP_"):
+        if is_teledrop_setting(name):
             monkeypatch.delenv(name)
 
 
@@ -71,7 +73,7 @@ class Side:
 
     @contextmanager
     def service(self) -> Iterator[Teledrop]:
-        service = Teledrop.start(load_config(str(self.config), environ={}))
+        service = composition.start(load_config(str(self.config), environ={}))
         try:
             yield service
         finally:
@@ -109,6 +111,7 @@ def faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Nth-failing backends, installed as a third-party distribution."""
     install_plugins(tmp_path / "site", {"migrate_faults": "tests.plugins.migrate_faults"})
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    also_load(monkeypatch, "migrate_faults")
 
 
 def migrate(source: Side, target: Side | Path, *args: str) -> Result:
@@ -291,7 +294,7 @@ def test_any_pair_of_backends_works_both_ways(tmp_path: Path, source: Side, targ
     memory = MemoryPlugin()
     config = load_config(str(source.config), environ={}, overrides={
         "storage": {"plugin": "memory"}, "metadata": {"plugin": "memory"}})
-    in_memory = Teledrop.start(config, [memory])
+    in_memory = composition.start(config, [memory])
     try:
         for here, there in ((source.service(), nullcontext(in_memory)),
                             (nullcontext(in_memory), target.service())):
@@ -352,10 +355,10 @@ def test_a_killed_run_leaves_only_what_gc_removes_and_a_rerun_completes(
     backend = {"storage": "nth_failing_storage", "metadata": "nth_failing_sqlite"}[where]
     broken = side(tmp_path, "target", **{where: backend},
                   **{backend: {"fail_at": 2, "fault": "kill"}})
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("TELEDROP_")}
+    env = {name: value for name, value in os.environ.items() if not is_teledrop_setting(name)}
     env.update(install_plugins(tmp_path / "site",
                                {"migrate_faults": "tests.plugins.migrate_faults"}))
+    env.update(entry_points_env("migrate_faults"))
     killed = subprocess.run([str(TELEDROP_SCRIPT), "migrate", "--config", str(source.config),
                              "--to", str(broken.config)], env=env, capture_output=True,
                             text=True, timeout=60, check=False)
