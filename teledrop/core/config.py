@@ -70,7 +70,8 @@ class LimitsSettings:
     max_upload_size: int = _parsed(parse_size, "10GiB")
     default_expires: int = _parsed(parse_duration, "7d")
     max_expires: int = _parsed(parse_duration, "30d")
-    #: An upload that sends nothing for this long is dropped (and cleaned up).
+    #: A connection that makes no progress for this long is closed (teledrop.worker); a
+    #: stalled upload is cleaned up.
     idle_timeout: int = _parsed(parse_duration, "60s")
 
     def check(self) -> dict[str, str]:

@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from teledrop import logs
 from teledrop.core.config import Config, load_config
-from teledrop.core.errors import TeledropError, TooLarge
+from teledrop.core.errors import RequestTimeout, TeledropError, TooLarge
 from teledrop.core.service import Teledrop
 from teledrop.metrics import Metrics
 
@@ -45,6 +45,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> 
     app.register_blueprint(owner_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(TimeoutError, _timeout_error)
     app.register_error_handler(Exception, _server_error)
     app.after_request(_security_headers)
     if config.server.proxy_hops:
@@ -64,6 +65,9 @@ def _teledrop_error(error: TeledropError) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Response:
+    if isinstance(exc.__context__, TimeoutError):
+        # werkzeug's body stream reports any failed read as a vanished client (400)
+        return _timeout_error(exc.__context__)
     error = TeledropError(exc.description or exc.name)
     error.status = exc.code or 500
     # werkzeug's 413 is teledrop's too_large, whichever of the two refused the body.
@@ -74,6 +78,13 @@ def _http_error(exc: HTTPException) -> Response:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _timeout_error(exc: TimeoutError) -> Response:
+    """A body that stalled past ``limits.idle_timeout`` (the socket's timeout under
+    teledrop's gunicorn worker): the client's fault, one line in the log."""
+    log.info("%s %s: the request body sent nothing for too long", request.method, request.path)
+    return _teledrop_error(RequestTimeout())
 
 
 def _server_error(exc: Exception) -> Response:

@@ -74,8 +74,8 @@ def allow_upload_body(overhead: int) -> None:
 
 
 def body_stream() -> Any:
-    """The request body, with the idle timeout applied to the client's socket: under gthread
-    a stalled upload would otherwise hold its thread forever.
+    """The request body. Under gunicorn, teledrop's worker has given the client's socket
+    the idle timeout (:mod:`teledrop.worker`): a stalled upload ends in ``TimeoutError``.
 
     A body is read straight from a server that delimits it itself (gunicorn sets
     ``wsgi.input_terminated``): werkzeug's limiting wrapper would copy every chunk once
@@ -88,9 +88,6 @@ def body_stream() -> Any:
     if codings and codings != ["chunked"]:
         # A compressed transfer coding would be stored compressed: refuse it.
         raise MalformedBody("only the chunked transfer coding is accepted")
-    sock = request.environ.get("gunicorn.socket")
-    if sock is not None:
-        sock.settimeout(service().config.limits.idle_timeout)
     direct = SocketBody.wrap(request.environ)
     if direct is not None:
         return direct
