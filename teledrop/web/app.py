@@ -45,7 +45,6 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = ()) -> 
     app.register_blueprint(owner_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(TimeoutError, _timeout_error)
     app.register_error_handler(Exception, _server_error)
     app.after_request(_security_headers)
     if config.server.proxy_hops:
@@ -67,7 +66,7 @@ def _teledrop_error(error: TeledropError) -> Response:
 def _http_error(exc: HTTPException) -> Response:
     if isinstance(exc.__context__, TimeoutError):
         # werkzeug's body stream reports any failed read as a vanished client (400)
-        return _timeout_error(exc.__context__)
+        return _body_timeout()
     error = TeledropError(exc.description or exc.name)
     error.status = exc.code or 500
     # werkzeug's 413 is teledrop's too_large, whichever of the two refused the body.
@@ -80,9 +79,10 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _timeout_error(exc: TimeoutError) -> Response:
-    """A body that stalled past ``limits.idle_timeout`` (the socket's timeout under
-    teledrop's gunicorn worker): the client's fault, one line in the log."""
+def _body_timeout() -> Response:
+    """A small body (a form, an owner's JSON) that stalled past ``limits.idle_timeout``
+    (the socket's timeout under teledrop's gunicorn worker): the client's fault, one line
+    in the log."""
     log.info("%s %s: the request body sent nothing for too long", request.method, request.path)
     return _teledrop_error(RequestTimeout())
 
