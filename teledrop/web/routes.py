@@ -12,7 +12,7 @@ from werkzeug.http import parse_options_header
 from teledrop.core import drops
 from teledrop.core.drop import Drop
 from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
-    TeledropError, TooLarge, TooManyAttempts
+    StorageFull, TeledropError, TooLarge, TooManyAttempts
 from teledrop.core.owners import identify
 from teledrop.core.passwords import header_password
 from teledrop.core.service import Teledrop
@@ -52,13 +52,15 @@ def drop_url(drop: Drop) -> str:
     return f"{base_url()}/{drop.slug}"
 
 
-def upload_request(filename: str | None = None, declared_size: int | None = None) -> UploadRequest:
+def upload_request(filename: str | None = None, declared_size: int | None = None,
+                   max_size: int | None = None) -> UploadRequest:
     return UploadRequest(
         method=request.method,
         headers=request.headers,
         query={key: request.args[key] for key in request.args},
         remote_addr=request.remote_addr,
         declared_size=declared_size,
+        max_size=max_size,
         filename=filename,
     )
 
@@ -126,7 +128,8 @@ def upload_form() -> Response:
         raise MalformedBody("the multipart boundary must be 1-70 printable ASCII characters")
     allow_upload_body(MULTIPART_OVERHEAD)
     receive = multipart_receiver(body_stream(), options["boundary"].encode("latin-1"))
-    return created(create_drop(service(), upload_request(), receive))
+    req = upload_request(max_size=request.content_length)
+    return created(create_drop(service(), req, receive))
 
 
 @bp.put("/")
@@ -199,11 +202,15 @@ def metrics() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
+    """``ok`` (200); ``full`` (507) below ``limits.min_free_space``; ``unavailable`` (503)
+    when storage or metadata cannot be reached."""
     try:
         drops.health(service())
     except TeledropError as exc:
-        return json_response({"status": "unavailable", "error": {"code": exc.code,
-                                                                 "message": exc.message}}, 503)
+        full = isinstance(exc, StorageFull)
+        return json_response({"status": "full" if full else "unavailable",
+                              "error": {"code": exc.code, "message": exc.message}},
+                             507 if full else 503)
     return json_response({"status": "ok"})
 
 
