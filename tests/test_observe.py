@@ -3,7 +3,6 @@ prometheus_client's multiprocess mode, summed across real gunicorn workers."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.http_helpers import post_json
 from tests.live_server import live_server, wait_until
 
 
@@ -24,11 +24,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def metric(text: str, name: str, **labels: str) -> float:
     return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def upload(client: Any, data: bytes, **fields: str) -> Any:
-    return client.post("/", data={"file": (io.BytesIO(data), "a.bin"), **fields},
-                       headers={"Accept": "application/json"})
 
 
 @pytest.fixture
@@ -47,11 +42,11 @@ def access_lines() -> Iterator[list[dict[str, Any]]]:
 
 
 def test_uploads_downloads_and_errors_are_counted(client: Any) -> None:
-    first = upload(client, b"x" * 1000).get_json()
-    upload(client, b"y" * 24)
+    first = post_json(client, b"x" * 1000).get_json()
+    post_json(client, b"y" * 24)
     client.get(f"/{first['slug']}")
     client.head(f"/{first['slug']}")  # a HEAD is not a download
-    upload(client, b"z", slug=first["slug"])  # 409
+    post_json(client, b"z", slug=first["slug"])  # 409
     client.get("/nothing-here")  # 404
     client.get(f"/{first['slug']}", headers={"Range": "bytes=5000-"})  # 416
     text = client.get("/metrics").get_data(as_text=True)
@@ -67,7 +62,7 @@ def test_uploads_downloads_and_errors_are_counted(client: Any) -> None:
 
 
 def test_a_delete_is_counted_and_leaves_the_store(client: Any) -> None:
-    drop = upload(client, b"abc").get_json()
+    drop = post_json(client, b"abc").get_json()
     assert client.delete(f"/{drop['slug']}",
                          headers={"X-Delete-Token": drop["delete_token"]}).status_code == 204
     text = client.get("/metrics").get_data(as_text=True)
@@ -81,7 +76,7 @@ def test_metrics_can_be_turned_off(make_app: Any) -> None:
 
 
 def test_each_request_logs_one_json_line(client: Any, access_lines: list[dict[str, Any]]) -> None:
-    drop = upload(client, b"hello").get_json()
+    drop = post_json(client, b"hello").get_json()
     client.get(f"/{drop['slug']}")
     client.get("/missing-slug")
     created, downloaded, missing = access_lines
@@ -137,7 +132,7 @@ def test_workers_share_their_counts(tmp_path: Path) -> None:
 
 
 def test_a_download_through_the_password_form_is_counted(client: Any) -> None:
-    drop = upload(client, b"secret bytes", password="pw").get_json()
+    drop = post_json(client, b"secret bytes", password="pw").get_json()
     response = client.post(f"/{drop['slug']}", data={"password": "pw"})
     assert response.status_code == 200 and response.data == b"secret bytes"
     text = client.get("/metrics").get_data(as_text=True)
