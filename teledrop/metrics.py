@@ -45,7 +45,6 @@ class Metrics:
         self.upload_seconds = Histogram("teledrop_upload_duration_seconds",
                                         "Time from request start to drop created",
                                         buckets=DURATION_BUCKETS, registry=r)
-        self.gc_removed = gc_removed_counter(r)
 
     def exposition(self, service: Teledrop) -> bytes:
         """The text exposition: every process's counters, and the stored-drops gauge."""

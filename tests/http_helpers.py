@@ -19,8 +19,7 @@ from teledrop.web.app import service_of
 BOUNDARY = "td-boundary-7Qx"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 JSON = {"Accept": "application/json"}
-#: The fields of "A drop as JSON" (API.md §3) and the owner fields of issue 6; uploads add
-#: ``delete_token``.
+#: The fields of a drop as JSON, its owner fields included; uploads add ``delete_token``.
 DROP_FIELDS = frozenset({"slug", "url", "filename", "size", "content_type", "hash",
                          "created_at", "expires_at", "max_downloads", "downloads",
                          "title", "description", "private", "has_password"})

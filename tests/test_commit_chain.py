@@ -1,4 +1,4 @@
-"""The compensation chain (DESIGN.md §3, API.md §5 invariant 1), on the real default
+"""The compensation chain (docs/plugins.md, docs/reliability.md), on the real default
 plugins: local_storage on disk and sqlite_meta. Faults are injected by plugins
 (tests/plugins/faults.py). Whatever fails inside the commit, no file and no record of
 the failed upload is left; side effects are undone innermost first and the blob is

@@ -1,4 +1,4 @@
-"""The plugin system (DESIGN.md §4, teledrop/plugins/manager.py): a fresh manager per
+"""The plugin system (teledrop/plugins/manager.py, docs/plugins.md): a fresh manager per
 app, ``[plugins] disabled`` blocks entry-point plugins but never the essential chain,
 plugin mistakes stop start-up with a one-line ConfigError, and a third-party plugin is
 loaded through nothing but its entry point, listed with its distribution by

@@ -52,9 +52,6 @@ class Drop:
     def is_exhausted(self) -> bool:
         return self.max_downloads is not None and self.downloads >= self.max_downloads
 
-    def is_gone(self, at: int | None = None) -> bool:
-        return self.is_expired(at) or self.is_exhausted()
-
     def to_json(self, url: str, with_delete_token: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "slug": self.slug,

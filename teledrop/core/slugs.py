@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 import string
@@ -17,10 +16,8 @@ CUSTOM_SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{2,63}")
 URL_SAFE = string.ascii_letters + string.digits + "-_"
 #: A leading "-" would read as an option on a command line (``teledrop info -x``).
 FIRST_CHARS = URL_SAFE.replace("-", "")
-GENERATED_SLUG_LENGTH = 9
 #: log2(63) + 8 * log2(64) ≈ 53.98 bits: above the 48 a link must carry.
-GENERATED_SLUG_BITS = math.log2(len(FIRST_CHARS)) + \
-    (GENERATED_SLUG_LENGTH - 1) * math.log2(len(URL_SAFE))
+GENERATED_SLUG_LENGTH = 9
 
 
 def generate_slug() -> str:

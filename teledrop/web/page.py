@@ -26,7 +26,7 @@ from teledrop.core.units import format_size
 #: Expiry choices offered on the page, in seconds; those over ``max_expires`` are dropped and
 #: the default and the maximum are always offered.
 EXPIRY_PRESETS = (10 * 60, 3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400, 365 * 86400)
-#: The custom slug rule of API.md §3, as an HTML ``pattern`` (implicitly anchored). Chromium
+#: The custom slug rule, as an HTML ``pattern`` (implicitly anchored). Chromium
 #: compiles patterns with the ``v`` flag, where ``-`` in a class must be escaped.
 SLUG_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._\-]{2,63}"
 _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))

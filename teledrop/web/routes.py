@@ -1,4 +1,4 @@
-"""HTTP routes (API.md §3). No business rule lives here: each view calls core."""
+"""HTTP routes: uploads, downloads, drop info and deletion. No business rule lives here: each view calls core."""
 
 from __future__ import annotations
 
