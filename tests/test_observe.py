@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,36 @@ def test_workers_share_their_counts(tmp_path: Path) -> None:
     lines = [json.loads(line.split("teledrop.access: ", 1)[1])
              for line in log.splitlines() if "teledrop.access: " in line]
     assert sum(1 for line in lines if line["status"] == 201) == sent
+
+
+@pytest.mark.gunicorn
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_temporary_metrics_dir_outlives_workers_and_goes_with_the_server(
+        tmp_path: Path, stop: signal.Signals) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with live_server(tmp_path, env={"TMPDIR": str(temp)}, server={"workers": 2}) as server:
+        (made,) = temp.glob("teledrop-metrics-*")
+        assert server.request("PUT", "/a.bin", data=b"a").status_code == 201
+        # A worker that exits (and runs the same exit handlers) leaves the shared dir.
+        worker = server.worker_pids()[0]
+        os.kill(worker, signal.SIGTERM)
+        assert wait_until(lambda: worker not in server.worker_pids()
+                          and len(server.worker_pids()) == 2, 20), server.worker_pids()
+        assert made.is_dir() and list(made.glob("*.db"))
+        assert server.request("PUT", "/b.bin", data=b"b").status_code == 201
+        assert metric(server.request("GET", "/metrics").text, "teledrop_uploads_total") == 2
+        assert server.stop(stop) == 0, server.log()[-2000:]
+    assert list(temp.iterdir()) == []
+
+
+@pytest.mark.gunicorn
+def test_a_configured_metrics_dir_stays_after_the_server(tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    with live_server(tmp_path, server={"metrics_dir": str(metrics_dir)}) as server:
+        assert server.request("PUT", "/a.bin", data=b"a").status_code == 201
+        assert server.stop() == 0
+    assert list(metrics_dir.glob("*.db"))
 
 
 def test_a_download_through_the_password_form_is_counted(client: Any) -> None:
