@@ -8,6 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from teledrop import __version__
+from teledrop.core.drop import JSON_FIELDS
+from teledrop.core.interfaces import SORT_KEYS
+from teledrop.core.manage import DEFAULT_PAGE_SIZE, DEFAULT_SORT, EDITABLE, FILTERS, \
+    MAX_PAGE_SIZE, ORDERS
+from teledrop.core.options import MAX_DESCRIPTION, MAX_TITLE
+from teledrop.core.slugs import CUSTOM_SLUG_RULE
+from teledrop.core.passwords import PASSWORD_HEADER
+from teledrop.core.upload import OPTION_NAMES, SECRET_OPTIONS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -33,25 +41,25 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _error(reasons[status]) for status in statuses}
 
 
+#: What each upload option means; every name core takes has one (a new one fails here).
+_OPTION_DESCRIPTIONS = {
+    "slug": f"custom slug: {CUSTOM_SLUG_RULE}",
+    "expires": "seconds, or a number with s m h d",
+    "max_downloads": "an integer >= 1",
+    "title": f"up to {MAX_TITLE} characters",
+    "description": f"up to {MAX_DESCRIPTION} characters",
+    "private": "true: only the owner's token reads it (needs an upload token)",
+    "password": "a password readers must give (never in the query string)",
+}
 _OPTIONS = [
-    {"name": "slug", "in": "query", "required": False,
-     "description": "custom slug: 3-64 of A-Z a-z 0-9 . _ -, not starting with . or -",
-     "schema": {"type": "string"}},
-    {"name": "expires", "in": "query", "required": False,
-     "description": "seconds, or a number with s m h d", "schema": {"type": "string"}},
-    {"name": "max_downloads", "in": "query", "required": False,
-     "schema": {"type": "string", "description": "an integer >= 1"}},
-    {"name": "title", "in": "query", "required": False, "schema": {"type": "string"}},
-    {"name": "description", "in": "query", "required": False, "schema": {"type": "string"}},
-    {"name": "private", "in": "query", "required": False,
-     "description": "true: only the owner's token reads it (needs an upload token)",
-     "schema": {"type": "string"}},
-    {"name": "X-Drop-Password", "in": "header", "required": False,
-     "description": "a password readers must give (never in the query string)",
-     "schema": {"type": "string"}},
+    *({"name": name, "in": "query", "required": False,
+       "description": _OPTION_DESCRIPTIONS[name], "schema": {"type": "string"}}
+      for name in OPTION_NAMES if name not in SECRET_OPTIONS),
+    {"name": PASSWORD_HEADER, "in": "header", "required": False,
+     "description": _OPTION_DESCRIPTIONS["password"], "schema": {"type": "string"}},
 ]
 _READER = [
-    {"name": "X-Drop-Password", "in": "header", "required": False,
+    {"name": PASSWORD_HEADER, "in": "header", "required": False,
      "description": "the drop's password (or HTTP Basic with any user name)",
      "schema": {"type": "string"}},
 ]
@@ -105,26 +113,28 @@ _PAGE_PARAMS = [
     {"name": name, "in": "query", "required": False, "schema": schema}
     for name, schema in (
         ("page", {"type": "integer", "minimum": 1}),
-        ("page_size", {"type": "integer", "minimum": 1, "maximum": 100}),
-        ("sort", {"enum": ["created_at", "size", "filename", "title"]}),
-        ("order", {"enum": ["asc", "desc"]}),
-        ("private", {"type": "boolean"}),
-        ("has_password", {"type": "boolean"}),
-        ("expired", {"type": "boolean"}),
+        ("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                       "default": DEFAULT_PAGE_SIZE}),
+        ("sort", {"enum": list(SORT_KEYS), "default": DEFAULT_SORT}),
+        ("order", {"enum": list(ORDERS), "default": ORDERS[0]}),
+        *((name, {"type": "boolean"}) for name in FILTERS),
         ("q", {"type": "string", "description": "search filenames and titles"}),
     )
 ]
+_EDITS: dict[str, Any] = {
+    "title": {"type": "string", "maxLength": MAX_TITLE},
+    "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+    "expires": {"type": ["string", "integer"], "description": "from now"},
+    "max_downloads": {"type": ["integer", "null"], "minimum": 1},
+    "private": {"type": "boolean"},
+    "password": {"type": ["string", "null"], "description": "null or \"\" clears it"},
+}
 _PATCH_BODY = {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "additionalProperties": False, "properties": {
-        "title": {"type": "string", "maxLength": 200},
-        "description": {"type": "string", "maxLength": 1000},
-        "expires": {"type": ["string", "integer"], "description": "from now"},
-        "max_downloads": {"type": ["integer", "null"], "minimum": 1},
-        "private": {"type": "boolean"},
-        "password": {"type": ["string", "null"], "description": "null or \"\" clears it"},
-    }}}}}
+    "type": "object", "additionalProperties": False,
+    "properties": {name: _EDITS[name] for name in EDITABLE}}}}}
 _DROP_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Drop"}}}
-_DROP_PROPERTIES: dict[str, Any] = {
+#: The schema of each field of a drop as JSON; every field core shows has one.
+_FIELDS: dict[str, Any] = {
     "slug": {"type": "string"},
     "url": {"type": "string"},
     "filename": {"type": "string"},
@@ -135,11 +145,12 @@ _DROP_PROPERTIES: dict[str, Any] = {
     "expires_at": {"type": "string", "format": "date-time"},
     "max_downloads": {"type": ["integer", "null"], "minimum": 1},
     "downloads": {"type": "integer", "minimum": 0},
-    "title": {"type": "string", "maxLength": 200},
-    "description": {"type": "string", "maxLength": 1000},
+    "title": {"type": "string", "maxLength": MAX_TITLE},
+    "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
     "private": {"type": "boolean"},
     "has_password": {"type": "boolean"},
 }
+_DROP_PROPERTIES = {name: _FIELDS[name] for name in JSON_FIELDS}
 
 
 def _raw_upload(summary: str) -> dict[str, Any]:
@@ -168,9 +179,8 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": {"multipart/form-data": {
                         "schema": {"type": "object", "required": ["file"], "properties": {
                             "file": _BYTES,
-                            **{name: {"type": "string"} for name in (
-                                "slug", "expires", "max_downloads", "title", "description",
-                                "private", "password")}}}}}},
+                            **{name: {"type": "string", "description": _OPTION_DESCRIPTIONS[name]}
+                               for name in OPTION_NAMES}}}}}},
                     "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
                 },
                 "put": _raw_upload("upload a raw body (named 'file')"),

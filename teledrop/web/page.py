@@ -20,21 +20,27 @@ from teledrop.core.config import Config, LimitsSettings
 from teledrop.core.drop import Drop, iso
 from teledrop.core.errors import PasswordRequired
 from teledrop.core.interfaces import SORT_KEYS
+from teledrop.core.manage import DEFAULT_PAGE_SIZE, DEFAULT_SORT, FILTERS, MAX_PAGE_SIZE, ORDERS
 from teledrop.core.options import MAX_DESCRIPTION, MAX_TITLE
+from teledrop.core.slugs import CUSTOM_SLUG_MAX, CUSTOM_SLUG_MIN, CUSTOM_SLUG_PATTERN
 from teledrop.core.units import format_size
 
 #: Expiry choices offered on the page, in seconds; those over ``max_expires`` are dropped and
 #: the default and the maximum are always offered.
 EXPIRY_PRESETS = (10 * 60, 3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400, 365 * 86400)
-#: The custom slug rule, as an HTML ``pattern`` (implicitly anchored). Chromium
-#: compiles patterns with the ``v`` flag, where ``-`` in a class must be escaped.
-SLUG_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._\-]{2,63}"
 _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 #: Labels of the list's sort keys; a key the server adds later still shows, by its name.
 SORT_LABELS = {"created_at": "Uploaded", "size": "Size", "filename": "File name",
                "title": "Title"}
-PAGE_SIZES = (10, 20, 50, 100)
-DEFAULT_PAGE_SIZE = 20
+ORDER_LABELS = {"desc": "Descending", "asc": "Ascending"}
+#: Each filter of the list: its label, and its choices besides "Any".
+FILTER_LABELS = {
+    "private": ("Private", [("true", "Private only"), ("false", "Not private")]),
+    "has_password": ("Password", [("true", "With a password"), ("false", "Without")]),
+    "expired": ("Expired", [("false", "Not expired"), ("true", "Expired only")]),
+}
+#: The list's page sizes: a few steps up to the largest the server gives.
+PAGE_SIZES = tuple(sorted({10, DEFAULT_PAGE_SIZE, 50, MAX_PAGE_SIZE}))
 
 
 def _duration(seconds: int) -> str:
@@ -82,7 +88,7 @@ Upload (prints the link):
     curl -T report.pdf {base}/
 
 Options (form fields with -F, or query parameters):
-    slug=NAME          a custom link: 3-64 of A-Z a-z 0-9 . _ -
+    slug=NAME          a custom link: {CUSTOM_SLUG_MIN}-{CUSTOM_SLUG_MAX} of A-Z a-z 0-9 . _ -
     expires=7d         seconds, or with s m h d (default {_duration(limits.default_expires)}, \
 max {_duration(limits.max_expires)})
     max_downloads=N    gone after N downloads
@@ -159,13 +165,16 @@ def index_html(config: Config) -> str:
         "index.html", "teledrop",
         expiry_choices=[(_duration(s), _human_duration(s)) for s in expiry_choices(limits)],
         default_expires=_duration(limits.default_expires),
-        slug_pattern=SLUG_PATTERN, max_title=MAX_TITLE, max_description=MAX_DESCRIPTION,
+        slug_pattern=CUSTOM_SLUG_PATTERN, slug_min=CUSTOM_SLUG_MIN, slug_max=CUSTOM_SLUG_MAX,
+        max_title=MAX_TITLE, max_description=MAX_DESCRIPTION,
         tokens_required=config.auth.tokens_required,
         max_size=format_size(limits.max_upload_size),
         # The script puts the page's own address here; without it, the configured one.
         here=(config.server.base_url.rstrip("/") + "/" if config.server.base_url
               else "this page's address"),
         sort_choices=[(key, SORT_LABELS.get(key, key)) for key in SORT_KEYS],
-        default_sort="created_at",
+        default_sort=DEFAULT_SORT,
+        order_choices=[(order, ORDER_LABELS[order]) for order in ORDERS],
+        filters=[(name, *FILTER_LABELS[name]) for name in FILTERS],
         page_sizes=[(str(n), str(n)) for n in PAGE_SIZES],
         default_page_size=str(DEFAULT_PAGE_SIZE), columns=COLUMNS)
