@@ -64,7 +64,8 @@ _READER = [
      "schema": {"type": "string"}},
 ]
 _BYTES = {"type": "string", "contentMediaType": "application/octet-stream"}
-_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"},
+         "example": "report-q3"}
 _UPLOAD_ERRORS = _errors(400, 401, 408, 409, 413, 503, 507)
 _CREATED = {
     "description": "the drop was created",
@@ -99,16 +100,19 @@ _PASSWORD_FORM = {"required": True, "content": {"application/x-www-form-urlencod
 
 
 def _download(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [_PREVIEW, *_READER],
+    return {"summary": summary, "parameters": [_PREVIEW, *_READER], "security": _ANYONE_OR_OWNER,
             "responses": _DOWNLOAD_RESPONSES}
 
 
 def _password_download(summary: str) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_PREVIEW], "requestBody": _PASSWORD_FORM,
-            "responses": {**_DOWNLOAD_RESPONSES, **_errors(405)}}
+            "security": _ANYONE_OR_OWNER, "responses": {**_DOWNLOAD_RESPONSES, **_errors(405)}}
 
 
 _OWNER = [{"uploadToken": []}]
+#: Anyone, or an owner by their token: an upload then belongs to them, and they read and
+#: delete their drops without a password or a delete token.
+_ANYONE_OR_OWNER = [{}, *_OWNER]
 _PAGE_PARAMS = [
     {"name": name, "in": "query", "required": False, "schema": schema}
     for name, schema in (
@@ -157,6 +161,7 @@ def _raw_upload(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
         "parameters": _OPTIONS,
+        "security": _ANYONE_OR_OWNER,
         "requestBody": {"content": {"application/octet-stream": {"schema": _BYTES}}},
         "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
     }
@@ -176,6 +181,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "upload a file as multipart/form-data",
                     "parameters": _OPTIONS,
+                    "security": _ANYONE_OR_OWNER,
                     "requestBody": {"required": True, "content": {"multipart/form-data": {
                         "schema": {"type": "object", "required": ["file"], "properties": {
                             "file": _BYTES,
@@ -196,6 +202,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "delete a drop with its delete token, or as its owner",
                     "parameters": [{"name": "X-Delete-Token", "in": "header", "required": False,
                                     "schema": {"type": "string"}}],
+                    "security": _ANYONE_OR_OWNER,
                     # 405: one of the app's own paths (/healthz, /metrics...) is no drop
                     "responses": {"204": {"description": "deleted"},
                                   **_errors(401, 403, 404, 405, 503)},
@@ -218,6 +225,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/drops/{slug}": {
                 "parameters": [_SLUG],
                 "get": {"summary": "a drop's metadata", "parameters": _READER,
+                        "security": _ANYONE_OR_OWNER,
                         "responses": {"200": {"description": "the drop", "content": _DROP_JSON},
                                       **_errors(400, 401, 404, 410, 429, 503)}},
                 "patch": {"summary": "change a drop (its owner only)", "security": _OWNER,
