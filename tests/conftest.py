@@ -16,6 +16,7 @@ from teledrop.web.app import service_of
 from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
 
+pytest_plugins = ["tests.services.postgres"]
 
 
 @pytest.fixture
