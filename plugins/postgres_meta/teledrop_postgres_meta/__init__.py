@@ -52,24 +52,19 @@ class PostgresMetaSettings:
 
     def check(self) -> dict[str, str]:
         problems = {}
+        if self.max_connections < 1:
+            problems["max_connections"] = "must be at least 1"
         try:
             if "dbname" not in conninfo_to_dict(self.dsn):
                 problems["dsn"] = f"names no database ({DSN_FORM})"
         except psycopg.ProgrammingError:  # its message would quote the password
             problems["dsn"] = f"not a PostgreSQL connection string ({DSN_FORM})"
-        if self.max_connections < 1:
-            problems["max_connections"] = "must be at least 1"
         return problems
 
 
 @hookimpl
 def teledrop_config_schema() -> dict[str, type]:
     return {"postgres_meta": PostgresMetaSettings}
-
-
-@hookimpl
-def teledrop_metadata_backends() -> dict[str, Any]:
-    return {"postgres_meta": PostgresMetadata.from_settings}
 
 
 class PostgresMetadata(SqlMetadata):
@@ -80,9 +75,11 @@ class PostgresMetadata(SqlMetadata):
         self.max_connections = max_connections
         params = conninfo_to_dict(dsn)
         super().__init__(self._open(), f"PostgreSQL database {params.get('dbname')!r}")
-        self.migrate()
-        self._folds_with_icu = self._has_icu()
-        self.db.close_all()  # nothing open across a fork
+        try:
+            self.migrate()
+            self._folds_with_icu = self._has_icu()
+        finally:
+            self.db.close_all()  # nothing open across a fork, nor after a failed start
         after_fork = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 
@@ -145,3 +142,8 @@ class PostgresMetadata(SqlMetadata):
 
     def close(self) -> None:
         self.db.close_idle()
+
+
+@hookimpl
+def teledrop_metadata_backends() -> dict[str, Any]:
+    return {"postgres_meta": PostgresMetadata.from_settings}

@@ -43,9 +43,12 @@ def operation(method: Callable[..., T]) -> Callable[..., T]:
 
 
 def driver_error(exc: BaseException) -> BaseException:
-    """The driver's own error behind one of peewee's (which keeps it as ``orig``)."""
-    orig = getattr(exc, "orig", None) if isinstance(exc, peewee.PeeweeException) else None
-    return orig if isinstance(orig, BaseException) else exc
+    """The driver's own error behind peewee's (which keeps it as ``orig``, and may wrap
+    its own again: a failed connect inside a statement)."""
+    while isinstance(exc, peewee.PeeweeException) \
+            and isinstance(getattr(exc, "orig", None), BaseException):
+        exc = exc.orig
+    return exc
 
 
 @contextlib.contextmanager
