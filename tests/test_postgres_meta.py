@@ -27,7 +27,7 @@ from teledrop.cli import main
 from teledrop.core.config import Config
 from teledrop.core.drop import now
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, StartupError
-from teledrop.core.interfaces import Metadata
+from teledrop.core.interfaces import DropQuery, Metadata
 from teledrop.plugins.sql_metadata import SCHEMA_VERSION
 from teledrop.testing import MetadataContract, sample_drop
 from teledrop.web import create_app
@@ -658,3 +658,26 @@ def test_a_full_metadata_disk_is_507_and_leaves_no_file(
     blobs = data_dir / "files" / "blobs"
     assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
 
+
+
+@pytest.mark.parametrize("icu", [True, False], ids=["icu", "database-locale"])
+def test_the_search_folds_case_with_icu_or_a_utf8_database_locale(
+        postgres_server: PostgresServer, icu: bool) -> None:
+    """ICU folds whatever the database's locale (this one's ctype is C); a server built
+    without ICU folds with the database's own locale, which must then be a UTF-8 one."""
+    name = f"teledrop_test_ctype_{os.getpid()}_{int(icu)}"
+    ctype = "C" if icu else "C.UTF-8"
+    postgres_server.admin(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                          f"LC_COLLATE 'C' LC_CTYPE '{ctype}'")
+    dsn = psycopg.conninfo.make_conninfo(postgres_server.dsn, dbname=name)
+    metadata = PostgresMetadata(dsn)
+    try:
+        assert metadata._folds_with_icu is True  # this server has ICU
+        metadata._folds_with_icu = icu
+        drop = sample_drop(owner="o", filename="Élan-Report.txt")
+        metadata.insert(drop)
+        total, page = metadata.list_owned(DropQuery(owner="o", at=now(), search="éLAN"))
+        assert (total, [d.slug for d in page]) == (1, [drop.slug])
+    finally:
+        metadata.close()
+        postgres_server.drop_database(dsn)
