@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from teledrop.web.app import service_of
 from teledrop_postgres_meta import DEFAULT_DSN, PostgresMetadata
 from tests.http_helpers import JSON, assert_json_error, post_file, upload
 from tests.services.postgres import PostgresServer, ThrowawayPostgres, free_port
+from tests.live_server import live_server, wait_until
 from tests.test_live_startup import assert_refused_with_one_line, start_refused
 
 
@@ -681,3 +684,45 @@ def test_the_search_folds_case_with_icu_or_a_utf8_database_locale(
     finally:
         metadata.close()
         postgres_server.drop_database(dsn)
+
+
+@pytest.mark.gunicorn
+def test_gunicorn_workers_share_the_database_and_outlive_its_restart(
+        tmp_path: Path, restartable_postgres: ThrowawayPostgres, restartable_dsn: str) -> None:
+    """Two workers, each with its own pool opened after fork: the last downloads are
+    settled by the database; while it is down requests are 503 and a worker that boots
+    meanwhile starts anyway; once it is back the same server serves again."""
+    with live_server(tmp_path, server={"workers": 2, "threads": 4},
+                     metadata={"plugin": "postgres_meta"},
+                     plugins={"postgres_meta": {"dsn": restartable_dsn,
+                                                "max_connections": 2}}) as server:
+        assert wait_until(lambda: len(server.worker_pids()) == 2, 30)
+        created = server.request("POST", "/", files={"file": ("w.txt", b"workers")},
+                                 data={"max_downloads": "5"}, headers=JSON)
+        assert created.status_code == 201, created.text
+        slug = created.json()["slug"]
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda _: server.request("GET", f"/{slug}").status_code,
+                                     range(16)))
+        assert sorted(statuses) == [200] * 5 + [410] * 11
+        assert query(restartable_dsn, "SELECT downloads FROM drops") == [(5,)]
+        kept = server.request("PUT", "/kept.txt", data=b"kept", headers=JSON).json()["slug"]
+        try:
+            restartable_postgres.stop()
+            down = server.request("GET", f"/{kept}", headers=JSON)
+            assert down.status_code == 503
+            assert down.json()["error"]["code"] == "metadata_unavailable"
+            assert server.request("GET", "/healthz").status_code == 503
+            victim = server.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            assert wait_until(lambda: victim not in server.worker_pids()
+                              and len(server.worker_pids()) == 2, 30)
+            for _ in range(6):  # the new worker among them
+                assert server.request("GET", f"/{kept}").status_code == 503
+        finally:
+            restartable_postgres.start()
+        for _ in range(8):  # every worker's pool, every pooled connection
+            again = server.request("GET", f"/{kept}")
+            assert again.status_code == 200 and again.content == b"kept"
+        assert server.proc.poll() is None
+        assert "Traceback" not in server.log() and "failed to start" not in server.log()
