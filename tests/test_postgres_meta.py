@@ -6,6 +6,7 @@ start-up error when the server cannot be reached, and an HTTP round trip on top 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -32,6 +33,7 @@ from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, S
 from teledrop.core.interfaces import DropQuery, Metadata
 from teledrop.plugins.sql_metadata import SCHEMA_VERSION
 from teledrop.testing import MetadataContract, sample_drop
+from teledrop.testing.metadata import race
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from teledrop_postgres_meta import DEFAULT_DSN, PostgresMetadata
@@ -44,19 +46,15 @@ from tests.test_live_startup import assert_refused_with_one_line, start_refused
 @pytest.fixture
 def app_on(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
     """``app_on(dsn, **settings)``: an app whose metadata is postgres_meta on ``dsn``."""
-    apps: list[Flask] = []
+    with contextlib.ExitStack() as services:
+        def make(dsn: str = DEFAULT_DSN, **settings: Any) -> Flask:
+            app = create_app(make_config(metadata={"plugin": "postgres_meta"},
+                                         plugins={"postgres_meta": {"dsn": dsn, **settings}}))
+            services.callback(service_of(app).close)
+            app.testing = True
+            return app
 
-    def make(dsn: str = DEFAULT_DSN, **settings: Any) -> Flask:
-        config = make_config(metadata={"plugin": "postgres_meta"},
-                             plugins={"postgres_meta": {"dsn": dsn, **settings}})
-        app = create_app(config)
-        app.testing = True
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        service_of(app).close()
+        yield make
 
 
 @pytest.fixture
@@ -377,26 +375,25 @@ def settled(dsn: str, expected: int) -> None:
         time.sleep(0.02)
 
 
-def _race_claims(metadata: PostgresMetadata, slug: str, threads: int,
-                 rounds: int) -> list[BaseException]:
-    """Claims from ``threads`` threads at once, ``rounds`` each; the errors they met."""
-    barrier = threading.Barrier(threads)
-    errors: list[BaseException] = []
+@contextlib.contextmanager
+def thread_waiting_in(context: Callable[[], contextlib.AbstractContextManager[Any]]
+                      ) -> Iterator[None]:
+    """A thread that calls ``context()``, enters it and stays there until the block ends."""
+    inside, leave = threading.Event(), threading.Event()
 
     def run() -> None:
-        barrier.wait()
-        for _ in range(rounds):
-            try:
-                metadata.claim_download(slug, now())
-            except BaseException as exc:  # noqa: BLE001 - the caller judges them
-                errors.append(exc)
+        with context():
+            inside.set()
+            leave.wait(30)
 
-    pool = [threading.Thread(target=run) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        yield
+    finally:
+        leave.set()
         thread.join()
-    return errors
 
 
 def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None:
@@ -417,11 +414,12 @@ def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None
         watcher = threading.Thread(target=watch)
         watcher.start()
         try:
-            errors = _race_claims(metadata, drop.slug, 12, 25)
+            outcomes = race(12, lambda: [metadata.claim_download(drop.slug, now())
+                                         for _ in range(25)], metadata)
         finally:
             done.set()
             watcher.join()
-        assert errors == []
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
         assert metadata.get(drop.slug).downloads == 12 * 25  # type: ignore[union-attr]
         assert seen and max(seen) <= 2
     finally:
@@ -434,23 +432,11 @@ def test_a_thread_holds_no_connection_between_operations(postgres_dsn: str) -> N
     try:
         drop = sample_drop()
         metadata.insert(drop)
-        ran, finish = threading.Event(), threading.Event()
-
-        def idle_thread() -> None:  # one request, then alive but idle
-            metadata.get(drop.slug)
-            ran.set()
-            finish.wait(30)
-
-        thread = threading.Thread(target=idle_thread)
-        thread.start()
-        try:
-            assert ran.wait(30)
+        # a thread that made one request and lives on, idle
+        with thread_waiting_in(lambda: contextlib.nullcontext(metadata.get(drop.slug))):
             started = time.monotonic()
             assert metadata.get(drop.slug) is not None  # the one connection is free
             assert time.monotonic() - started < 1
-        finally:
-            finish.set()
-            thread.join()
     finally:
         metadata.close()
 
@@ -459,22 +445,9 @@ def test_a_pool_exhausted_past_its_wait_is_unavailable(postgres_dsn: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(teledrop_postgres_meta, "POOL_WAIT", 0.3)
     metadata = PostgresMetadata(postgres_dsn, max_connections=1)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:  # a long operation on the only connection
-        with metadata.connection():
-            holding.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert holding.wait(30)
+    with thread_waiting_in(metadata.connection):  # a long operation on the only connection
         with pytest.raises(MetadataUnavailable, match="(?i)max connections"):
             metadata.count()
-    finally:
-        release.set()
-        holder.join()
     try:
         assert metadata.count() == 0  # free again
     finally:
@@ -611,20 +584,16 @@ def test_upload_download_and_delete_over_http(pg_app: Flask) -> None:
 def test_the_last_downloads_are_raced_over_http(pg_app: Flask) -> None:
     created = upload(pg_app.test_client(), b"three times", "r.txt", max_downloads="3")
     barrier = threading.Barrier(10)
-    statuses: list[int] = []
 
-    def fetch() -> None:
+    def fetch(_: int) -> int:
         client = pg_app.test_client()
-        barrier.wait()
+        barrier.wait()  # all at once
         response = client.get(f"/{created['slug']}")
-        statuses.append(response.status_code)
         response.close()
+        return response.status_code
 
-    threads = [threading.Thread(target=fetch) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(fetch, range(10)))
     assert sorted(statuses) == [200] * 3 + [410] * 7
     assert service_of(pg_app).metadata.get(created["slug"]).downloads == 3  # type: ignore[union-attr]
 
