@@ -54,25 +54,21 @@ def test_a_delete_by_token_leaves_the_drop_that_took_the_slug(
     assert memory.metadata.get("taken-again") == newcomer
 
 
-def test_an_owners_delete_leaves_the_drop_that_took_the_slug(
-        memory_app: Flask, memory: MemoryPlugin, alice: str,
+OWNER_WRITES = {
+    "delete": lambda client, token: client.delete("/taken-again", headers=bearer(token)),
+    "edit": lambda client, token: patch(client, "taken-again",
+                                        {"title": "meant for the first", "private": True}, token),
+}
+
+
+@pytest.mark.parametrize("write", list(OWNER_WRITES))
+def test_an_owners_write_leaves_the_drop_that_took_the_slug(
+        memory_app: Flask, memory: MemoryPlugin, alice: str, write: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     client = memory_app.test_client()
     owner_upload(client, alice, b"first", slug="taken-again")
     newcomer = retake_after_read(memory.metadata, monkeypatch, "taken-again", "alice")
-    assert client.delete("/taken-again", headers=bearer(alice)).status_code == 404
-    assert memory.metadata.get("taken-again") == newcomer
-
-
-def test_an_owners_edit_leaves_the_drop_that_took_the_slug(
-        memory_app: Flask, memory: MemoryPlugin, alice: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    client = memory_app.test_client()
-    owner_upload(client, alice, b"first", slug="taken-again")
-    newcomer = retake_after_read(memory.metadata, monkeypatch, "taken-again", "alice")
-    edit = patch(client, "taken-again", {"title": "meant for the first", "private": True},
-                 alice)
-    assert edit.status_code == 404
+    assert OWNER_WRITES[write](client, alice).status_code == 404
     assert memory.metadata.get("taken-again") == newcomer
 
 
