@@ -312,6 +312,11 @@ class ProgressLine:
         if self._drawn_at is None or at - self._drawn_at >= self.interval:
             self._draw(at)
 
+    def print_above(self, text: str) -> None:
+        """``text`` on a line of its own where the bar was, then the bar below it."""
+        self.stream.write("\r" + text.ljust(self._width) + "\n")
+        self._draw(self.clock())
+
     def finish(self) -> None:
         """The last state, then a newline so later output starts on a line of its own."""
         self._draw(self.clock())

@@ -35,6 +35,7 @@ from teledrop.core.errors import ConfigError
 from teledrop.plugins.manager import describe_plugins
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.support.entry_points import also_load, write_dist_info
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "teledrop_webhook"
 MODULE = "teledrop_webhook"
@@ -141,12 +142,9 @@ def installed(webhook: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
     name, version = project["name"], project["version"]
     site = tmp_path / "site"
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     entries = project["entry-points"]["teledrop"]
-    (info / "entry_points.txt").write_text(
-        "[teledrop]\n" + "".join(f"{key} = {value}\n" for key, value in entries.items()))
+    write_dist_info(site, name, entries, version)
+    also_load(monkeypatch, *entries)
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     return f"{name} {version}"

@@ -17,6 +17,7 @@ import pytest
 from teledrop.core.errors import BlobMissing, StorageFull, StorageUnavailable
 from teledrop.testing import StorageContract
 from teledrop_local_storage import LocalStorage
+from tests.small_disk import fill, small_filesystem
 
 
 @pytest.fixture
@@ -312,3 +313,20 @@ def test_remove_staging_refuses_paths(storage: LocalStorage, tmp_path: Path,
         with pytest.raises(ValueError):
             storage.remove_staging(name)
     assert all(path.exists() for path in bait)
+
+
+def test_free_space_is_what_the_filesystem_leaves_an_unprivileged_writer(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    with small_filesystem(disk, 4 * 1024 * 1024) as mounted:
+        if not mounted:
+            pytest.skip("mounting a tmpfs needs root")
+        storage = LocalStorage(str(disk / "files"))
+        empty = storage.free_space()
+        assert 3 * 1024 * 1024 < empty <= 4 * 1024 * 1024
+        writer = storage.stage()
+        writer.write(b"x" * 1024 * 1024)
+        writer.publish()
+        writer.close()
+        assert storage.free_space() == empty - 1024 * 1024
+        fill(disk)
+        assert storage.free_space() == 0

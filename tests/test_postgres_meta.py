@@ -38,9 +38,14 @@ from teledrop.web import create_app
 from teledrop.web.app import service_of
 from teledrop_postgres_meta import DEFAULT_DSN, PostgresMetadata
 from tests.http_helpers import JSON, assert_json_error, post_file, upload
+from tests.support.entry_points import is_teledrop_setting
 from tests.services.postgres import PostgresServer, ThrowawayPostgres, free_port
 from tests.live_server import live_server, wait_until
 from tests.test_live_startup import assert_refused_with_one_line, start_refused
+
+
+#: Apps and servers started here load postgres_meta besides the suite's own plugins.
+pytestmark = pytest.mark.entry_points("postgres_meta")
 
 
 @pytest.fixture
@@ -485,7 +490,7 @@ def test_a_child_process_opens_its_own_pool(store: PostgresMetadata) -> None:
 def test_config_masks_the_password_of_the_dsn(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("TELEDROP_"):
+        if is_teledrop_setting(name):
             monkeypatch.delenv(name)
     path = tmp_path / "teledrop.toml"
     path.write_text('[metadata]\nplugin = "postgres_meta"\n[plugins.postgres_meta]\n'

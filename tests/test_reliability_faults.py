@@ -68,6 +68,7 @@ from tests.live_server import (
 )
 from tests.plugins import failing_storage
 from tests.plugins.failing_storage import FAULT_LINE, FAULTS, Fault
+from tests.small_disk import small_filesystem
 from tests.test_live_upload import assert_stored, blake3_of, run_concurrently
 
 live = pytest.mark.gunicorn
@@ -387,8 +388,9 @@ def test_a_worker_booting_while_the_database_is_locked_keeps_the_server_up(
     # holds the database must not take the whole server down with it.
     with live_server(tmp_path, plugins={"sqlite_meta": {"busy_timeout": BUSY_TIMEOUT_MS}}) \
             as server:
+        # healthy means one worker answers; the other may still be forking
+        assert wait_until(lambda: len(server.worker_pids()) == 2, 10), server.log()[-1500:]
         workers = server.worker_pids()
-        assert len(workers) == 2
         with database_locked(server.data.db_path):
             os.kill(workers[0], signal.SIGKILL)
             replaced = wait_until(lambda: set(server.worker_pids()) - set(workers), 10)
@@ -508,24 +510,6 @@ def test_storage_failing_mid_write_under_gunicorn(failing_server: tuple[LiveServ
     assert "Traceback" not in log_since(server, log_start)
 
 
-@contextmanager
-def small_filesystem(path: Path, size: int) -> Iterator[bool]:
-    """A tmpfs of ``size`` bytes mounted on ``path``; yields whether the mount worked
-    (it needs root, or CAP_SYS_ADMIN). The caller falls back to a size-capped backend."""
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
-                                  "tmpfs", str(path)], capture_output=True,
-                                 check=False).returncode == 0
-    except OSError:  # no mount command at all
-        mounted = False
-    try:
-        yield mounted
-    finally:
-        if mounted:
-            subprocess.run(["umount", str(path)], capture_output=True, check=False)
-
-
 def files_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -542,7 +526,9 @@ def test_full_filesystem_is_507_and_keeps_nothing_of_the_upload(tmp_path: Path) 
             env = install_plugins(tmp_path / "site", FAILING_STORAGE)
             sections = {"storage": {"plugin": "failing_storage"},
                         "plugins": {"failing_storage": {"root": str(files), "capacity": disk}}}
-        server = stack.enter_context(live_server(tmp_path, env=env, **sections))
+        # The disk itself says ENOSPC here: no free-space margin refuses anything first.
+        server = stack.enter_context(live_server(tmp_path, env=env,
+                                                 limits={"min_free_space": "0"}, **sections))
         if mounted:
             assert os.statvfs(files).f_blocks * os.statvfs(files).f_frsize == disk
         first = os.urandom(MiB)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .units import parse_duration, parse_size
+from .units import parse_duration, parse_optional_size, parse_size
 
 ENV_PREFIX = "TELEDROP_"
 CONFIG_ENV = "TELEDROP_CONFIG"
@@ -70,8 +70,14 @@ class LimitsSettings:
     max_upload_size: int = _parsed(parse_size, "10GiB")
     default_expires: int = _parsed(parse_duration, "7d")
     max_expires: int = _parsed(parse_duration, "30d")
-    #: An upload that sends nothing for this long is dropped (and cleaned up).
+    #: A connection that makes no progress for this long is closed (teledrop.worker); a
+    #: stalled upload is cleaned up.
     idle_timeout: int = _parsed(parse_duration, "60s")
+    #: An upload that would leave less free space than this on the storage is refused
+    #: (507); 0 turns the check off.
+    min_free_space: int = _parsed(parse_size, "1GiB")
+    #: The sizes of all drops together (gone ones until gc) may not pass this; None: no cap.
+    max_total_size: int | None = _parsed(parse_optional_size, "")
 
     def check(self) -> dict[str, str]:
         problems = {}

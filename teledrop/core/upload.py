@@ -24,6 +24,7 @@ from .options import UNSAFE_IN_NAMES, clean_description, clean_title, parse_bool
 from .owners import identify
 from .passwords import hash_password, header_password
 from .service import Teledrop
+from .space import Room
 from .tokens import hash_token, new_token
 from .units import format_size
 
@@ -49,6 +50,8 @@ class UploadRequest:
     remote_addr: str | None = None
     #: the file's size when the host knows it before reading (a raw body's Content-Length).
     declared_size: int | None = None
+    #: a bound of the file's size known before reading (a multipart body's Content-Length).
+    max_size: int | None = None
     #: the filename from the URL of a raw upload (multipart names it in the body).
     filename: str | None = None
     #: who the request's token names (set by teledrop before teledrop_authorize_upload).
@@ -69,10 +72,11 @@ class Options:
 class IngestWriter:
     """The sink for a file's bytes: counts, enforces the size limit, hashes, writes."""
 
-    def __init__(self, blob: BlobWriter, hasher: Any, limit: int) -> None:
+    def __init__(self, blob: BlobWriter, hasher: Any, limit: int, room: Room) -> None:
         self.blob = blob
         self.hasher = hasher
         self.limit = limit
+        self.room = room
         self.size = 0
 
     def write(self, data: bytes | memoryview) -> int:
@@ -80,6 +84,7 @@ class IngestWriter:
         self.size += n
         if self.size > self.limit:
             raise TooLarge(f"the upload exceeds the limit of {format_size(self.limit)}")
+        self.room.written(self.size)
         self.hasher.update(data)
         self.blob.write(data)
         return n
@@ -98,6 +103,7 @@ class Upload:
         self.options = Options()
         self._given: dict[str, str] = {}
         self.writer: IngestWriter | None = None
+        self.room = Room(service)
         self.filename = DEFAULT_FILENAME
         self.content_type = "application/octet-stream"
 
@@ -108,6 +114,10 @@ class Upload:
             raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
         self.request.owner = identify(self.service, self.request.headers)
         self.service.hook("teledrop_authorize_upload", request=self.request)
+        bound = self.request.declared_size
+        bound = self.request.max_size if bound is None else bound
+        if bound is not None:
+            self.room.reserve(bound)
         for name in SECRET_OPTIONS:
             if name in self.request.query:
                 raise InvalidOption(f"never send a {name} in the query string (it lands in "
@@ -166,7 +176,8 @@ class Upload:
         self.content_type = pick_content_type(content_type, self.filename)
         hasher = self.service.hook("teledrop_hasher")
         blob = self.service.storage.stage()
-        self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size)
+        self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size,
+                                   self.room)
         return self.writer
 
     def commit(self) -> Drop:

@@ -25,7 +25,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "bad request, option, slug, filename or body",
         401: "token missing or wrong, or the drop's password missing or wrong",
         403: "wrong delete token", 404: "no such drop", 405: "method not allowed",
-        408: "the upload sent nothing for limits.idle_timeout",
+        408: "the request body sent nothing for limits.idle_timeout",
         409: "slug taken", 410: "expired or out of downloads", 413: "over max_upload_size",
         416: "range not satisfiable", 429: "too many wrong passwords for this drop",
         503: "storage or metadata unavailable", 507: "storage full",
@@ -80,7 +80,8 @@ _DOWNLOAD_RESPONSES = {
     "200": _FILE,
     "206": {**_FILE, "description": "one byte range of the file"},
     "304": {"description": "not modified (If-None-Match)"},
-    **_errors(400, 401, 404, 410, 416, 429, 503),
+    # 507: a download is counted, which a full metadata store cannot write
+    **_errors(400, 401, 404, 410, 416, 429, 503, 507),
 }
 _PREVIEW = {"name": "preview", "in": "query", "required": False, "allowEmptyValue": True,
             "description": "show a safe type (image, PDF, text, audio, video) inline",
@@ -97,7 +98,7 @@ def _download(summary: str) -> dict[str, Any]:
 
 def _password_download(summary: str) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_PREVIEW], "requestBody": _PASSWORD_FORM,
-            "responses": {**_DOWNLOAD_RESPONSES, **_errors(405)}}
+            "responses": {**_DOWNLOAD_RESPONSES, **_errors(405, 408)}}
 
 
 _OWNER = [{"uploadToken": []}]
@@ -188,7 +189,7 @@ def openapi_document() -> dict[str, Any]:
                                     "schema": {"type": "string"}}],
                     # 405: one of the app's own paths (/healthz, /metrics...) is no drop
                     "responses": {"204": {"description": "deleted"},
-                                  **_errors(401, 403, 404, 405, 503)},
+                                  **_errors(401, 403, 404, 405, 503, 507)},
                 },
             },
             "/{slug}/{name}": {
@@ -214,7 +215,7 @@ def openapi_document() -> dict[str, Any]:
                           "requestBody": _PATCH_BODY,
                           "responses": {"200": {"description": "the drop as changed",
                                                 "content": _DROP_JSON},
-                                        **_errors(400, 401, 404, 503)}},
+                                        **_errors(400, 401, 404, 408, 503, 507)}},
             },
             "/metrics": {
                 "get": {"summary": "Prometheus metrics", "responses": {
@@ -231,12 +232,15 @@ def openapi_document() -> dict[str, Any]:
                     **_errors(404)}},
             },
             "/healthz": {
-                "get": {"summary": "storage and metadata reachable",
+                "get": {"summary": "storage and metadata reachable, with room for uploads",
                         "responses": {
                             "200": {"description": "ok", "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Health"}}}},
                             "503": {"description": "unavailable", "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Health"}}}}}},
+                                "schema": {"$ref": "#/components/schemas/Health"}}}},
+                            "507": {"description": "full: less free space than "
+                                    "limits.min_free_space", "content": {"application/json": {
+                                        "schema": {"$ref": "#/components/schemas/Health"}}}}}},
             },
             "/openapi.json": {
                 "get": {"summary": "this document", "responses": {"200": {
@@ -266,7 +270,8 @@ def openapi_document() -> dict[str, Any]:
                                  "drops": {"type": "array",
                                            "items": {"$ref": "#/components/schemas/Drop"}}}},
                 "Health": {"type": "object", "required": ["status"], "properties": {
-                    "status": {"enum": ["ok", "unavailable"]}, "error": {"type": "object"}}},
+                    "status": {"enum": ["ok", "unavailable", "full"]},
+                    "error": {"type": "object"}}},
             },
         },
     }

@@ -12,7 +12,7 @@ from werkzeug.http import parse_options_header
 from teledrop.core import drops
 from teledrop.core.drop import Drop
 from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
-    TeledropError, TooLarge, TooManyAttempts
+    StorageFull, TeledropError, TooLarge, TooManyAttempts
 from teledrop.core.owners import identify
 from teledrop.core.passwords import header_password
 from teledrop.core.service import Teledrop
@@ -52,13 +52,15 @@ def drop_url(drop: Drop) -> str:
     return f"{base_url()}/{drop.slug}"
 
 
-def upload_request(filename: str | None = None, declared_size: int | None = None) -> UploadRequest:
+def upload_request(filename: str | None = None, declared_size: int | None = None,
+                   max_size: int | None = None) -> UploadRequest:
     return UploadRequest(
         method=request.method,
         headers=request.headers,
         query={key: request.args[key] for key in request.args},
         remote_addr=request.remote_addr,
         declared_size=declared_size,
+        max_size=max_size,
         filename=filename,
     )
 
@@ -74,8 +76,8 @@ def allow_upload_body(overhead: int) -> None:
 
 
 def body_stream() -> Any:
-    """The request body, with the idle timeout applied to the client's socket: under gthread
-    a stalled upload would otherwise hold its thread forever.
+    """The request body. Under gunicorn, teledrop's worker has given the client's socket
+    the idle timeout (:mod:`teledrop.worker`): a stalled upload ends in ``TimeoutError``.
 
     A body is read straight from a server that delimits it itself (gunicorn sets
     ``wsgi.input_terminated``): werkzeug's limiting wrapper would copy every chunk once
@@ -88,9 +90,6 @@ def body_stream() -> Any:
     if codings and codings != ["chunked"]:
         # A compressed transfer coding would be stored compressed: refuse it.
         raise MalformedBody("only the chunked transfer coding is accepted")
-    sock = request.environ.get("gunicorn.socket")
-    if sock is not None:
-        sock.settimeout(service().config.limits.idle_timeout)
     direct = SocketBody.wrap(request.environ)
     if direct is not None:
         return direct
@@ -129,7 +128,8 @@ def upload_form() -> Response:
         raise MalformedBody("the multipart boundary must be 1-70 printable ASCII characters")
     allow_upload_body(MULTIPART_OVERHEAD)
     receive = multipart_receiver(body_stream(), options["boundary"].encode("latin-1"))
-    return created(create_drop(service(), upload_request(), receive))
+    req = upload_request(max_size=request.content_length)
+    return created(create_drop(service(), req, receive))
 
 
 @bp.put("/")
@@ -202,11 +202,15 @@ def metrics() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
+    """``ok`` (200); ``full`` (507) below ``limits.min_free_space``; ``unavailable`` (503)
+    when storage or metadata cannot be reached."""
     try:
         drops.health(service())
     except TeledropError as exc:
-        return json_response({"status": "unavailable", "error": {"code": exc.code,
-                                                                 "message": exc.message}}, 503)
+        full = isinstance(exc, StorageFull)
+        return json_response({"status": "full" if full else "unavailable",
+                              "error": {"code": exc.code, "message": exc.message}},
+                             507 if full else 503)
     return json_response({"status": "ok"})
 
 

@@ -47,9 +47,11 @@ class MemoryBlobWriter:
 
 
 class MemoryStorage:
-    def __init__(self) -> None:
+    def __init__(self, free: int | None = None) -> None:
         self.staging: dict[str, tuple[bytearray, float]] = {}
         self.blobs: dict[str, tuple[bytes, float]] = {}
+        #: what free_space() answers: None (unknown), or bytes less what is held
+        self.free = free
 
     def stage(self) -> MemoryBlobWriter:
         return MemoryBlobWriter(self)
@@ -70,6 +72,12 @@ class MemoryStorage:
 
     def remove_staging(self, name: str) -> None:
         self.staging.pop(name, None)
+
+    def free_space(self) -> int | None:
+        if self.free is None:
+            return None
+        held = sum(len(data) for data, _ in [*self.staging.values(), *self.blobs.values()])
+        return max(0, self.free - held)
 
     def check(self) -> None:
         pass

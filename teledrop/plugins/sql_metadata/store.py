@@ -126,7 +126,7 @@ class SqlMetadata(abc.ABC):
     def failure(self, exc: BaseException) -> TeledropError:
         """teledrop's error for a backend error."""
         if self.is_full(driver_error(exc)):
-            return MetadataFull(f"the metadata store is full: {exc}")
+            return MetadataFull(f"the metadata store's disk is full: {exc}")
         return MetadataUnavailable(f"metadata store error: {exc}")
 
     @operation
