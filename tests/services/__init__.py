@@ -1,0 +1,1 @@
+"""Real servers the tests start themselves (or find through an environment variable)."""
