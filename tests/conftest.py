@@ -15,6 +15,7 @@ from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
+from tests.services.seaweedfs import s3_bucket, s3_server, seaweedfs  # noqa: F401
 
 
 

@@ -26,7 +26,7 @@ from teledrop.core.interfaces import StoredItem
 
 from .connection import PerProcess
 from .errors import error_code, http_status, s3_error, s3_errors
-from .parts import initial_part_size
+from .parts import MAX_PARTS, initial_part_size
 from .reader import S3ReadFile
 from .settings import S3StorageSettings
 from .writer import S3BlobWriter
@@ -40,6 +40,9 @@ _GONE_UPLOAD_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "404"})
 
 
 class S3Storage:
+    #: parts per multipart upload: S3's limit (lower only to test what happens past it).
+    max_parts = MAX_PARTS
+
     def __init__(self, settings: S3StorageSettings, threads: int = 8) -> None:
         self.settings = settings
         self.bucket = settings.bucket
@@ -81,7 +84,8 @@ class S3Storage:
 
     def stage(self, size_hint: int | None = None) -> S3BlobWriter:
         writer = S3BlobWriter(self, uuid.uuid4().hex,
-                              initial_part_size(self.settings.part_size, size_hint))
+                              initial_part_size(self.settings.part_size, size_hint,
+                                                self.max_parts))
         with self._writers_lock:
             self._writers[writer.blob_id] = writer
         return writer

@@ -23,7 +23,7 @@ from teledrop.core.errors import StorageUnavailable, TooLarge
 from teledrop.core.units import format_size
 
 from .errors import s3_errors
-from .parts import MAX_PARTS, capacity, part_size
+from .parts import capacity, part_size
 
 if TYPE_CHECKING:
     from .storage import S3Storage
@@ -108,7 +108,7 @@ class S3BlobWriter:
         view = memoryview(data).cast("B")
         total = len(view)
         while view:
-            if self._number > MAX_PARTS:
+            if self._number > self._storage.max_parts:
                 raise TooLarge(f"the file is larger than the storage can take in one object "
                                f"({format_size(capacity(self._base))})")
             buffer = self._filling
@@ -220,13 +220,10 @@ class S3BlobWriter:
         pending, self._pending = self._pending, None
         if pending is not None:  # an abort racing a part upload could let the part land
             steps.append(("wait for a part of", pending.exception))
-        storage = self._storage
         if self.upload_id is not None and not self.published:
-            upload_id = self.upload_id
-            steps.append(("abort the multipart upload of",
-                          lambda: storage.abort_upload(self.key, upload_id)))
+            steps.append(("abort the multipart upload of", self._abort))
         if self.published:
-            steps.append(("delete", lambda: storage.delete(self.blob_id)))
+            steps.append(("delete", lambda: self._storage.delete(self.blob_id)))
         self.published = False
         self._closed = True
         for what, step in steps:
@@ -235,6 +232,11 @@ class S3BlobWriter:
             except Exception:
                 log.exception("s3_storage: could not %s blob %s", what, self.blob_id)
         self._release()
+
+    def _abort(self) -> None:
+        assert self.upload_id is not None
+        self._storage.abort_upload(self.key, self.upload_id)
+        self.upload_id = None  # a later discard has nothing left to do
 
     def close(self) -> None:
         if not self.published:
