@@ -23,7 +23,7 @@ from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.http_helpers import blake3_hash, post_file, put_file, slug_of
 from tests.live_server import live_server
-from tests.services.seaweedfs import S3Endpoint, free_ports
+from tests.services.seaweedfs import S3Endpoint, SeaweedFS, free_ports
 
 MIB = 1024**2
 
@@ -385,3 +385,30 @@ def test_gunicorn_streams_a_proxied_download_without_a_file_descriptor(
         assert ranged.status_code == 206
         assert ranged.content == data[start:start + MIB + 1]
         assert "Traceback" not in server.log()
+
+
+def test_healthz_is_503_while_the_server_is_down_and_recovers_by_itself(
+        make_config: Callable[..., Config], seaweedfs: SeaweedFS) -> None:
+    client = seaweedfs.endpoint.client()
+    bucket = f"teledrop-test-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=bucket)
+    config = make_config(storage={"plugin": "s3_storage"},
+                         plugins={"s3_storage": seaweedfs.endpoint.storage_settings(bucket)})
+    app = create_app(config)
+    try:
+        http = app.test_client()
+        assert http.get("/healthz").status_code == 200
+        slug = slug_of(put_file(http, data=b"before"))
+        with seaweedfs.stopped():
+            down = http.get("/healthz")
+            assert down.status_code == 503
+            assert down.json["error"]["code"] == "storage_unavailable"
+            assert bucket in down.json["error"]["message"]
+            refused = put_file(http, data=b"during", headers={"Accept": "application/json"})
+            assert refused.status_code == 503
+            assert refused.json["error"]["code"] == "storage_unavailable"
+        assert http.get("/healthz").status_code == 200
+        assert http.get(f"/{slug}").data == b"before"
+        assert len(client.list_objects_v2(Bucket=bucket)["Contents"]) == 1
+    finally:
+        service_of(app).close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 import tracemalloc
 import uuid
@@ -374,3 +375,32 @@ def test_a_part_that_fails_in_the_background_fails_the_upload(
     own_storage.remove_staging(debris.name)
     assert list(own_storage.list_staging()) == []
     assert list(own_storage.list_blobs()) == []
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+def test_a_forked_process_builds_its_own_client(storage: S3Storage) -> None:
+    """As a gunicorn worker does: the parent's client (and its pooled connections) is
+    never used by the child."""
+    parent_client = storage.client
+    first = storage.stage()
+    first.write(b"from the parent")
+    first.publish()  # the parent's pool holds a connection now
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        status = 1
+        try:
+            if storage.client is not parent_client:
+                child = storage.stage()
+                write_all(child, pattern(6 * MIB))
+                child.publish()
+                with storage.open(first.blob_id) as f:
+                    status = 0 if f.read() == b"from the parent" else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert storage.client is parent_client
+    with storage.open(first.blob_id) as f:
+        assert f.read() == b"from the parent"
+    assert len(list(storage.list_blobs())) == 2
