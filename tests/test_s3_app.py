@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +19,6 @@ from teledrop.core.config import Config
 from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError
 from teledrop.core.service import Teledrop
-from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.http_helpers import blake3_hash, post_file, put_file, slug_of
 from tests.live_server import live_server
@@ -40,21 +39,15 @@ def s3_sections(s3_server: S3Endpoint, s3_bucket: str) -> Callable[..., dict[str
 
 
 @pytest.fixture
-def s3_app(make_config: Callable[..., Config], s3_sections: Callable[..., dict[str, Any]]
-           ) -> Iterator[Callable[..., Flask]]:
+def s3_app(make_app: Callable[..., Flask], make_config: Callable[..., Config],
+           s3_sections: Callable[..., dict[str, Any]]) -> Callable[..., Flask]:
     """``s3_app(**settings)``: an app on the S3 storage (and sqlite_meta), with these
     ``[plugins.s3_storage]`` settings."""
-    apps: list[Flask] = []
 
     def make(**settings: Any) -> Flask:
-        app = create_app(make_config(**s3_sections(**settings)))
-        app.testing = True
-        apps.append(app)
-        return app
+        return make_app(config=make_config(**s3_sections(**settings)))
 
-    yield make
-    for app in apps:
-        service_of(app).close()
+    return make
 
 
 def uploads_of(s3_server: S3Endpoint, bucket: str) -> list[dict[str, Any]]:
@@ -388,27 +381,24 @@ def test_gunicorn_streams_a_proxied_download_without_a_file_descriptor(
 
 
 def test_healthz_is_503_while_the_server_is_down_and_recovers_by_itself(
-        make_config: Callable[..., Config], seaweedfs: SeaweedFS) -> None:
+        make_app: Callable[..., Flask], make_config: Callable[..., Config],
+        seaweedfs: SeaweedFS) -> None:
     client = seaweedfs.endpoint.client()
     bucket = f"teledrop-test-{uuid.uuid4().hex[:16]}"
     client.create_bucket(Bucket=bucket)
     config = make_config(storage={"plugin": "s3_storage"},
                          plugins={"s3_storage": seaweedfs.endpoint.storage_settings(bucket)})
-    app = create_app(config)
-    try:
-        http = app.test_client()
-        assert http.get("/healthz").status_code == 200
-        slug = slug_of(put_file(http, data=b"before"))
-        with seaweedfs.stopped():
-            down = http.get("/healthz")
-            assert down.status_code == 503
-            assert down.json["error"]["code"] == "storage_unavailable"
-            assert bucket in down.json["error"]["message"]
-            refused = put_file(http, data=b"during", headers={"Accept": "application/json"})
-            assert refused.status_code == 503
-            assert refused.json["error"]["code"] == "storage_unavailable"
-        assert http.get("/healthz").status_code == 200
-        assert http.get(f"/{slug}").data == b"before"
-        assert len(client.list_objects_v2(Bucket=bucket)["Contents"]) == 1
-    finally:
-        service_of(app).close()
+    http = make_app(config=config).test_client()
+    assert http.get("/healthz").status_code == 200
+    slug = slug_of(put_file(http, data=b"before"))
+    with seaweedfs.stopped():
+        down = http.get("/healthz")
+        assert down.status_code == 503
+        assert down.json["error"]["code"] == "storage_unavailable"
+        assert bucket in down.json["error"]["message"]
+        refused = put_file(http, data=b"during", headers={"Accept": "application/json"})
+        assert refused.status_code == 503
+        assert refused.json["error"]["code"] == "storage_unavailable"
+    assert http.get("/healthz").status_code == 200
+    assert http.get(f"/{slug}").data == b"before"
+    assert len(client.list_objects_v2(Bucket=bucket)["Contents"]) == 1

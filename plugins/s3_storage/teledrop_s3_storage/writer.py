@@ -12,7 +12,6 @@ a seekable file, not a ``memoryview`` of the caller's buffer, which the caller r
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from teledrop.core.units import format_size
 
 from .errors import s3_errors
 from .parts import capacity, part_size
+from .seekable import SeekableReader
 
 if TYPE_CHECKING:
     from .storage import S3Storage
@@ -31,27 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class PartBody(io.RawIOBase):
+class PartBody(SeekableReader):
     """The first ``length`` bytes of a part buffer as a seekable read-only file, for a part
     shorter than its buffer (botocore rewinds it to retry)."""
 
     def __init__(self, buffer: bytearray, length: int) -> None:
+        super().__init__(length)
         self._view = memoryview(buffer)[:length]
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def readinto(self, buffer: Any) -> int:
         chunk = self._view[self._pos:self._pos + len(buffer)]
