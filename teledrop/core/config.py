@@ -25,8 +25,9 @@ CONFIG_ENV = "TELEDROP_CONFIG"
 DEFAULT_PATH = "conf/teledrop.toml"
 
 
-def _parsed(parse: Callable[[Any], Any], default: Any) -> Any:
-    """A field whose raw value goes through ``parse`` (sizes, durations)."""
+def parsed(parse: Callable[[Any], Any], default: Any) -> Any:
+    """A settings field whose raw value goes through ``parse`` (sizes, durations); plugins'
+    settings dataclasses use it too."""
     return field(default=parse(default), metadata={"parse": parse, "raw_default": default})
 
 
@@ -68,17 +69,17 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class LimitsSettings:
-    max_upload_size: int = _parsed(parse_size, "10GiB")
-    default_expires: int = _parsed(parse_duration, "7d")
-    max_expires: int = _parsed(parse_duration, "30d")
+    max_upload_size: int = parsed(parse_size, "10GiB")
+    default_expires: int = parsed(parse_duration, "7d")
+    max_expires: int = parsed(parse_duration, "30d")
     #: A connection that makes no progress for this long is closed (teledrop.worker); a
     #: stalled upload is cleaned up.
-    idle_timeout: int = _parsed(parse_duration, "60s")
+    idle_timeout: int = parsed(parse_duration, "60s")
     #: An upload that would leave less free space than this on the storage is refused
     #: (507); 0 turns the check off.
-    min_free_space: int = _parsed(parse_size, "1GiB")
+    min_free_space: int = parsed(parse_size, "1GiB")
     #: The sizes of all drops together (gone ones until gc) may not pass this; None: no cap.
-    max_total_size: int | None = _parsed(parse_optional_size, "")
+    max_total_size: int | None = parsed(parse_optional_size, "")
 
     def check(self) -> dict[str, str]:
         problems = {}

@@ -43,8 +43,12 @@ class StoredItem:
 
 @runtime_checkable
 class Storage(Protocol):
-    def stage(self) -> BlobWriter:
-        """A new writer in the staging area, under a fresh generated ``blob_id``."""
+    def stage(self, size_hint: int | None = None) -> BlobWriter:
+        """A new writer in the staging area, under a fresh generated ``blob_id``.
+
+        ``size_hint``, when the caller knows it, is about the most bytes it will write (a
+        request's Content-Length): a storage may size its buffers or parts from it. It is
+        never a limit, and a storage may ignore it."""
 
     def open(self, blob_id: str) -> BinaryIO:
         """The published blob for reading (a real file where there is one, for sendfile).
@@ -71,6 +75,19 @@ class Storage(Protocol):
 
     def close(self) -> None:
         """Release resources."""
+
+
+@runtime_checkable
+class PresignedDownloads(Protocol):
+    """An optional capability of a storage: handing a download to the client as a URL the
+    storage serves the blob from itself (an S3 presigned GET), instead of streaming it
+    through teledrop."""
+
+    def presign_download(self, blob_id: str, content_type: str,
+                         content_disposition: str) -> str | None:
+        """A URL that serves the blob, for a limited time, with exactly these
+        ``Content-Type`` and ``Content-Disposition`` headers; ``None`` when this storage
+        serves downloads through teledrop."""
 
 
 SORT_KEYS = ("created_at", "size", "filename", "title")

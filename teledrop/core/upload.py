@@ -177,10 +177,20 @@ class Upload:
         self.filename = clean_filename(filename)
         self.content_type = pick_content_type(content_type, self.filename)
         hasher = self.service.hook("teledrop_hasher")
-        blob = self.service.storage.stage()
+        blob = self.service.storage.stage(size_hint=self.size_hint())
         self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size,
                                    self.room)
         return self.writer
+
+    def size_hint(self) -> int | None:
+        """About the most bytes the file can have, when the request says (storage sizes its
+        buffers from it): its declared size, else the body's, within the upload limit."""
+        known = self.request.declared_size
+        if known is None:
+            known = self.request.max_size
+        if known is None:
+            return None
+        return min(known, self.service.config.limits.max_upload_size)
 
     def commit(self) -> Drop:
         """Run the compensation chain: publish, insert, then announce."""

@@ -52,8 +52,11 @@ class MemoryStorage:
         self.blobs: dict[str, tuple[bytes, float]] = {}
         #: what free_space() answers: None (unknown), or bytes less what is held
         self.free = free
+        #: the size hint of each stage() call, in order.
+        self.size_hints: list[int | None] = []
 
-    def stage(self) -> MemoryBlobWriter:
+    def stage(self, size_hint: int | None = None) -> MemoryBlobWriter:
+        self.size_hints.append(size_hint)
         return MemoryBlobWriter(self)
 
     def open(self, blob_id: str) -> BinaryIO:
