@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask
 
+from teledrop.cli import main
 from teledrop.core import gc
 from teledrop.core.config import Config
 from teledrop.core.effective import effective_settings, render
@@ -107,6 +109,23 @@ def test_the_secret_key_is_masked_by_teledrop_config(
     assert s3_server.secret_key not in text
     assert 'secret_access_key = "****"' in text
     assert f'access_key_id = "{s3_server.access_key}"' in text
+
+
+def test_teledrop_config_masks_the_secret_key_from_a_file_or_the_environment(
+        tmp_path: Path) -> None:
+    path = tmp_path / "teledrop.toml"
+    path.write_text('[plugins.s3_storage]\naccess_key_id = "AKIDEXAMPLE"\n'
+                    'secret_access_key = "file-secret"\n')
+    from_file = CliRunner().invoke(main, ["config", "--config", str(path)])
+    assert from_file.exit_code == 0, from_file.output
+    assert "file-secret" not in from_file.output
+    assert f'secret_access_key = "****"  # {path}' in from_file.output
+    assert 'access_key_id = "AKIDEXAMPLE"' in from_file.output
+    env = {"TELEDROP_PLUGINS__S3_STORAGE__SECRET_ACCESS_KEY": "env-secret"}
+    from_env = CliRunner().invoke(main, ["config", "--config", str(path)], env=env)
+    assert "env-secret" not in from_env.output
+    assert 'secret_access_key = "****"  # env TELEDROP_PLUGINS__S3_STORAGE__SECRET_ACCESS_KEY' \
+        in from_env.output
 
 
 def startup_error(make_config: Callable[..., Config], **table: Any) -> str:
