@@ -11,10 +11,9 @@ from typing import Any
 
 from gunicorn import util as gunicorn_util
 
-from teledrop import metrics
+from teledrop import composition, metrics
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import StartupError
-from teledrop.core.service import Teledrop
 
 #: gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning the worker.
 WORKER_BOOT_ERROR = 3
@@ -29,17 +28,18 @@ def fail(error: StartupError, status: int = 1) -> None:
 def check_startup(config: Config) -> None:
     """Validate config, plugins, plugin settings and backends once, in the master, before
     any worker forks. The backends are opened and closed again: workers open their own."""
-    Teledrop.start(config).close()
+    composition.start(config).close()
 
 
 def gunicorn_settings(config: Config) -> dict[str, Any]:
-    """gunicorn settings from ``[server]``: the gthread worker, so a slow upload holds a
-    thread, not a process."""
+    """gunicorn settings from ``[server]``: a gthread worker, so a slow upload holds a
+    thread, not a process, and one that holds no thread past ``limits.idle_timeout``
+    (:mod:`teledrop.worker`)."""
     return {
         "bind": [config.server.bind],
         "workers": config.server.workers,
         "threads": config.server.threads,
-        "worker_class": "gthread",
+        "worker_class": "teledrop.worker.IdleTimeoutWorker",
         # A gthread worker's timeout is its heartbeat, not a request limit: long uploads
         # keep running.
         "timeout": 60,

@@ -12,11 +12,32 @@ from flask import Flask
 from teledrop.core.config import Config, load_config
 from teledrop.core.service import Teledrop
 from teledrop.web import create_app
+from teledrop.plugins.manager import ENTRY_POINTS_ENV
 from teledrop.web.app import service_of
 from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
 from tests.services.seaweedfs import s3_bucket, s3_server, seaweedfs  # noqa: F401
+from tests.support.entry_points import also_load, entry_points_env
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "entry_points(*names): installed plugins this test "
+                                       "loads besides the suite's own (tests/support/entry_points.py)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def suite_entry_points() -> Iterator[None]:
+    """Every app the suite starts loads only the suite's entry points."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENTRY_POINTS_ENV, entry_points_env()[ENTRY_POINTS_ENV])
+        yield
+
+
+@pytest.fixture(autouse=True)
+def marked_entry_points(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = [name for mark in request.node.iter_markers("entry_points") for name in mark.args]
+    if names:
+        also_load(monkeypatch, *names)
 
 
 @pytest.fixture

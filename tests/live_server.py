@@ -36,6 +36,8 @@ from typing import Any
 
 import requests
 
+from tests.support.entry_points import entry_points_env, is_teledrop_setting, write_dist_info
+
 REPO = Path(__file__).resolve().parent.parent
 TELEDROP_SCRIPT = Path(sys.executable).parent / "teledrop"
 GUNICORN_COMMAND = (sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "wsgi:app")
@@ -113,9 +115,10 @@ def config_tables(data_dir: Path, port: int, **sections: Any) -> dict[str, Any]:
 
 def process_env(runtime_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment without the caller's TELEDROP_* settings (so nothing leaks into the
-    server's config) and with gunicorn's control socket in a directory of its own, so that
-    several servers never take over each other's socket."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEDROP_")}
+    server's config; the suite's choice of entry points stays) and with gunicorn's control
+    socket in a directory of its own, so that several servers never take over each other's
+    socket."""
+    env = {k: v for k, v in os.environ.items() if not is_teledrop_setting(k)}
     env["XDG_RUNTIME_DIR"] = str(runtime_dir)
     env.update(extra or {})
     return env
@@ -136,14 +139,11 @@ def install_plugins(site: Path, entry_points: Mapping[str, str]) -> dict[str, st
     """Make each ``{entry point name: module}`` an installed distribution (a dist-info
     with a ``teledrop`` entry point, as ``pip install`` leaves it) under ``site``; returns
     the environment that puts it, and the repository for the ``tests`` package, on the
-    path of a server or CLI started with it."""
-    site.mkdir(parents=True, exist_ok=True)
+    path of a server or CLI started with it, and loads it there."""
     for name, module in entry_points.items():
-        info = site / f"{name.replace('-', '_')}-0.1.dist-info"
-        info.mkdir(exist_ok=True)
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(f"[teledrop]\n{name} = {module}\n")
-    return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+        write_dist_info(site, name, {name: module})
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+            **entry_points_env(*entry_points)}
 
 
 # --- what is on disk ----------------------------------------------------------------------
@@ -199,6 +199,14 @@ class DataDir:
 
     def record(self, slug: str) -> dict[str, Any] | None:
         return next((r for r in self.records() if r["slug"] == slug), None)
+
+    def assert_holds(self, slug: str, content: bytes) -> dict[str, Any]:
+        """The drop's record and its blob hold exactly ``content``; the record."""
+        record = self.record(slug)
+        assert record is not None, f"no record of {slug}"
+        assert record["size"] == len(content)
+        assert self.blob_path(record["blob_id"]).read_bytes() == content
+        return record
 
     def snapshot(self) -> Snapshot:
         return Snapshot(frozenset(p.name for p in self.staging_files()),

@@ -22,9 +22,9 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
+from teledrop import composition
 from teledrop.core.config import load_config
 from teledrop.core.owners import create_token
-from teledrop.core.service import Teledrop
 from tests.http_helpers import epoch
 from tests.live_server import LiveServer, live_server
 # The browser and context fixtures are the upload page's tests' own.
@@ -515,7 +515,7 @@ def test_on_an_open_server_a_store_token_is_entered_under_my_drops(
         browser: Browser, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
         tmp_path: Path) -> None:
     with live_server(tmp_path_factory.mktemp("open"), server={"workers": 1}) as open_server:
-        service = Teledrop.start(load_config(str(open_server.config_path)))
+        service = composition.start(load_config(str(open_server.config_path)))
         try:
             token = create_token(service, "alice")
         finally:

@@ -28,15 +28,16 @@ from teledrop.web.app import service_of
 from tests.live_server import TELEDROP_SCRIPT
 from tests.store_helpers import blob_file, debris, orphan, upload
 from tests.store_helpers import download as exhaust
+from tests.support.entry_points import is_teledrop_setting
 
 MINUTE = 60
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the config file under test decides."""
+    """Only the config file under test decides (and the suite's choice of entry points)."""
     for name in list(os.environ):
-        if name.startswith("TELEDROP_"):
+        if is_teledrop_setting(name):
             monkeypatch.delenv(name)
 
 
@@ -370,7 +371,7 @@ def test_missing_config_file_is_one_line(tmp_path: Path, no_gunicorn: None, comm
 
 # -- help ----------------------------------------------------------------------------------
 
-ALL_COMMANDS = {"serve", "gc", "plugins", "verify", "config", "upload", "delete", "info",
+ALL_COMMANDS = {"serve", "gc", "plugins", "verify", "config", "migrate", "upload", "delete", "info",
                 "token"}
 
 

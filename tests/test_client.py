@@ -52,6 +52,7 @@ from tests.live_server import (
     live_server,
     wait_until,
 )
+from tests.support.entry_points import is_teledrop_setting
 
 MiB = 1024 * 1024
 TOKEN = "sesame"
@@ -64,7 +65,7 @@ live = pytest.mark.gunicorn
 def _foreign(name: str) -> bool:
     """Caller settings that would change what the command does: its own variables, and
     proxies (requests honours them, and a proxy cannot reach our loopback server)."""
-    return name.startswith("TELEDROP_") or name.lower().endswith("_proxy")
+    return is_teledrop_setting(name) or name.lower().endswith("_proxy")
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Configuration (API.md §2): every key has its documented default, a file names only what
+"""Configuration: every key has its documented default, a file names only what
 it changes, ``TELEDROP_<SECTION>__<KEY>`` overrides any key with a TOML-typed value, and
 every mistake is a ConfigError whose message is one line naming the source, the key and
 the problem. Plugin tables are checked when the app starts and the plugins are known."""
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from teledrop import composition
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import ConfigError
-from teledrop.core.service import Teledrop
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86400
@@ -58,7 +58,8 @@ DEFAULTS = {
                "proxy_hops": 0, "log_level": "info", "metrics": True,
                "metrics_dir": ""},
     "limits": {"max_upload_size": 10 * 1024**3, "default_expires": 7 * DAY,
-               "max_expires": 30 * DAY, "idle_timeout": 60},
+               "max_expires": 30 * DAY, "idle_timeout": 60, "min_free_space": 1024**3,
+               "max_total_size": None},
     "auth": {"upload_tokens": [], "require_token": False},
     "storage": {"plugin": "local_storage"},
     "metadata": {"plugin": "sqlite_meta"},
@@ -93,7 +94,7 @@ def test_shipped_config_file_is_the_documented_default(monkeypatch) -> None:
 def test_plugin_defaults_resolve_relative_to_working_directory(tmp_path: Path,
                                                                 monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    service = Teledrop.start(load())
+    service = composition.start(load())
     try:
         assert service.plugin_settings["local_storage"].root == "data/files"
         assert service.plugin_settings["sqlite_meta"].path == "data/teledrop.db"
@@ -127,6 +128,13 @@ def test_sizes_accept_integers_and_units(config_file) -> None:
     assert load(config_file("[limits]\nmax_upload_size = 4096\n")).limits.max_upload_size == 4096
     assert load(config_file('[limits]\nmax_upload_size = "2 GB"\n')).limits.max_upload_size \
         == 2 * 1000**3
+
+
+def test_free_space_and_total_size_limits_are_sizes_that_can_be_turned_off(config_file) -> None:
+    limits = load(config_file('[limits]\nmin_free_space = "0"\nmax_total_size = "2GiB"\n')).limits
+    assert (limits.min_free_space, limits.max_total_size) == (0, 2 * 1024**3)
+    limits = load(config_file('[limits]\nmin_free_space = 4096\nmax_total_size = ""\n')).limits
+    assert (limits.min_free_space, limits.max_total_size) == (4096, None)
 
 
 # --- environment overrides ------------------------------------------------------------
@@ -176,7 +184,7 @@ def test_env_nested_plugin_key_merges_with_file_table(config_file, tmp_path: Pat
     config = load(path, TELEDROP_PLUGINS__LOCAL_STORAGE__ROOT=str(tmp_path / "files"))
     assert config.plugin_tables == {"sqlite_meta": {"path": f"{tmp_path}/meta.db"},
                                     "local_storage": {"root": str(tmp_path / "files")}}
-    service = Teledrop.start(config)
+    service = composition.start(config)
     try:
         assert service.plugin_settings["local_storage"].root == str(tmp_path / "files")
         assert (tmp_path / "files" / "staging").is_dir()
@@ -224,6 +232,10 @@ def test_sources_record_where_each_value_came_from(config_file) -> None:
     ("[auth]\nupload_tokens = [\" \"]\n", "auth.upload_tokens", "empty"),
     ("[limits]\nmax_upload_size = \"10 parsecs\"\n", "limits.max_upload_size", "not a size"),
     ("[limits]\nmax_upload_size = -5\n", "limits.max_upload_size", "negative"),
+    ("[limits]\nmin_free_space = \"lots\"\n", "limits.min_free_space", "not a size"),
+    ("[limits]\nmin_free_space = \"\"\n", "limits.min_free_space", "not a size"),
+    ("[limits]\nmax_total_size = \"5 parsecs\"\n", "limits.max_total_size", "not a size"),
+    ("[limits]\nmax_total_size = -1\n", "limits.max_total_size", "negative"),
     ("[limits]\ndefault_expires = \"soon\"\n", "limits.default_expires", "not a duration"),
     ("[limits]\nmax_expires = \"1 fortnight\"\n", "limits.max_expires", "not a duration"),
     ("[limits]\ndefault_expires = \"40d\"\n", "limits.default_expires", "max_expires"),
@@ -287,7 +299,7 @@ def test_env_cannot_nest_under_a_file_value(config_file) -> None:
 
 def start_error(config: Config) -> ConfigError:
     with pytest.raises(ConfigError) as info:
-        Teledrop.start(config).close()
+        composition.start(config).close()
     return info.value
 
 
@@ -337,4 +349,4 @@ def test_plugin_setting_from_env_is_named_in_the_error(config_file, tmp_path: Pa
 def test_table_of_a_disabled_plugin_is_not_an_error(config_file, tmp_path: Path) -> None:
     path = config_file('[plugins]\ndisabled = ["default_auth"]\n' + plugin_paths(tmp_path)
                        + '[plugins.default_auth]\nx = 1\n')
-    Teledrop.start(load(path)).close()
+    composition.start(load(path)).close()

@@ -35,6 +35,8 @@ from teledrop.core.errors import ConfigError
 from teledrop.plugins.manager import describe_plugins
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.http_helpers import put_json
+from tests.support.entry_points import also_load, write_dist_info
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "teledrop_webhook"
 MODULE = "teledrop_webhook"
@@ -141,12 +143,9 @@ def installed(webhook: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
     name, version = project["name"], project["version"]
     site = tmp_path / "site"
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     entries = project["entry-points"]["teledrop"]
-    (info / "entry_points.txt").write_text(
-        "[teledrop]\n" + "".join(f"{key} = {value}\n" for key, value in entries.items()))
+    write_dist_info(site, name, entries, version)
+    also_load(monkeypatch, *entries)
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     return f"{name} {version}"
@@ -179,9 +178,8 @@ def registered(start: Callable[..., Flask], webhook: ModuleType) -> Callable[...
     return lambda settings=None, **sections: start(settings, [webhook], **sections)
 
 
-def upload(app: Flask, data: bytes = PAYLOAD, name: str = "report.bin", **query: str) -> Any:
-    response = app.test_client().put(f"/{name}", data=data, query_string=query,
-                                     headers={"Accept": "application/json"})
+def upload(app: Flask, **query: str) -> Any:
+    response = put_json(app.test_client(), PAYLOAD, "/report.bin", **query)
     assert response.status_code == 201, response.get_data(as_text=True)
     return response
 

@@ -1,8 +1,8 @@
-"""Who may upload and read what (issue 6), through the test client and a real gunicorn.
+"""Who may upload and read what, through the test client and a real gunicorn.
 
 Owners: a config token and a store token each name an owner, a drop uploaded with either
-belongs to it, an unknown or revoked token is a 401, and anonymous uploads keep API.md's
-contract unless ``require_token`` or ``upload_tokens`` asks for a token.
+belongs to it, an unknown or revoked token is a 401, and anonymous uploads work as
+without owners unless ``require_token`` or ``upload_tokens`` asks for a token.
 Private drops: 404 to everyone but the owner on every read path, exactly like an unknown slug.
 Passwords: stored only as an argon2 hash; given by header, HTTP Basic (any user) or the
 browser form; never from a query string; five wrong guesses a minute per drop, then 429 even
@@ -29,12 +29,12 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 import teledrop.core.drops
+from teledrop import composition
 from teledrop.core.config import load_config
 from teledrop.core.drop import now
 from teledrop.core.errors import InvalidOption
 from teledrop.core.owners import create_token, revoke_token
 from teledrop.core.passwords import ATTEMPT_WINDOW, MAX_ATTEMPTS
-from teledrop.core.service import Teledrop
 from teledrop.web.app import service_of
 from tests.http_helpers import (
     DROP_FIELDS,
@@ -625,7 +625,7 @@ def test_guesses_sent_at_once_get_no_more_than_the_limit(server: LiveServer) -> 
 
 @pytest.mark.gunicorn
 def test_a_live_private_drop_is_404_and_its_owner_reads_it(server: LiveServer) -> None:
-    service = Teledrop.start(load_config(str(server.config_path), environ={}))
+    service = composition.start(load_config(str(server.config_path), environ={}))
     try:
         token = create_token(service, "live-owner")
     finally:

@@ -1,4 +1,4 @@
-"""The plugin system (DESIGN.md §4, teledrop/plugins/manager.py): a fresh manager per
+"""The plugin system (teledrop/plugins/manager.py, docs/plugins.md): a fresh manager per
 app, ``[plugins] disabled`` blocks entry-point plugins but never the essential chain,
 plugin mistakes stop start-up with a one-line ConfigError, and a third-party plugin is
 loaded through nothing but its entry point, listed with its distribution by
@@ -17,18 +17,20 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from teledrop import hookimpl
+from teledrop import composition, hookimpl
 from teledrop.cli import main
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import ConfigError, StartupError, Unauthorized
-from teledrop.core.service import Teledrop
 from teledrop.plugins.manager import (
-    ESSENTIAL, PluginInfo, blocked_names, describe_plugins, make_plugin_manager,
+    ENTRY_POINTS_ENV, ESSENTIAL, PluginInfo, blocked_names, describe_plugins, make_plugin_manager,
+    selected_entry_points,
 )
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.http_helpers import put_file
 from tests.plugins.faults import CreatedLog
 from tests.plugins.memory import MemoryPlugin
+from tests.support.entry_points import also_load, write_dist_info
 
 DEFAULT_PLUGINS = {"commit_chain", "default_auth", "default_hasher", "default_slug",
                    "local_storage", "sqlite_meta"}
@@ -62,7 +64,7 @@ def start_error(make_app: Callable[..., Flask], *plugins: object, **sections: An
 
 
 def upload(app: Flask, **headers: str) -> Any:
-    return app.test_client().put("/a.txt", data=b"abc", headers=headers)
+    return put_file(app.test_client(), "/a.txt", b"abc", headers=headers)
 
 
 # --- the manager ---------------------------------------------------------------------
@@ -102,6 +104,55 @@ def test_managers_share_nothing() -> None:
     assert second.get_plugin("only-in-first") is None
 
 
+def test_only_named_entry_points_are_loaded(myplug: Path) -> None:
+    pm = make_plugin_manager(only=["default_hasher", "myplug"])
+    assert {name for name, _ in pm.list_name_plugin()} == {"default_hasher", "myplug"}
+
+
+def test_without_a_selection_every_installed_entry_point_is_loaded(
+        myplug: Path, monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., Flask]) -> None:
+    monkeypatch.delenv(ENTRY_POINTS_ENV)
+    assert selected_entry_points() is None
+    assert "myplug" in {name for name, _ in make_plugin_manager().list_name_plugin()}
+    assert "myplug" in plugins_of(make_app())
+
+
+def test_the_environment_selects_entry_points(myplug: Path, monkeypatch: pytest.MonkeyPatch,
+                                              make_app: Callable[..., Flask]) -> None:
+    monkeypatch.setenv(ENTRY_POINTS_ENV, " default_auth, ,myplug")
+    assert selected_entry_points() == {"default_auth", "myplug"}
+    monkeypatch.setenv(ENTRY_POINTS_ENV, ",".join(sorted(DEFAULT_PLUGINS - ESSENTIAL)))
+    assert set(plugins_of(make_app())) == DEFAULT_PLUGINS
+
+
+def test_an_explicit_selection_wins_over_the_environment(
+        myplug: Path, make_config: Callable[..., Config]) -> None:
+    app = create_app(make_config(), entry_points=sorted(DEFAULT_PLUGINS - ESSENTIAL))
+    try:
+        assert set(plugins_of(app)) == DEFAULT_PLUGINS
+    finally:
+        service_of(app).close()
+
+
+@pytest.mark.entry_points("marked")
+def test_a_test_marked_with_entry_points_loads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    make_app: Callable[..., Flask]) -> None:
+    (tmp_path / "marked_module.py").write_text("")
+    write_dist_info(tmp_path, "marked", {"marked": "marked_module"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "marked_module", raising=False)
+    importlib.invalidate_caches()
+    assert "marked" in plugins_of(make_app())
+
+
+def test_a_selected_entry_point_that_is_not_installed_stops_start_up() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_plugin_manager(only=["default_hasher", "no_such_plugin"])
+    assert info.value.key == "no_such_plugin"
+    assert "not installed" in str(info.value) and "default_hasher" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
 def test_disabling_default_auth_stops_token_checks(make_app: Callable[..., Flask],
                                                    disabling: Callable[..., Flask]) -> None:
     tokens = {"upload_tokens": ["s3cret"]}
@@ -129,7 +180,7 @@ def test_disabling_the_chain_from_a_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[plugins]\ndisabled = ["commit_chain"]\n')
     with pytest.raises(ConfigError) as info:
-        Teledrop.start(load_config(str(path), environ={}))
+        composition.start(load_config(str(path), environ={}))
     assert str(info.value).startswith(f"{path}: plugins.disabled: ")
 
 
@@ -275,10 +326,8 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
 
     def make(dist: str, entry_name: str, module: str, source: str) -> None:
         (site / f"{module}.py").write_text(textwrap.dedent(source))
-        info = site / f"{dist}-0.1.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(f"[teledrop]\n{entry_name} = {module}\n")
+        write_dist_info(site, dist, {entry_name: module})
+        also_load(monkeypatch, entry_name)
         modules.append(module)
         importlib.invalidate_caches()
 
@@ -331,7 +380,7 @@ def test_third_party_plugin_can_be_disabled(myplug: Path,
 def test_third_party_plugin_with_misspelt_hook_stops_start_up(
         install: Callable[..., None], make_app: Callable[..., Flask]) -> None:
     install("typoplug", "typoplug", "typoplug_module", """
-        from teledrop import hookimpl
+        from teledrop import composition, hookimpl
 
         @hookimpl
         def teledrop_drop_creatd(drop):
@@ -344,7 +393,7 @@ def test_third_party_plugin_with_misspelt_hook_stops_start_up(
 def test_third_party_plugin_with_wrong_argument_stops_start_up(
         install: Callable[..., None], make_app: Callable[..., Flask]) -> None:
     install("argplug", "argplug", "argplug_module", """
-        from teledrop import hookimpl
+        from teledrop import composition, hookimpl
 
         @hookimpl
         def teledrop_drop_created(slug):

@@ -16,17 +16,19 @@ from click.testing import CliRunner
 from flask import Flask
 
 from teledrop.cli import main
+from teledrop.composition import start
 from teledrop.core import gc
 from teledrop.core.config import Config
 from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError
-from teledrop.core.service import Teledrop
 from teledrop.web.app import service_of
 from tests.http_helpers import blake3_hash, post_file, put_file, slug_of
 from tests.live_server import live_server
 from tests.services.seaweedfs import S3Endpoint, SeaweedFS, free_ports
 
 MIB = 1024**2
+
+pytestmark = pytest.mark.entry_points("s3_storage")
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def pattern(size: int) -> bytes:
 
 def test_every_setting_has_its_default(make_config: Callable[..., Config]) -> None:
     config = make_config()
-    settings = Teledrop.start(config)
+    settings = start(config)
     try:
         s3 = settings.plugin_settings["s3_storage"]
     finally:
@@ -92,14 +94,14 @@ def test_a_wrong_setting_is_one_line_naming_it(make_config: Callable[..., Config
                                                value: str, problem: str) -> None:
     config = make_config(plugins={"s3_storage": {key: value}})
     with pytest.raises(StartupError) as raised:
-        Teledrop.start(config)
+        start(config)
     assert f"plugins.s3_storage.{key}" in str(raised.value)
     assert problem in str(raised.value)
 
 
 def test_only_one_of_the_two_keys_is_refused(make_config: Callable[..., Config]) -> None:
     with pytest.raises(StartupError, match="set both access_key_id and secret_access_key"):
-        Teledrop.start(make_config(plugins={"s3_storage": {"access_key_id": "AKIA"}}))
+        start(make_config(plugins={"s3_storage": {"access_key_id": "AKIA"}}))
 
 
 def test_the_secret_key_is_masked_by_teledrop_config(
@@ -131,7 +133,7 @@ def test_teledrop_config_masks_the_secret_key_from_a_file_or_the_environment(
 def startup_error(make_config: Callable[..., Config], **table: Any) -> str:
     config = make_config(storage={"plugin": "s3_storage"}, plugins={"s3_storage": table})
     with pytest.raises(StartupError) as raised:
-        Teledrop.start(config)
+        start(config)
     message = str(raised.value)
     assert "\n" not in message
     assert "storage plugin 's3_storage' failed to start" in message

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from teledrop.core.drop import now
-from teledrop.core.errors import MetadataUnavailable, SlugTaken
+from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken
 from teledrop.testing import MetadataContract, sample_drop
 from teledrop_sqlite_meta import SCHEMA_VERSION, SqliteMetadata
+from tests.small_disk import fill, small_filesystem
 
 SHARED_SLUG = "shared-by-all"
 PROCESSES, THREADS, INSERTS_PER_THREAD = 2, 4, 10
@@ -305,3 +306,44 @@ def test_store_recovers_once_the_lock_is_released(db_path: Path, metadata: Sqlit
     finally:
         holder.close()
         store.close()
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+@pytest.fixture
+def full_store(tmp_path: Path) -> Iterator[tuple[SqliteMetadata, list[Any], Path]]:
+    """A store with 20 drops on a 2 MiB tmpfs that is then filled to the last byte."""
+    disk = tmp_path / "disk"
+    with small_filesystem(disk, 2 * 1024 * 1024) as mounted:
+        if not mounted:
+            pytest.skip("mounting a tmpfs needs root")
+        store = SqliteMetadata(str(disk / "teledrop.db"))
+        drops = [sample_drop() for _ in range(20)]
+        for drop in drops:
+            store.insert(drop)
+        filler = fill(disk)
+        try:
+            yield store, drops, filler
+        finally:
+            store.close()
+            filler.unlink(missing_ok=True)
+
+
+def test_a_full_disk_reads_and_raises_metadata_full_for_writes(
+        full_store: tuple[SqliteMetadata, list[Any], Path]) -> None:
+    store, drops, filler = full_store
+    assert store.get(drops[0].slug) is not None
+    assert store.total_size() == sum(d.size for d in drops)
+    # The count is an UPDATE ... RETURNING, whose error sqlite3 raises from fetchone().
+    writes = [lambda: store.claim_download(drops[0].slug, now()),
+              lambda: store.insert(sample_drop()),
+              lambda: store.delete(drops[1].slug),
+              lambda: store.delete_if_gone(drops[1].slug, now() + 10**9)]
+    for write in writes:
+        with pytest.raises(MetadataFull) as caught:
+            write()
+        assert "database or disk is full" in str(caught.value)
+        assert "no transaction" not in str(caught.value)
+    filler.unlink()
+    assert store.delete(drops[1].slug) is not None
+    assert store.claim_download(drops[0].slug, now()) is not None

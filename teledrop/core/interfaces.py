@@ -66,6 +66,10 @@ class Storage(Protocol):
     def remove_staging(self, name: str) -> None:
         """Remove one piece of staging debris. Idempotent."""
 
+    def free_space(self) -> int | None:
+        """Bytes still free for new blobs, or ``None`` where the backend cannot know (an
+        object store): then ``limits.min_free_space`` is not checked."""
+
     def check(self) -> None:
         """:raises StorageUnavailable: when the storage cannot be written."""
 
@@ -146,6 +150,10 @@ class Metadata(Protocol):
 
     def count(self) -> int:
         """How many records there are (gone ones included until gc removes them)."""
+
+    def total_size(self) -> int:
+        """The sum of ``size`` over every record (gone ones included until gc removes
+        them); 0 for an empty store."""
 
     def update(self, slug: str, changes: Mapping[str, Any]) -> Drop | None:
         """Change some of a drop's fields (title, description, expires_at, max_downloads,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -12,25 +13,48 @@ import pluggy
 from teledrop.core.errors import ConfigError
 
 from . import hookspecs
+from .markers import PROJECT
 
-PROJECT = "teledrop"
 ENTRY_POINT_GROUP = "teledrop"
 #: Plugins that ``[plugins] disabled`` cannot remove.
 ESSENTIAL = frozenset({"commit_chain"})
+#: Comma-separated names of the only entry points to load, instead of every installed one:
+#: how a test suite keeps whatever else is installed beside it out of its results.
+ENTRY_POINTS_ENV = "TELEDROP_ENTRY_POINTS"
+
+
+def selected_entry_points(environ: Mapping[str, str] = os.environ) -> frozenset[str] | None:
+    """The entry points ``$TELEDROP_ENTRY_POINTS`` names; ``None`` (every installed one)
+    when it is not set."""
+    value = environ.get(ENTRY_POINTS_ENV)
+    if value is None:
+        return None
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
 def make_plugin_manager(disabled: Iterable[str] = (), extra: Iterable[object] = (),
-                        source: str = "config") -> pluggy.PluginManager:
-    """A new manager with every installed ``teledrop`` entry point not in ``disabled``,
-    then ``extra`` plugins (objects or modules, for embedding and tests)."""
+                        source: str = "config", only: Iterable[str] | None = None,
+                        ) -> pluggy.PluginManager:
+    """A new manager with the installed ``teledrop`` entry points not in ``disabled`` (of
+    them, only those named in ``only`` unless it is ``None``), then ``extra`` plugins
+    (objects or modules, for embedding and tests)."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in disabled:
         if name in ESSENTIAL:
             raise ConfigError(source, "plugins.disabled", f"{name!r} is essential and cannot be disabled")
         pm.set_blocked(name)
+    installed = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    if only is not None:
+        wanted = set(only)
+        missing = wanted - set(installed.names)
+        if missing:
+            raise ConfigError("plugins", ", ".join(sorted(missing)),
+                              "named to be loaded but not installed (installed: "
+                              f"{', '.join(sorted(installed.names)) or 'none'})")
+        installed = importlib.metadata.EntryPoints(ep for ep in installed if ep.name in wanted)
     # One entry point at a time, so that a broken plugin is named in the error.
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in installed:
         with _plugin_errors(ep.name):
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
     for plugin in extra:

@@ -301,6 +301,16 @@ class MetadataContract:
         metadata.delete(drops[0].slug)
         assert metadata.count() == before + 2
 
+    def test_total_size_sums_every_record_gone_ones_included(self, metadata: Metadata) -> None:
+        before = metadata.total_size()
+        assert isinstance(before, int)
+        live = self.stored(metadata, size=1000)
+        self.stored(metadata, size=234, expires_at=now() - 1)
+        self.stored(metadata, size=0)
+        assert metadata.total_size() == before + 1234
+        metadata.delete(live.slug)
+        assert metadata.total_size() == before + 234
+
     def test_check_passes_on_a_healthy_store(self, metadata: Metadata) -> None:
         assert metadata.check() is None
 

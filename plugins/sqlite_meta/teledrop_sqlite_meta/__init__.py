@@ -12,6 +12,7 @@ import functools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ import peewee
 
 from teledrop import hookimpl
 from teledrop.core.drop import Drop
-from teledrop.core.errors import MetadataUnavailable, SlugTaken, TokenExists
+from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, TokenExists
 from teledrop.core.interfaces import DropQuery, TokenRecord
 
 SCHEMA_VERSION = 2
@@ -27,6 +28,8 @@ SCHEMA_VERSION = 2
 MIN_SQLITE = (3, 35, 0)
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 T = TypeVar("T")
+#: SQLite's answer to a rollback of a transaction it already rolled back itself.
+_NO_TRANSACTION = "no transaction is active"
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,26 @@ def teledrop_metadata_backends() -> dict[str, Any]:
 
 
 def _db_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Every error of the database as MetadataFull (507) or MetadataUnavailable (503).
+    sqlite3's own errors count too: a cursor's ``fetchone()`` raises them unwrapped by
+    peewee (an ``UPDATE ... RETURNING`` runs there)."""
     @functools.wraps(method)
     def wrapped(*args: Any, **kwargs: Any) -> T:
         try:
             return method(*args, **kwargs)
         except peewee.IntegrityError:
             raise
-        except (peewee.DatabaseError, peewee.InterfaceError) as exc:
+        except (peewee.DatabaseError, peewee.InterfaceError, sqlite3.Error) as exc:
+            if _is_full(exc):
+                raise MetadataFull(f"the metadata store's disk is full: {exc}") from exc
             raise MetadataUnavailable(f"metadata store error: {exc}") from exc
     return wrapped
+
+
+def _is_full(exc: Exception) -> bool:
+    """SQLITE_FULL ("database or disk is full"), raw or wrapped by peewee."""
+    raw = getattr(exc, "orig", exc)  # peewee keeps sqlite3's error there
+    return getattr(raw, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def _model(db: peewee.Database) -> type[peewee.Model]:
@@ -177,8 +191,21 @@ class SqliteMetadata:
     def from_settings(cls, settings: SqliteMetaSettings, config: Any) -> SqliteMetadata:
         return cls(settings.path, settings.busy_timeout, settings.synchronous)
 
-    def _tx(self) -> Any:
-        return self.db.atomic("IMMEDIATE")
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """An ``IMMEDIATE`` transaction. After some errors (a full disk) SQLite has rolled
+        the transaction back itself, and peewee's rollback then fails with "no transaction
+        is active": the error that caused it is raised instead."""
+        try:
+            with self.db.atomic("IMMEDIATE"):
+                yield
+        except peewee.OperationalError as exc:
+            cause: BaseException | None = exc
+            while cause is not None and _NO_TRANSACTION in str(cause):
+                cause = cause.__context__
+            if cause is None or cause is exc:
+                raise
+            raise cause from None
 
     @_db_errors
     def _migrate(self) -> None:
@@ -278,6 +305,10 @@ class SqliteMetadata:
     @_db_errors
     def count(self) -> int:
         return self.Row.select().count()
+
+    @_db_errors
+    def total_size(self) -> int:
+        return self.db.execute_sql('SELECT COALESCE(SUM("size"), 0) FROM "drops"').fetchone()[0]
 
     @_db_errors
     def update(self, slug: str, changes: Mapping[str, Any]) -> Drop | None:
