@@ -52,6 +52,10 @@ class Drop:
     def is_exhausted(self) -> bool:
         return self.max_downloads is not None and self.downloads >= self.max_downloads
 
+    def is_gone(self, at: int | None = None) -> bool:
+        """Expired or out of downloads: what gc removes and migrate leaves behind."""
+        return self.is_expired(at) or self.is_exhausted()
+
     def to_json(self, url: str, with_delete_token: bool = False) -> dict[str, Any]:
         """The drop as the API shows it: :data:`JSON_FIELDS`, and the delete token when
         ``with_delete_token`` (only the upload's own answer carries it)."""
