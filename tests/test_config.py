@@ -1,4 +1,4 @@
-"""Configuration (API.md §2): every key has its documented default, a file names only what
+"""Configuration: every key has its documented default, a file names only what
 it changes, ``TELEDROP_<SECTION>__<KEY>`` overrides any key with a TOML-typed value, and
 every mistake is a ConfigError whose message is one line naming the source, the key and
 the problem. Plugin tables are checked when the app starts and the plugins are known."""

@@ -18,6 +18,7 @@ from teledrop.core.errors import BlobMissing, StorageFull, StorageUnavailable
 from teledrop.testing import StorageContract
 from teledrop_local_storage import LocalStorage
 from tests.small_disk import fill, small_filesystem
+from tests.support.durability import record_publish_steps
 
 
 @pytest.fixture
@@ -100,22 +101,7 @@ def test_list_blobs_ignores_foreign_files(storage: LocalStorage, root: Path) -> 
 
 @pytest.fixture
 def io_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Records fsync and rename calls as ("fsync file" | "fsync dir" | "rename", inode)."""
-    calls: list[tuple[str, int]] = []
-    real_fsync, real_rename = os.fsync, os.rename
-
-    def fsync(fd: int) -> None:
-        info = os.fstat(fd)
-        calls.append(("fsync dir" if stat.S_ISDIR(info.st_mode) else "fsync file", info.st_ino))
-        real_fsync(fd)
-
-    def rename(src: str, dst: str) -> None:
-        calls.append(("rename", os.stat(src).st_ino))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "rename", rename)
-    return calls
+    return record_publish_steps(monkeypatch)
 
 
 @pytest.mark.parametrize("fanout_exists", [False, True])

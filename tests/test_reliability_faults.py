@@ -28,7 +28,6 @@ import re
 import signal
 import socket
 import sqlite3
-import stat
 import subprocess
 import threading
 import time
@@ -66,10 +65,12 @@ from tests.live_server import (
     send_until_answered,
     wait_until,
 )
+from tests.http_helpers import blake3_hash
 from tests.plugins import failing_storage
 from tests.plugins.failing_storage import FAULT_LINE, FAULTS, Fault
 from tests.small_disk import small_filesystem
-from tests.test_live_upload import assert_stored, blake3_of, run_concurrently
+from tests.support.durability import Step, record_publish_steps
+from tests.support.live import assert_served, assert_stored, run_concurrently
 
 live = pytest.mark.gunicorn
 
@@ -112,12 +113,6 @@ def assert_unchanged(server: LiveServer, before: Snapshot) -> None:
     after = server.data.snapshot()
     assert after.blobs == before.blobs
     assert after.records == before.records
-
-
-def assert_served(server: LiveServer, slug: str, content: bytes) -> None:
-    response = server.request("GET", f"/{slug}")
-    assert response.status_code == 200, response.text
-    assert response.content == content
 
 
 def new_staging(server: LiveServer, before: frozenset[str]) -> list[Path]:
@@ -806,7 +801,7 @@ def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
     assert sorted(removed) == sorted(f"removed drop {slug} (expired)" for slug in expired)
     for response, content in zip(responses, contents):
         drop = response.json()
-        assert drop["hash"] == blake3_of(content)
+        assert drop["hash"] == blake3_hash(content)
         assert_served(server, drop["slug"], content)
     records = server.data.snapshot().records
     assert not set(expired) & set(records)
@@ -814,10 +809,6 @@ def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
 
 
 # --- 6. durability: the order of the publish ---------------------------------------------
-
-#: ("fsync file" | "fsync dir" | "rename", inode) and ("insert" | "committed", slug)
-Step = tuple[str, Any]
-
 
 class CommitProbe:
     """A wrapper inside the chain (teledrop's publish is outside it, the record insert
@@ -838,22 +829,8 @@ class CommitProbe:
 
 @pytest.fixture
 def steps(monkeypatch: pytest.MonkeyPatch) -> list[Step]:
-    """Records every os.fsync and os.rename, in order, by inode."""
-    log: list[Step] = []
-    real_fsync, real_rename = os.fsync, os.rename
-
-    def fsync(fd: int) -> None:
-        info = os.fstat(fd)
-        log.append(("fsync dir" if stat.S_ISDIR(info.st_mode) else "fsync file", info.st_ino))
-        real_fsync(fd)
-
-    def rename(src: str, dst: str) -> None:
-        log.append(("rename", os.stat(src).st_ino))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "rename", rename)
-    return log
+    """Every os.fsync and os.rename, and the chain's own steps, in order."""
+    return record_publish_steps(monkeypatch)
 
 
 @pytest.mark.parametrize("fanout", ["new", "existing"])

@@ -44,7 +44,8 @@ class ServerSettings:
     log_level: str = "info"
     #: Serve Prometheus metrics at /metrics (restrict it at the proxy if it must not be public).
     metrics: bool = True
-    #: Where worker processes share their metrics; empty = a fresh temporary directory.
+    #: Where worker processes share their metrics; empty = a temporary directory of the
+    #: server's own, removed when it stops.
     #: Set it (and run ``teledrop gc`` with the same config) to count gc removals too.
     metrics_dir: str = ""
 

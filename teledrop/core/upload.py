@@ -22,7 +22,7 @@ from .interfaces import BlobWriter
 from .options import UNSAFE_IN_NAMES, clean_description, clean_title, parse_bool, \
     parse_expires, parse_max_downloads
 from .owners import identify
-from .passwords import hash_password, header_password
+from .passwords import PASSWORD_HEADER, hash_password, header_password, refuse_in_query
 from .service import Teledrop
 from .space import Room
 from .tokens import hash_token, new_token
@@ -34,7 +34,6 @@ OPTION_NAMES = ("slug", "expires", "max_downloads", "title", "description", "pri
                 "password")
 #: Never accepted in the query string: it would land in access logs.
 SECRET_OPTIONS = ("password",)
-PASSWORD_HEADER = "X-Drop-Password"
 DEFAULT_FILENAME = "file"
 MAX_FILENAME_BYTES = 255
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
@@ -69,6 +68,13 @@ class Options:
     password_hash: str | None = None
 
 
+def check_size(size: int | None, limit: int, framing: int = 0) -> None:
+    """:raises TooLarge: when ``size`` bytes (``None``: not known yet) hold more than a file
+    of ``limit`` bytes and ``framing`` bytes around it (a multipart body's boundaries)."""
+    if size is not None and size > limit + framing:
+        raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+
+
 class IngestWriter:
     """The sink for a file's bytes: counts, enforces the size limit, hashes, writes."""
 
@@ -82,8 +88,7 @@ class IngestWriter:
     def write(self, data: bytes | memoryview) -> int:
         n = len(data)
         self.size += n
-        if self.size > self.limit:
-            raise TooLarge(f"the upload exceeds the limit of {format_size(self.limit)}")
+        check_size(self.size, self.limit)
         self.room.written(self.size)
         self.hasher.update(data)
         self.blob.write(data)
@@ -109,9 +114,7 @@ class Upload:
 
     def begin(self) -> None:
         """Everything that can refuse an upload before its body is read."""
-        limit = self.service.config.limits.max_upload_size
-        if self.request.declared_size is not None and self.request.declared_size > limit:
-            raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+        check_size(self.request.declared_size, self.service.config.limits.max_upload_size)
         self.request.owner = identify(self.service, self.request.headers)
         self.service.hook("teledrop_authorize_upload", request=self.request)
         bound = self.request.declared_size
@@ -119,9 +122,8 @@ class Upload:
         if bound is not None:
             self.room.reserve(bound)
         for name in SECRET_OPTIONS:
-            if name in self.request.query:
-                raise InvalidOption(f"never send a {name} in the query string (it lands in "
-                                    f"logs): use a form field or the {PASSWORD_HEADER} header")
+            refuse_in_query(self.request.query, name,
+                            f"a form field or the {PASSWORD_HEADER} header")
         for name in OPTION_NAMES:
             value = self.request.query.get(name)
             if value is not None:

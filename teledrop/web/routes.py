@@ -1,4 +1,4 @@
-"""HTTP routes (API.md §3). No business rule lives here: each view calls core."""
+"""HTTP routes: uploads, downloads, drop info and deletion. No business rule lives here: each view calls core."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from werkzeug.http import parse_options_header
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
-from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
-    StorageFull, TeledropError, TooLarge, TooManyAttempts
+from teledrop.core.errors import MalformedBody, NotFound, PasswordRequired, StorageFull, \
+    TeledropError, TooManyAttempts
 from teledrop.core.owners import identify
-from teledrop.core.passwords import header_password
+from teledrop.core.passwords import PASSWORD_HEADER, reader_password
 from teledrop.core.service import Teledrop
 from teledrop.core.slugs import RESERVED
-from teledrop.core.units import format_size
-from teledrop.core.upload import PASSWORD_HEADER, UploadRequest, create_drop
+from teledrop.core.upload import UploadRequest, check_size, create_drop
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
@@ -70,8 +69,7 @@ def allow_upload_body(overhead: int) -> None:
     limit plus ``overhead`` for what frames it. A Content-Length past it is refused before
     the body is opened, so the reason is teledrop's, not werkzeug's."""
     limit = service().config.limits.max_upload_size
-    if request.content_length is not None and request.content_length > limit + overhead:
-        raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+    check_size(request.content_length, limit, overhead)
     request.max_content_length = limit + overhead
 
 
@@ -218,19 +216,17 @@ def reader() -> drops.Reader:
     """Who is asking: the owner their bearer token names, and a drop password from the
     X-Drop-Password header, HTTP Basic (any user name) or the page's form — never the query
     string, which lands in access logs."""
-    if "password" in request.args:
-        raise InvalidOption("never send a password in the query string (it lands in logs): "
-                            f"use the {PASSWORD_HEADER} header or HTTP Basic")
-    password = request.headers.get(PASSWORD_HEADER)
-    if password is not None:
-        password = header_password(password)
     auth = request.authorization
-    if password is None and auth is not None and auth.type == "basic":
-        password = auth.password
-    if password is None and request.method == "POST" \
-            and request.mimetype == "application/x-www-form-urlencoded":
-        password = request.form.get("password")
+    basic = auth.password if auth is not None and auth.type == "basic" else None
+    password = reader_password(request.args, request.headers, basic, form_password)
     return drops.Reader(owner=identify(service(), request.headers), password=password)
+
+
+def form_password() -> str | None:
+    """The upload page's password form posts the password in the body."""
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("password")
+    return None
 
 
 def checked(slug: str) -> str:

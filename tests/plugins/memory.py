@@ -86,6 +86,11 @@ class MemoryStorage:
         pass
 
 
+def gone(drop: Drop, at: int) -> bool:
+    """Expired or out of downloads at ``at``: what gc takes and nobody reads."""
+    return drop.is_expired(at) or drop.is_exhausted()
+
+
 class MemoryMetadata:
     def __init__(self) -> None:
         self.drops: dict[str, Drop] = {}
@@ -106,7 +111,7 @@ class MemoryMetadata:
     def claim_download(self, slug: str, at: int) -> Drop | None:
         with self.lock:
             drop = self.drops.get(slug)
-            if drop is None or drop.is_gone(at):
+            if drop is None or gone(drop, at):
                 return None
             drop.downloads += 1
             return dataclasses.replace(drop)
@@ -125,12 +130,12 @@ class MemoryMetadata:
     def delete_if_gone(self, slug: str, at: int) -> Drop | None:
         with self.lock:
             drop = self.drops.get(slug)
-            if drop is None or not drop.is_gone(at):
+            if drop is None or not gone(drop, at):
                 return None
             return self.drops.pop(slug)
 
     def list_gone(self, at: int) -> list[Drop]:
-        return [dataclasses.replace(d) for d in self.drops.values() if d.is_gone(at)]
+        return [dataclasses.replace(d) for d in self.drops.values() if gone(d, at)]
 
     def iter_drops(self) -> list[Drop]:
         return [dataclasses.replace(d) for d in self.drops.values()]
