@@ -27,7 +27,7 @@ from flask import Flask
 import teledrop.plugins.sql_metadata.store as sql_store
 import teledrop_postgres_meta
 from teledrop.cli import main
-from teledrop.core.config import Config
+from teledrop.core.config import Config, load_config
 from teledrop.core.drop import now
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, StartupError
 from teledrop.core.interfaces import DropQuery, Metadata
@@ -700,3 +700,39 @@ def test_gunicorn_workers_share_the_database_and_outlive_its_restart(
             assert again.status_code == 200 and again.content == b"kept"
         assert server.proc.poll() is None
         assert "Traceback" not in server.log() and "failed to start" not in server.log()
+
+
+def test_a_single_host_migrates_onto_postgres(tmp_path: Path, postgres_dsn: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``teledrop migrate`` from the default backends to postgres_meta: the drop, its
+    counts and its delete token work on the target; a rerun skips it."""
+    for name in list(os.environ):
+        if is_teledrop_setting(name):
+            monkeypatch.delenv(name)
+    source, target = tmp_path / "source.toml", tmp_path / "target.toml"
+    source.write_text(f'[plugins.local_storage]\nroot = "{tmp_path / "a"}"\n'
+                      f'[plugins.sqlite_meta]\npath = "{tmp_path / "a.db"}"\n')
+    target.write_text(f'[metadata]\nplugin = "postgres_meta"\n'
+                      f'[plugins.local_storage]\nroot = "{tmp_path / "b"}"\n'
+                      f'[plugins.postgres_meta]\ndsn = "{postgres_dsn}"\n')
+    single = create_app(load_config(str(source), environ={}))
+    created = upload(single.test_client(), b"moving up", "m.txt", max_downloads="4")
+    assert single.test_client().get(f"/{created['slug']}").status_code == 200
+    service_of(single).close()
+    run = ["migrate", "--config", str(source), "--to", str(target)]
+    result = CliRunner().invoke(main, run)
+    assert result.exit_code == 0, result.output
+    scaled = create_app(load_config(str(target), environ={}))
+    try:
+        client = scaled.test_client()
+        assert isinstance(service_of(scaled).metadata, PostgresMetadata)
+        info = client.get(f"/api/drops/{created['slug']}", headers=JSON).get_json()
+        assert (info["downloads"], info["max_downloads"]) == (1, 4)
+        assert client.get(f"/{created['slug']}").get_data() == b"moving up"
+        again = CliRunner().invoke(main, run)
+        assert again.exit_code == 0 and "skip" in again.output, again.output
+        deleted = client.delete(f"/{created['slug']}",
+                                headers={"X-Delete-Token": created["delete_token"]})
+        assert deleted.status_code == 204
+    finally:
+        service_of(scaled).close()
