@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +172,27 @@ def test_a_download_through_the_password_form_is_counted(client: Any) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert metric(text, "teledrop_downloads_total") == 1
     assert metric(text, "teledrop_download_bytes_total") == len(b"secret bytes")
+
+
+def test_an_embedding_app_gets_teledrops_logs_through_its_own_handlers(
+        make_app: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    """An app that configured logging (here pytest's handler on the root logger) keeps
+    receiving teledrop's records after create_app, and only once."""
+    caplog.set_level(logging.INFO)
+    client = make_app().test_client()
+    assert logging.getLogger("teledrop").propagate
+    client.get("/nothing-here")
+    access = [r for r in caplog.records if r.name == "teledrop.access"]
+    assert len(access) == 1 and json.loads(access[0].getMessage())["status"] == 404
+    assert not [h for h in logging.getLogger("teledrop").handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr]
+
+
+def test_a_process_without_logging_gets_teledrops_lines_on_stderr(tmp_path: Path) -> None:
+    script = ("import logging; from teledrop import logs; logs.configure('info'); "
+              "logging.getLogger('teledrop.web').info('hello'); "
+              "logging.getLogger('teledrop.web').debug('not shown')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=60, cwd=tmp_path)
+    (line,) = done.stderr.splitlines()
+    assert line.endswith(" INFO teledrop.web: hello")
