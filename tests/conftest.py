@@ -62,10 +62,14 @@ def make_config(tmp_path: Path, data_dir: Path) -> Callable[..., Config]:
 @pytest.fixture
 def make_app(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
     """``make_app(plugins=[...], **sections)``: a Flask app on the real default plugins
-    (plus ``plugins``), configured by ``sections``."""
+    (plus ``plugins``), configured by ``sections``; ``plugins_section`` is the config's
+    ``[plugins]`` table (``plugins`` being taken by the plugin objects)."""
     apps: list[Flask] = []
 
-    def make(plugins: tuple[object, ...] | list[object] = (), **sections: Any) -> Flask:
+    def make(plugins: tuple[object, ...] | list[object] = (),
+             plugins_section: dict[str, Any] | None = None, **sections: Any) -> Flask:
+        if plugins_section is not None:
+            sections["plugins"] = plugins_section
         app = create_app(make_config(**sections), plugins)
         app.testing = True
         apps.append(app)

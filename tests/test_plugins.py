@@ -38,19 +38,9 @@ DEFAULT_PLUGINS = {"commit_chain", "default_auth", "default_hasher", "default_sl
 
 
 @pytest.fixture
-def disabling(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
-    """``disabling(names, **sections)``: an app with ``[plugins] disabled = names`` (the
-    shared ``make_app`` fixture takes ``plugins`` as the list of plugin objects)."""
-    apps: list[Flask] = []
-
-    def make(names: list[str], **sections: Any) -> Flask:
-        config = make_config(plugins={"disabled": names}, **sections)
-        apps.append(create_app(config))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        service_of(app).close()
+def disabling(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """``disabling(names, **sections)``: an app with ``[plugins] disabled = names``."""
+    return lambda names, **sections: make_app(plugins_section={"disabled": names}, **sections)
 
 
 def plugins_of(app: Flask) -> dict[str, PluginInfo]:
