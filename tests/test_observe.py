@@ -17,6 +17,8 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from teledrop.core.config import Config
+from teledrop.server import gunicorn_settings
 from tests.http_helpers import post_json
 from tests.live_server import live_server, wait_until
 
@@ -135,6 +137,10 @@ def test_workers_share_their_counts(tmp_path: Path) -> None:
     assert sum(1 for line in lines if line["status"] == 201) == sent
 
 
+#: How long a stopping gunicorn master waits for its workers.
+GRACEFUL_TIMEOUT = gunicorn_settings(Config())["graceful_timeout"]
+
+
 @pytest.mark.gunicorn
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_temporary_metrics_dir_outlives_workers_and_goes_with_the_server(
@@ -152,7 +158,9 @@ def test_a_temporary_metrics_dir_outlives_workers_and_goes_with_the_server(
         assert made.is_dir() and list(made.glob("*.db"))
         assert server.request("PUT", "/b.bin", data=b"b").status_code == 201
         assert metric(server.request("GET", "/metrics").text, "teledrop_uploads_total") == 2
-        assert server.stop(stop) == 0, server.log()[-2000:]
+        # A worker still booting answers the master's signal only once it is up; the
+        # master waits for it up to its graceful timeout.
+        assert server.stop(stop, timeout=GRACEFUL_TIMEOUT + 15) == 0, server.log()[-2000:]
     assert list(temp.iterdir()) == []
 
 
