@@ -14,7 +14,6 @@ when the server hangs up.
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 import time
@@ -24,6 +23,8 @@ from typing import IO, Any, TextIO
 from urllib.parse import quote, urlsplit
 
 import requests
+
+from teledrop.core.units import binary_unit, format_eta, format_progress_size
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 #: Bytes per read from the file, and per send: large reads keep the server's reads large too.
@@ -261,29 +262,6 @@ def _reason(exc: BaseException) -> str:
 
 # --- progress on a terminal ---------------------------------------------------------------
 
-_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024), ("B", 1))
-
-
-def _unit(n: float) -> tuple[str, int]:
-    return next(((unit, factor) for unit, factor in _UNITS if n >= factor), ("B", 1))
-
-
-def _size(n: float) -> str:
-    """One decimal always, so the line does not jitter as the numbers change."""
-    unit, factor = _unit(n)
-    return f"{n:.0f} B" if factor == 1 else f"{n / factor:.1f} {unit}"
-
-
-def _eta(seconds: float) -> str:
-    """At most 5 characters: ``4:09``, ``59:59``, ``2h05m``, ``>99h``."""
-    seconds = math.ceil(seconds)
-    if seconds < 3600:
-        return f"{seconds // 60}:{seconds % 60:02d}"
-    if seconds < 100 * 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return ">99h"
-
-
 class ProgressLine:
     """One self-overwriting line on a terminal: name, bar, percent, bytes sent, speed and
     time left (the last two only with a known total). Redrawn at most every ``interval``
@@ -328,16 +306,16 @@ class ProgressLine:
         a fixed width, so nothing jumps; the bar takes the room that is left."""
         elapsed = max(at - self.started, 1e-6)
         speed = self.done / elapsed
-        rate = f"{_size(speed):>10}/s"
+        rate = f"{format_progress_size(speed):>10}/s"
         if self.total is None:
-            return f"{self.label}  {_size(self.done):>10}  {rate}"[:columns - 1]
+            return f"{self.label}  {format_progress_size(self.done):>10}  {rate}"[:columns - 1]
         fraction = min(self.done / self.total, 1.0) if self.total else 1.0
         # Sent and total in the total's unit: "96.0/256.0 MiB", as wide at 0% as at 100%.
-        unit, factor = _unit(self.total)
+        unit, factor = binary_unit(self.total)
         total = f"{self.total / factor:.{0 if factor == 1 else 1}f}"
         done = f"{self.done / factor:>{len(total)}.{0 if factor == 1 else 1}f}"
         left = (self.total - self.done) / speed if speed > 0 and fraction < 1 else None
-        eta = f"ETA {_eta(left)}" if left is not None else ""
+        eta = f"ETA {format_eta(left)}" if left is not None else ""
         figures = f"{int(fraction * 100):3d}%  {done}/{total} {unit}  {rate}  {eta:<9}"
         room = min(columns - 1 - len(self.label) - len(figures) - 5, self.BAR_WIDTH)
         if room < 5:

@@ -64,12 +64,16 @@ def make_config(tmp_path: Path, data_dir: Path) -> Callable[..., Config]:
 @pytest.fixture
 def make_app(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
     """``make_app(plugins=[...], **sections)``: a Flask app on the real default plugins
-    (plus ``plugins``), configured by ``sections`` (or by ``config``, which can set plugin
-    tables: ``make_app(config=make_config(plugins={...}))``)."""
+    (plus ``plugins``), configured by ``sections``; ``plugins_section`` is the config's
+    ``[plugins]`` table (``plugins`` being taken by the plugin objects), and ``config`` a
+    whole config instead (``make_app(config=make_config(plugins={...}))``)."""
     apps: list[Flask] = []
 
-    def make(plugins: tuple[object, ...] | list[object] = (), config: Config | None = None,
+    def make(plugins: tuple[object, ...] | list[object] = (),
+             plugins_section: dict[str, Any] | None = None, config: Config | None = None,
              **sections: Any) -> Flask:
+        if plugins_section is not None:
+            sections["plugins"] = plugins_section
         app = create_app(config or make_config(**sections), plugins)
         app.testing = True
         apps.append(app)

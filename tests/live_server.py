@@ -36,6 +36,7 @@ from typing import Any
 
 import requests
 
+from teledrop.plugins.manager import ENTRY_POINTS_ENV
 from tests.support.entry_points import entry_points_env, is_teledrop_setting, write_dist_info
 
 REPO = Path(__file__).resolve().parent.parent
@@ -379,12 +380,16 @@ def command_for(kind: str, config_path: Path) -> list[str]:
 
 @contextmanager
 def live_server(base_dir: Path, command: str = "gunicorn", env: Mapping[str, str] | None = None,
-                **sections: Any) -> Iterator[LiveServer]:
+                entry_points: tuple[str, ...] = (), **sections: Any) -> Iterator[LiveServer]:
     """A running teledrop under gunicorn; stopped when the block ends, even on failure.
 
     ``sections`` are TOML tables merged over the defaults (``server={"workers": 1}``,
     ``limits={"max_upload_size": "1MiB"}``). ``command`` is ``"gunicorn"`` or ``"serve"``.
+    ``entry_points`` names installed plugins the server loads besides the suite's own.
     """
+    if entry_points:
+        given = (env or {}).get(ENTRY_POINTS_ENV, "")
+        env = {**(env or {}), **entry_points_env(*entry_points, *filter(None, given.split(",")))}
     data = DataDir(base_dir / "data")
     server = None
     with ExitStack() as cleanup:

@@ -30,10 +30,8 @@ from flask import Flask
 
 from teledrop.cli import main
 from teledrop.core import gc
-from teledrop.core.config import Config
 from teledrop.core.errors import ConfigError
 from teledrop.plugins.manager import describe_plugins
-from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.http_helpers import put_json
 from tests.support.entry_points import also_load, write_dist_info
@@ -152,24 +150,17 @@ def installed(webhook: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.fixture
-def start(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
+def start(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
     """``start(settings, plugins=[...], **sections)``: an app with ``[plugins.webhook] =
-    settings`` (the shared ``make_app`` fixture reserves ``plugins`` for plugin objects)."""
-    apps: list[Flask] = []
-
+    settings``."""
     def make(settings: dict[str, Any] | None = None, plugins: list[object] | None = None,
              disabled: list[str] | None = None, **sections: Any) -> Flask:
         table: dict[str, Any] = {"disabled": disabled or []}
         if settings is not None:
             table["webhook"] = settings
-        app = create_app(make_config(plugins=table, **sections), plugins or [])
-        app.testing = True
-        apps.append(app)
-        return app
+        return make_app(plugins or [], plugins_section=table, **sections)
 
-    yield make
-    for app in apps:
-        service_of(app).close()
+    return make
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from teledrop.core.config import Config
+from teledrop.server import gunicorn_settings
 from tests.http_helpers import post_json
 from tests.live_server import live_server, wait_until
 
@@ -133,6 +137,10 @@ def test_workers_share_their_counts(tmp_path: Path) -> None:
     assert sum(1 for line in lines if line["status"] == 201) == sent
 
 
+#: How long a stopping gunicorn master waits for its workers.
+GRACEFUL_TIMEOUT = gunicorn_settings(Config())["graceful_timeout"]
+
+
 @pytest.mark.gunicorn
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_temporary_metrics_dir_outlives_workers_and_goes_with_the_server(
@@ -150,7 +158,9 @@ def test_a_temporary_metrics_dir_outlives_workers_and_goes_with_the_server(
         assert made.is_dir() and list(made.glob("*.db"))
         assert server.request("PUT", "/b.bin", data=b"b").status_code == 201
         assert metric(server.request("GET", "/metrics").text, "teledrop_uploads_total") == 2
-        assert server.stop(stop) == 0, server.log()[-2000:]
+        # A worker still booting answers the master's signal only once it is up; the
+        # master waits for it up to its graceful timeout.
+        assert server.stop(stop, timeout=GRACEFUL_TIMEOUT + 15) == 0, server.log()[-2000:]
     assert list(temp.iterdir()) == []
 
 
@@ -170,3 +180,27 @@ def test_a_download_through_the_password_form_is_counted(client: Any) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert metric(text, "teledrop_downloads_total") == 1
     assert metric(text, "teledrop_download_bytes_total") == len(b"secret bytes")
+
+
+def test_an_embedding_app_gets_teledrops_logs_through_its_own_handlers(
+        make_app: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    """An app that configured logging (here pytest's handler on the root logger) keeps
+    receiving teledrop's records after create_app, and only once."""
+    caplog.set_level(logging.INFO)
+    client = make_app().test_client()
+    assert logging.getLogger("teledrop").propagate
+    client.get("/nothing-here")
+    access = [r for r in caplog.records if r.name == "teledrop.access"]
+    assert len(access) == 1 and json.loads(access[0].getMessage())["status"] == 404
+    assert not [h for h in logging.getLogger("teledrop").handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr]
+
+
+def test_a_process_without_logging_gets_teledrops_lines_on_stderr(tmp_path: Path) -> None:
+    script = ("import logging; from teledrop import logs; logs.configure('info'); "
+              "logging.getLogger('teledrop.web').info('hello'); "
+              "logging.getLogger('teledrop.web').debug('not shown')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=60, cwd=tmp_path)
+    (line,) = done.stderr.splitlines()
+    assert line.endswith(" INFO teledrop.web: hello")

@@ -28,6 +28,7 @@ from teledrop.plugins.manager import (
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.http_helpers import put_file
+from tests.live_server import REPO, live_server
 from tests.plugins.faults import CreatedLog
 from tests.plugins.memory import MemoryPlugin
 from tests.support.entry_points import also_load, write_dist_info
@@ -37,19 +38,9 @@ DEFAULT_PLUGINS = {"commit_chain", "default_auth", "default_hasher", "default_sl
 
 
 @pytest.fixture
-def disabling(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
-    """``disabling(names, **sections)``: an app with ``[plugins] disabled = names`` (the
-    shared ``make_app`` fixture takes ``plugins`` as the list of plugin objects)."""
-    apps: list[Flask] = []
-
-    def make(names: list[str], **sections: Any) -> Flask:
-        config = make_config(plugins={"disabled": names}, **sections)
-        apps.append(create_app(config))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        service_of(app).close()
+def disabling(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """``disabling(names, **sections)``: an app with ``[plugins] disabled = names``."""
+    return lambda names, **sections: make_app(plugins_section={"disabled": names}, **sections)
 
 
 def plugins_of(app: Flask) -> dict[str, PluginInfo]:
@@ -457,3 +448,27 @@ def test_cli_reports_plugin_errors_in_one_line(tmp_path: Path, data_dir: Path) -
     (line,) = [line for line in result.output.splitlines() if line.strip()]
     assert "available: local_storage" in line and str(config) in line
 
+
+@pytest.mark.gunicorn
+def test_a_live_server_loads_the_entry_points_it_is_given(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "refuser_module.py").write_text(textwrap.dedent("""
+        from teledrop import hookimpl
+        from teledrop.core.errors import Unauthorized
+
+        @hookimpl
+        def teledrop_authorize_upload(request):
+            raise Unauthorized("refuser refuses")
+    """))
+    write_dist_info(site, "refuser", {"refuser": "refuser_module"})
+    env = {"PYTHONPATH": f"{site}:{REPO}"}
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "named").mkdir()
+    with live_server(tmp_path / "plain", env=env, server={"workers": 1}) as server:
+        assert server.request("PUT", "/a.txt", data=b"a").status_code == 201
+    with live_server(tmp_path / "named", env=env, entry_points=("refuser",),
+                     server={"workers": 1}) as server:
+        refused = server.request("PUT", "/a.txt", data=b"a")
+        assert refused.status_code == 401 and "refuser refuses" in refused.text
+        assert "refuser  [refuser 0.1 (entry point)]" in server.cli("plugins").stdout

@@ -1,7 +1,9 @@
-"""Sizes (``10GiB``) and durations (``7d``) as written in config files and options."""
+"""Sizes (``10GiB``) and durations (``7d``): read as written in config files and options,
+and written for messages, pages and a terminal."""
 
 from __future__ import annotations
 
+import math
 import re
 
 _SIZE_UNITS = {
@@ -57,9 +59,60 @@ def parse_duration(value: int | str) -> int:
                      case_sensitive=True)
 
 
+#: Binary units, largest first.
+_BINARY_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
+#: Units of a written duration, largest first: short (``7d``) and in words (``7 days``).
+_DURATION_WORDS = (("d", "day", 86400), ("h", "hour", 3600), ("m", "minute", 60))
+
+
+def binary_unit(n: float) -> tuple[str, int]:
+    """The largest binary unit not above ``n`` (``("B", 1)`` below a KiB), and its factor."""
+    return next(((unit, factor) for unit, factor in _BINARY_UNITS if n >= factor), ("B", 1))
+
+
 def format_size(n: int) -> str:
     """A human-readable size for messages: ``10 GiB``, ``512 B``."""
-    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= factor:
-            return f"{n / factor:g} {unit}"
-    return f"{n} B"
+    unit, factor = binary_unit(n)
+    return f"{n} B" if factor == 1 else f"{n / factor:g} {unit}"
+
+
+def describe_size(n: int) -> str:
+    """``4.0 MiB (4,194,304 bytes)``, as the upload page's script writes it."""
+    if n < 1024:
+        return "1 byte" if n == 1 else f"{n} bytes"
+    unit, factor = binary_unit(n)
+    value = n / factor
+    return f"{value:.{1 if value < 10 else 0}f} {unit} ({n:,} bytes)"
+
+
+def format_progress_size(n: float) -> str:
+    """One decimal always, so that a progress line does not jitter: ``12.0 MiB``."""
+    unit, factor = binary_unit(n)
+    return f"{n:.0f} B" if factor == 1 else f"{n / factor:.1f} {unit}"
+
+
+def format_duration(seconds: int) -> str:
+    """``7d``, ``90m``, ``45s``: the largest unit that divides it, as options take it."""
+    for short, _, size in _DURATION_WORDS:
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{short}"
+    return f"{seconds}s"
+
+
+def describe_duration(seconds: int) -> str:
+    """``7 days``, ``1 hour``, ``90 minutes``: :func:`format_duration` in words."""
+    for _, word, size in _DURATION_WORDS:
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {word}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def format_eta(seconds: float) -> str:
+    """Time left in at most 6 characters: ``4:09``, ``59:59``, ``2h05m``, ``99h59m``, ``>99h``."""
+    whole = math.ceil(seconds)
+    if whole < 3600:
+        return f"{whole // 60}:{whole % 60:02d}"
+    if whole < 100 * 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return ">99h"

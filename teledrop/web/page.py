@@ -23,12 +23,11 @@ from teledrop.core.interfaces import SORT_KEYS
 from teledrop.core.manage import DEFAULT_PAGE_SIZE, DEFAULT_SORT, FILTERS, MAX_PAGE_SIZE, ORDERS
 from teledrop.core.options import MAX_DESCRIPTION, MAX_TITLE
 from teledrop.core.slugs import CUSTOM_SLUG_MAX, CUSTOM_SLUG_MIN, CUSTOM_SLUG_PATTERN
-from teledrop.core.units import format_size
+from teledrop.core.units import describe_duration, describe_size, format_duration, format_size
 
 #: Expiry choices offered on the page, in seconds; those over ``max_expires`` are dropped and
 #: the default and the maximum are always offered.
 EXPIRY_PRESETS = (10 * 60, 3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400, 365 * 86400)
-_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 #: Labels of the list's sort keys; a key the server adds later still shows, by its name.
 SORT_LABELS = {"created_at": "Uploaded", "size": "Size", "filename": "File name",
                "title": "Title"}
@@ -41,33 +40,6 @@ FILTER_LABELS = {
 }
 #: The list's page sizes: a few steps up to the largest the server gives.
 PAGE_SIZES = tuple(sorted({10, DEFAULT_PAGE_SIZE, 50, MAX_PAGE_SIZE}))
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0 and seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _human_duration(seconds: int) -> str:
-    for unit, size in _UNITS:
-        if seconds % size == 0 and seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} second{'' if seconds == 1 else 's'}"
-
-
-def describe_size(n: int) -> str:
-    """``4.0 MiB (4,194,304 bytes)``, as the page's script writes it."""
-    if n < 1024:
-        return "1 byte" if n == 1 else f"{n} bytes"
-    value, unit = float(n), "B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.{1 if value < 10 else 0}f} {unit} ({n:,} bytes)"
 
 
 def _utc(ts: int) -> str:
@@ -89,8 +61,8 @@ Upload (prints the link):
 
 Options (form fields with -F, or query parameters):
     slug=NAME          a custom link: {CUSTOM_SLUG_MIN}-{CUSTOM_SLUG_MAX} of A-Z a-z 0-9 . _ -
-    expires=7d         seconds, or with s m h d (default {_duration(limits.default_expires)}, \
-max {_duration(limits.max_expires)})
+    expires=7d         seconds, or with s m h d (default {format_duration(limits.default_expires)}, \
+max {format_duration(limits.max_expires)})
     max_downloads=N    gone after N downloads
     title=TEXT         up to {MAX_TITLE} characters
     description=TEXT   up to {MAX_DESCRIPTION} characters
@@ -163,8 +135,9 @@ def index_html(config: Config) -> str:
     limits = config.limits
     return _render(
         "index.html", "teledrop",
-        expiry_choices=[(_duration(s), _human_duration(s)) for s in expiry_choices(limits)],
-        default_expires=_duration(limits.default_expires),
+        expiry_choices=[(format_duration(s), describe_duration(s))
+                        for s in expiry_choices(limits)],
+        default_expires=format_duration(limits.default_expires),
         slug_pattern=CUSTOM_SLUG_PATTERN, slug_min=CUSTOM_SLUG_MIN, slug_max=CUSTOM_SLUG_MAX,
         max_title=MAX_TITLE, max_description=MAX_DESCRIPTION,
         tokens_required=config.auth.tokens_required,

@@ -3,7 +3,9 @@ plus those a test names; never whatever else happens to be installed beside them
 
 ``$TELEDROP_ENTRY_POINTS`` carries the selection to every app a test starts, in process
 or in a server or CLI subprocess. A test adds names with ``@pytest.mark.entry_points(...)``
-(see ``tests/conftest.py``), or, for a process it starts, with :func:`entry_points_env`.
+(see ``tests/conftest.py``; a module's ``pytestmark`` covers all its tests), a live server
+with ``live_server(..., entry_points=(...))`` (for module-scoped servers too), and any other
+process it starts with :func:`entry_points_env`.
 """
 
 from __future__ import annotations
