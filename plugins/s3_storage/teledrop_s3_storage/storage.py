@@ -182,6 +182,10 @@ class S3Storage:
         except (BotoCoreError, OSError) as exc:
             raise s3_error(exc, f"checking bucket {self.bucket!r} at {self.where}") from exc
 
+    def free_space(self) -> int | None:
+        """Unknown: a bucket has no free space to read (``limits.max_total_size`` caps it)."""
+        return None
+
     def verify_bucket(self) -> None:
         """At start-up: a bucket that does not exist or refuses these credentials stops
         teledrop with one line naming it. An object store that cannot be reached does not:
