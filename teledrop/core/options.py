@@ -9,6 +9,7 @@ from .units import parse_duration
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 1000
+MAX_DOWNLOADS = 2**62
 #: Bidirectional controls let ``invoice<RLO>fdp.exe`` display as ``invoiceexe.pdf``.
 BIDI_CONTROLS = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
 #: Control characters, line separators and bidi controls: never in a name or title.
@@ -30,10 +31,13 @@ def parse_expires(value: str, max_expires: int) -> int:
 
 
 def parse_max_downloads(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise InvalidOption(f"max_downloads must be an integer >= 1, got {value!r}")
-    if int(value) > 2**62:
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidOption(f"max_downloads must be an integer >= 1, got {value[:40]!r}")
+    # Checked before int(): past 4,300 digits Python refuses to convert a string at all.
+    if len(value.lstrip("0")) > len(str(MAX_DOWNLOADS)) or int(value) > MAX_DOWNLOADS:
         raise InvalidOption("max_downloads is too large")
+    if int(value) < 1:
+        raise InvalidOption(f"max_downloads must be an integer >= 1, got {value!r}")
     return int(value)
 
 

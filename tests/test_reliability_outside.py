@@ -1,0 +1,62 @@
+"""Hostile input found by trying teledrop from outside, as an attacker would (docs/reliability.md
+lists each with its test): numbers too large to convert, JSON nested past the parser's
+recursion, names that only look harmless, bodies whose end nobody announced, and
+forwarded headers the documented proxy never sets.
+
+Each gets a clear 4xx, stores nothing, and leaves the service answering.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.http_helpers import (
+    JSON,
+    assert_json_error,
+    assert_nothing_stored,
+    assert_text_error,
+    post_file,
+    put_file,
+    upload,
+)
+from tests.test_owner_api import bearer, owner_upload, patch, two_owners
+
+#: Past the 4,300 digits Python converts between ``int`` and ``str``, and past a float.
+HUGE = "9" * 5000
+
+
+# --- numbers too large to convert --------------------------------------------------------
+
+@pytest.mark.parametrize("name, value", [
+    ("expires", "1" * 400), ("expires", HUGE), ("expires", HUGE + "d"), ("expires", "1" * 400 + ".5"),
+    ("max_downloads", HUGE), ("max_downloads", "1" * 400),
+], ids=["expires 400 digits", "expires 5000 digits", "expires 5000 digits in days",
+        "expires 400 digits and a fraction", "max_downloads 5000 digits",
+        "max_downloads 400 digits"])
+def test_a_huge_number_in_an_option_is_400(make_app: Any, data_dir: Path, name: str,
+                                          value: str) -> None:
+    app = make_app()
+    client = app.test_client()
+    assert_json_error(put_file(client, headers=JSON, query={name: value}), 400, "invalid_option")
+    assert name in assert_text_error(post_file(client, fields={name: value}), 400)
+    assert_nothing_stored(app, data_dir)
+
+
+@pytest.mark.parametrize("change", [
+    {"expires": "1" * 400}, {"expires": HUGE}, {"expires": int("9" * 400)},
+    {"max_downloads": int("9" * 4000)}, {"max_downloads": 2**64},
+], ids=["expires 400 digits", "expires 5000 digits", "expires as a huge int",
+        "max_downloads 4000 digits", "max_downloads 2**64"])
+def test_a_huge_number_in_an_owners_edit_is_400_and_changes_nothing(make_app: Any,
+                                                                    change: dict[str, Any]) -> None:
+    app = make_app()
+    client = app.test_client()
+    alice = two_owners(app).alice
+    drop = owner_upload(client, alice)
+    assert_json_error(patch(client, drop["slug"], change, alice), 400, "invalid_option")
+    after = client.get(f"/api/drops/{drop['slug']}", headers=bearer(alice)).get_json()
+    assert (after["expires_at"], after["max_downloads"]) == \
+        (drop["expires_at"], drop["max_downloads"])
