@@ -22,7 +22,7 @@ from tests.http_helpers import (
     put_file,
     upload,
 )
-from tests.test_owner_api import bearer, owner_upload, patch, two_owners
+from tests.test_owner_api import as_owner, bearer, owner_upload, patch, two_owners
 
 #: Past the 4,300 digits Python converts between ``int`` and ``str``, and past a float.
 HUGE = "9" * 5000
@@ -60,3 +60,21 @@ def test_a_huge_number_in_an_owners_edit_is_400_and_changes_nothing(make_app: An
     after = client.get(f"/api/drops/{drop['slug']}", headers=bearer(alice)).get_json()
     assert (after["expires_at"], after["max_downloads"]) == \
         (drop["expires_at"], drop["max_downloads"])
+
+
+# --- JSON nested past the parser's recursion ---------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    "[" * 30_000 + "]" * 30_000,
+    '{"title": ' + "[" * 30_000 + "]" * 30_000 + "}",
+    '{"":' * 12_000 + "1" + "}" * 12_000,
+], ids=["array", "inside an object", "objects"])
+def test_json_nested_past_the_parsers_recursion_is_400_malformed_body(make_app: Any, body: str) -> None:
+    app = make_app()
+    client = app.test_client()
+    alice = two_owners(app).alice
+    drop = owner_upload(client, alice)
+    response = client.patch(f"/api/drops/{drop['slug']}", data=body,
+                            content_type="application/json", headers=bearer(alice))
+    assert_json_error(response, 400, "malformed_body")
+    assert as_owner(client, drop["slug"], alice)["title"] == drop["title"]
