@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.http_helpers import (
     put_file,
     upload,
 )
+from tests.test_http_download import disposition, put_named
 from tests.test_owner_api import as_owner, bearer, owner_upload, patch, two_owners
 
 #: Past the 4,300 digits Python converts between ``int`` and ``str``, and past a float.
@@ -78,3 +80,14 @@ def test_json_nested_past_the_parsers_recursion_is_400_malformed_body(make_app: 
                             content_type="application/json", headers=bearer(alice))
     assert_json_error(response, 400, "malformed_body")
     assert as_owner(client, drop["slug"], alice)["title"] == drop["title"]
+
+
+# --- names that only look harmless ---------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["invoice%2Epdf", "100% sure.txt", "%E2%80%AEfdp.exe"])
+def test_a_percent_in_a_name_is_sent_in_filename_star_too(client: Any, name: str) -> None:
+    """A user agent that percent-decodes ``filename`` (RFC 6266 appendix D) would save
+    ``invoice%2Epdf`` as ``invoice.pdf``; ``filename*`` is what such agents take first."""
+    response = put_named(client, name)
+    assert "filename*=UTF-8''" + quote(name, safe=".") in response.headers["Content-Disposition"]
+    assert disposition(response) == ("attachment", {"filename": name})
