@@ -91,3 +91,52 @@ def test_a_percent_in_a_name_is_sent_in_filename_star_too(client: Any, name: str
     response = put_named(client, name)
     assert "filename*=UTF-8''" + quote(name, safe=".") in response.headers["Content-Disposition"]
     assert disposition(response) == ("attachment", {"filename": name})
+
+
+INVISIBLE = {
+    "arabic letter mark": "\u061c", "zero width space": "\u200b", "word joiner": "\u2060",
+    "byte order mark": "\ufeff", "mongolian vowel separator": "\u180e",
+    "tag characters": "\U000e0041\U000e0042", "soft hyphen": "\u00ad",
+    "left-to-right mark": "\u200e",
+}
+
+
+@pytest.mark.parametrize("char", list(INVISIBLE.values()), ids=list(INVISIBLE))
+def test_an_invisible_format_character_in_a_name_or_title_is_400(make_app: Any, data_dir: Path,
+                                                                 char: str) -> None:
+    app = make_app()
+    client = app.test_client()
+    name = f"invoice{char}.pdf"
+    response = put_file(client, "/" + quote(name, safe=""), headers=JSON)
+    assert "invisible" in assert_json_error(response, 400, "invalid_filename")
+    assert_text_error(post_file(client, filename=name), 400)
+    assert "title" in assert_text_error(post_file(client, fields={"title": f"a{char}b"}), 400)
+    assert "description" in assert_text_error(
+        post_file(client, fields={"description": f"a{char}b"}), 400)
+    assert_nothing_stored(app, data_dir)
+    alice = two_owners(app).alice
+    drop = owner_upload(client, alice)
+    assert_json_error(patch(client, drop["slug"], {"title": f"x{char}"}, alice), 400,
+                      "invalid_option")
+
+
+@pytest.mark.parametrize("name", ["emoji 👩\u200d💻.png", "می\u200cخواهم.txt"],
+                         ids=["zero width joiner", "zero width non-joiner"])
+def test_the_joiners_stay_allowed_in_names(client: Any, name: str) -> None:
+    """Emoji sequences and Persian spelling need them, and they change what is shown."""
+    drop = upload(client, filename=name, title=name)
+    assert (drop["filename"], drop["title"]) == (name, name)
+
+
+@pytest.mark.parametrize("path", ["/a%FFb.txt", "/%C3.txt", "/%ED%A0%80.txt"],
+                         ids=["invalid byte", "cut sequence", "encoded surrogate"])
+def test_a_put_path_that_is_not_utf8_is_400(make_app: Any, data_dir: Path, path: str) -> None:
+    app = make_app()
+    response = put_file(app.test_client(), path, headers=JSON)
+    assert "UTF-8" in assert_json_error(response, 400, "invalid_filename")
+    assert_nothing_stored(app, data_dir)
+
+
+def test_a_put_path_with_an_encoded_replacement_character_is_taken(client: Any) -> None:
+    response = put_file(client, "/a%EF%BF%BDb.txt", headers=JSON)
+    assert response.get_json()["filename"] == "a\ufffdb.txt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import MethodNotAllowed
@@ -11,8 +12,8 @@ from werkzeug.http import parse_options_header
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
-from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
-    StorageFull, TeledropError, TooLarge, TooManyAttempts
+from teledrop.core.errors import InvalidFilename, InvalidOption, MalformedBody, NotFound, \
+    PasswordRequired, StorageFull, TeledropError, TooLarge, TooManyAttempts
 from teledrop.core.owners import identify
 from teledrop.core.passwords import header_password
 from teledrop.core.service import Teledrop
@@ -98,6 +99,19 @@ def body_stream() -> Any:
     return request.stream
 
 
+def path_is_utf8() -> bool:
+    """Whether the request's path, as the client sent it, decodes as UTF-8. werkzeug turns
+    other bytes into U+FFFD, which would be stored as part of a filename."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    path = unquote_to_bytes(raw.split("?", 1)[0]) if raw \
+        else request.environ.get("PATH_INFO", "").encode("latin-1")
+    try:
+        path.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def created(drop: Drop) -> Response:
     observe.note_drop(drop)
     headers = {"Location": f"{request.script_root}/{drop.slug}",
@@ -135,6 +149,9 @@ def upload_form() -> Response:
 @bp.put("/")
 @bp.put("/<filename>")
 def upload_raw(filename: str | None = None) -> Response:
+    if filename is not None and not path_is_utf8():
+        raise InvalidFilename("the filename in the path is not UTF-8: percent-encode the "
+                              "name's UTF-8 bytes")
     allow_upload_body(0)
     receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"),
                            request.content_length)
