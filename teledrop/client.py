@@ -24,6 +24,7 @@ from typing import IO, Any, TextIO
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.auth
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 #: Bytes per read from the file, and per send: large reads keep the server's reads large too.
@@ -112,6 +113,18 @@ def _chunked_body(source: Source, on_progress: Progress) -> Iterator[bytes]:
         on_progress(sent)
 
 
+class _BearerToken(requests.auth.AuthBase):
+    """An upload token as ``Authorization: Bearer``. Given to requests as the request's auth,
+    not as a header: a ``~/.netrc`` entry for the host would replace the header."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 def _ignore(_sent: int) -> None:
     pass
 
@@ -144,11 +157,9 @@ class Client:
             body = _SizedBody(source, source.size, on_progress)
         else:
             body = _chunked_body(source, on_progress)
-        headers = {"Content-Type": "application/octet-stream"}
-        if self.upload_token:
-            headers["Authorization"] = f"Bearer {self.upload_token}"
-        response = self._request("PUT", path, data=body, headers=headers,
-                                 params=options.query())
+        auth = _BearerToken(self.upload_token) if self.upload_token else None
+        response = self._request("PUT", path, data=body, auth=auth, params=options.query(),
+                                 headers={"Content-Type": "application/octet-stream"})
         return _json_of(response)
 
     def info(self, slug: str) -> dict[str, Any]:

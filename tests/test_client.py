@@ -878,3 +878,24 @@ def test_progress_line_without_a_total_shows_bytes_and_speed() -> None:
     line = frames(stream)[-1].strip()
     assert line == f"stdin  {'8.0 MiB':>10}  {'2.0 MiB':>10}/s"
     assert "%" not in line and "[" not in line
+
+
+# --- what the client's surroundings must not change -------------------------------------
+
+@live
+def test_a_netrc_entry_for_the_server_never_replaces_the_token(strict: LiveServer,
+                                                               tmp_path: Path, how: str) -> None:
+    """requests applies a ``~/.netrc`` entry for the host over an ``Authorization`` header:
+    the server would get the netrc password instead of the upload token."""
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine {urlsplit(strict.base_url).hostname} login me password netrc-pw\n")
+    netrc.chmod(0o600)
+    env = on(strict, HOME=str(home), TELEDROP_TOKEN=TOKEN)
+    out = teledrop(how, "upload", str(write(tmp_path, "a.txt", b"mine")), env=env)
+    assert out.code == 0, out.stderr
+    assert download(strict, out.links[0]) == b"mine"
+    refused = teledrop(how, "upload", str(write(tmp_path, "b.txt", b"x")),
+                       env={**env, "TELEDROP_TOKEN": ""})
+    assert refused.code == 1 and "token" in refused.error_line()
