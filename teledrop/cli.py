@@ -21,6 +21,7 @@ from teledrop.client import (
     Source,
     UploadOptions,
     normalize_server,
+    printable,
     resolve_link,
 )
 from teledrop.composition import PluginTeledrop
@@ -399,7 +400,7 @@ def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str |
                 failed += 1
                 click.echo(f"Error: {_label(path, name)}: {exc.message}", err=True)
                 continue
-            click.echo(json.dumps(drop) if as_json else drop["url"])
+            click.echo(json.dumps(drop) if as_json else printable(drop["url"]))
     if failed:
         ctx.exit(1)
 
@@ -468,4 +469,4 @@ def info(link: str, server: str, as_json: bool) -> None:
         click.echo(json.dumps(drop))
         return
     for label, value in _summary(drop):
-        click.echo(f"{label + ':':<11}{value}")
+        click.echo(f"{label + ':':<11}{printable(value)}")

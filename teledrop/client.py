@@ -18,6 +18,7 @@ import math
 import os
 import stat
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, TextIO
@@ -40,9 +41,18 @@ class ClientError(Exception):
     """A request that did not succeed. ``str(err)`` is the one-line reason to show."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        self.message = " ".join(message.split())
+        self.message = printable(" ".join(message.split()))
         self.status = status
         super().__init__(self.message)
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` with each control and format character (ESC, CSI, BEL, CR, bidi controls)
+    shown as ``?``: what a server says is printed, and never drives the terminal."""
+    return "".join("?" if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
 
 
 @dataclass(frozen=True)

@@ -899,3 +899,39 @@ def test_a_netrc_entry_for_the_server_never_replaces_the_token(strict: LiveServe
     refused = teledrop(how, "upload", str(write(tmp_path, "b.txt", b"x")),
                        env={**env, "TELEDROP_TOKEN": ""})
     assert refused.code == 1 and "token" in refused.error_line()
+
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e\r"
+HOSTILE_ANSWERS = {
+    "upload link": ("upload", (201, {"Content-Type": "application/json"},
+                               json.dumps({"url": f"http://h/{ESCAPES}abc"}).encode())),
+    "json error": ("upload", (400, {"Content-Type": "application/json"}, json.dumps(
+        {"error": {"code": "x", "message": f"bad {ESCAPES}thing"}}).encode())),
+    "plain error": ("upload", (503, {"Content-Type": "text/plain"},
+                               f"down {ESCAPES}now\n".encode())),
+    "location": ("upload", (308, {"Location": "https://h/\x1b[2Jx"}, b"")),
+    "info": ("info", (200, {"Content-Type": "application/json"}, json.dumps(
+        {"url": f"http://h/{ESCAPES}", "filename": f"{ESCAPES}.txt",
+         "content_type": ESCAPES, "hash": ESCAPES, "created_at": ESCAPES,
+         "expires_at": ESCAPES, "downloads": ESCAPES, "max_downloads": ESCAPES}).encode())),
+    "info error": ("info", (404, {"Content-Type": "application/json"}, json.dumps(
+        {"error": {"code": "not_found", "message": f"{ESCAPES}gone"}}).encode())),
+    "delete error": ("delete", (403, {"Content-Type": "application/json"}, json.dumps(
+        {"error": {"code": "forbidden", "message": f"{ESCAPES}no"}}).encode())),
+}
+
+
+@pytest.mark.parametrize("command, answer", list(HOSTILE_ANSWERS.values()),
+                         ids=list(HOSTILE_ANSWERS))
+def test_terminal_escapes_from_the_server_are_never_printed(scripted: Scripted, tmp_path: Path,
+                                                           command: str,
+                                                           answer: tuple[int, dict[str, str],
+                                                                         bytes]) -> None:
+    scripted.answer = answer
+    args = {"upload": ["upload", str(write(tmp_path, "a", b"abc"))],
+            "info": ["info", "abc"], "delete": ["delete", "abc", "--token", "t"]}[command]
+    out = teledrop("runner", *args, "--server", scripted.url)
+    printed = out.stdout + out.stderr
+    assert printed.strip(), printed
+    for char in "\x1b\x07\x9b\u202e\r":
+        assert char not in printed, (char, printed)
