@@ -8,6 +8,8 @@ Each gets a clear 4xx, stores nothing, and leaves the service answering.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,8 +25,11 @@ from tests.http_helpers import (
     put_file,
     upload,
 )
+from tests.live_server import LiveServer, connect, live_server, read_response
 from tests.test_http_download import disposition, put_named
 from tests.test_owner_api import as_owner, bearer, owner_upload, patch, two_owners
+
+live = pytest.mark.gunicorn
 
 #: Past the 4,300 digits Python converts between ``int`` and ``str``, and past a float.
 HUGE = "9" * 5000
@@ -140,3 +145,56 @@ def test_a_put_path_that_is_not_utf8_is_400(make_app: Any, data_dir: Path, path:
 def test_a_put_path_with_an_encoded_replacement_character_is_taken(client: Any) -> None:
     response = put_file(client, "/a%EF%BF%BDb.txt", headers=JSON)
     assert response.get_json()["filename"] == "a\ufffdb.txt"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("outside"), server={"workers": 1}) as running:
+        yield running
+
+
+def raw_exchange(server: LiveServer, data: bytes, shut: bool = False,
+                 ) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` (then end the sending side when ``shut``); the response."""
+    with connect(server) as sock:
+        sock.sendall(data)
+        if shut:
+            sock.shutdown(socket.SHUT_WR)
+        return read_response(sock, "PUT")
+
+
+# --- bodies whose end nobody announced ------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/n.bin", "/"])
+def test_a_put_without_content_length_or_chunking_is_411(make_app: Any, data_dir: Path,
+                                                         path: str) -> None:
+    app = make_app()
+    response = app.test_client().put(path, headers=JSON)
+    assert "Content-Length" in assert_json_error(response, 411, "length_required")
+    assert_nothing_stored(app, data_dir)
+
+
+@live
+@pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
+def test_a_body_ended_by_closing_the_connection_is_411_not_an_empty_drop(
+        server: LiveServer, version: str) -> None:
+    before = server.data.snapshot()
+    head = f"PUT /closed.txt {version}\r\nHost: x\r\nAccept: application/json\r\n\r\n"
+    status, headers, body = raw_exchange(server, head.encode() + b"the whole file", shut=True)
+    assert status == 411, body
+    assert headers["content-type"] == "application/json"
+    assert b"length_required" in body
+    assert server.data.snapshot() == before
+    assert server.healthy()
+
+
+@live
+def test_a_put_path_of_raw_non_utf8_bytes_is_400_under_gunicorn(server: LiveServer) -> None:
+    before = server.data.snapshot()
+    # Raw, gunicorn refuses the request line; percent-encoded, teledrop refuses the name.
+    for target, words in ((b"/a\xffb.txt", b"bad request"), (b"/a%FFb.txt", b"UTF-8")):
+        request = b"PUT " + target + b" HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n" \
+            b"Content-Length: 3\r\nConnection: close\r\n\r\nabc"
+        status, _, body = raw_exchange(server, request)
+        assert status == 400 and words in body, (target, body)
+    assert server.data.snapshot() == before

@@ -12,8 +12,8 @@ from werkzeug.http import parse_options_header
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
-from teledrop.core.errors import InvalidFilename, InvalidOption, MalformedBody, NotFound, \
-    PasswordRequired, StorageFull, TeledropError, TooLarge, TooManyAttempts
+from teledrop.core.errors import InvalidFilename, InvalidOption, LengthRequired, \
+    MalformedBody, NotFound, PasswordRequired, StorageFull, TeledropError, TooLarge, TooManyAttempts
 from teledrop.core.owners import identify
 from teledrop.core.passwords import header_password
 from teledrop.core.service import Teledrop
@@ -149,6 +149,9 @@ def upload_form() -> Response:
 @bp.put("/")
 @bp.put("/<filename>")
 def upload_raw(filename: str | None = None) -> Response:
+    if request.content_length is None and "Transfer-Encoding" not in request.headers:
+        # A body ended by closing the connection (HTTP/1.0) cannot be told from a cut one.
+        raise LengthRequired()
     if filename is not None and not path_is_utf8():
         raise InvalidFilename("the filename in the path is not UTF-8: percent-encode the "
                               "name's UTF-8 bytes")
