@@ -130,3 +130,16 @@ def test_metrics_are_scraped_through_the_proxy(proxy: Proxy) -> None:
     match = re.search(r"^teledrop_uploads_total (\d+\.\d+)$", response.text, re.MULTILINE)
     assert match and float(match.group(1)) >= 1
 
+
+
+def test_a_clients_own_forwarded_prefix_and_port_never_reach_the_links(proxy: Proxy) -> None:
+    """nginx passes on what it does not set: X-Forwarded-Prefix and -Port are the client's,
+    and teledrop must not build its links or Location from them."""
+    created = requests.put(proxy.base_url + "/spoof.txt", data=b"x", allow_redirects=False,
+                           headers={"Accept": "application/json",
+                                    "X-Forwarded-Prefix": "//evil.example",
+                                    "X-Forwarded-Port": "666"}, timeout=30)
+    assert created.status_code == 201, created.text
+    slug = created.json()["slug"]
+    assert created.headers["Location"] == f"/{slug}"
+    assert created.json()["url"] == f"{proxy.base_url}/{slug}"

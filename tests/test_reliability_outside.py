@@ -198,3 +198,20 @@ def test_a_put_path_of_raw_non_utf8_bytes_is_400_under_gunicorn(server: LiveServ
         status, _, body = raw_exchange(server, request)
         assert status == 400 and words in body, (target, body)
     assert server.data.snapshot() == before
+
+
+# --- forwarded headers the documented proxy never sets ---------------------------------
+
+#: What a client adds to bend its own links: nginx sets neither, so ProxyFix saw them as
+#: the proxy's.
+SPOOFED = {"X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Port": "666"}
+
+
+def test_a_clients_own_forwarded_prefix_and_port_are_never_trusted(make_app: Any) -> None:
+    client = make_app(server={"proxy_hops": 1}).test_client()
+    headers = {**SPOOFED, "X-Forwarded-Host": "files.example.org", "X-Forwarded-Proto": "https"}
+    response = put_file(client, headers={**headers, **JSON})
+    drop = response.get_json()
+    assert response.headers["Location"] == f"/{drop['slug']}"
+    assert drop["url"] == f"https://files.example.org/{drop['slug']}"
+    assert "evil.example" not in client.get("/", headers=headers).get_data(as_text=True)
