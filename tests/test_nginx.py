@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,3 +144,20 @@ def test_a_clients_own_forwarded_prefix_and_port_never_reach_the_links(proxy: Pr
     slug = created.json()["slug"]
     assert created.headers["Location"] == f"/{slug}"
     assert created.json()["url"] == f"{proxy.base_url}/{slug}"
+
+
+def test_nginx_answers_100_continue_itself_and_the_refusal_follows_unsent_body(
+        proxy: Proxy) -> None:
+    """nginx sends ``100 Continue`` as soon as it forwards the request (teledrop, directly,
+    would not); teledrop's refusal then comes back before the client sent any body, and
+    nginx ends the connection."""
+    taken = requests.put(proxy.base_url + "/k.txt?slug=nginx-kept", data=b"k", timeout=30)
+    assert taken.status_code in (201, 409)
+    port = int(proxy.base_url.rsplit(":", 1)[1])
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(b"PUT /a.txt?slug=nginx-kept HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    assert received.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 409 "), received

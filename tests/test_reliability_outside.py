@@ -147,9 +147,15 @@ def test_a_put_path_with_an_encoded_replacement_character_is_taken(client: Any) 
     assert response.get_json()["filename"] == "a\ufffdb.txt"
 
 
+TOKEN = "outside-token"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("outside"), server={"workers": 1}) as running:
+    """An upload token is required, and files stop at 1 MiB."""
+    with live_server(tmp_path_factory.mktemp("outside"), server={"workers": 1},
+                     auth={"upload_tokens": [TOKEN]},
+                     limits={"max_upload_size": "1MiB"}) as running:
         yield running
 
 
@@ -215,3 +221,75 @@ def test_a_clients_own_forwarded_prefix_and_port_are_never_trusted(make_app: Any
     assert response.headers["Location"] == f"/{drop['slug']}"
     assert drop["url"] == f"https://files.example.org/{drop['slug']}"
     assert "evil.example" not in client.get("/", headers=headers).get_data(as_text=True)
+
+
+# --- Expect: 100-continue ------------------------------------------------------------------
+
+def expecting_put(path: str, length: int, token: str | None = TOKEN) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (f"PUT {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n{auth}"
+            f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n").encode()
+
+
+def next_head(sock: socket.socket, received: bytearray) -> bytes:
+    """The next response head on ``sock`` (through ``received``, what is read beyond it)."""
+    while b"\r\n\r\n" not in received:
+        data = sock.recv(65536)
+        assert data, f"closed after {bytes(received)!r}"
+        received += data
+    head, _, rest = bytes(received).partition(b"\r\n\r\n")
+    received[:] = rest
+    return head
+
+
+def skip_body(sock: socket.socket, received: bytearray, head: bytes) -> None:
+    """Read past the body of the response whose ``head`` this is."""
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                  if line.lower().startswith(b"content-length:"))
+    while len(received) < length:
+        received += sock.recv(65536)
+    del received[:length]
+
+
+def until_closed(sock: socket.socket, received: bytearray) -> bytes:
+    while data := sock.recv(65536):
+        received += data
+    return bytes(received)
+
+
+@live
+@pytest.mark.parametrize("case", ["no token", "too large", "slug taken"])
+def test_a_refusal_is_answered_before_100_continue(server: LiveServer, case: str) -> None:
+    """The client sends its head and waits: the refusal must come instead of the
+    ``100 Continue`` that would make it send the body."""
+    taken = server.request("PUT", "/kept.txt?slug=outside-kept", data=b"kept",
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert taken.status_code in (201, 409), taken.text
+    head = {"no token": expecting_put("/a.txt", 1000, token=None),
+            "too large": expecting_put("/a.txt", 2 * 1024 * 1024),
+            "slug taken": expecting_put("/a.txt?slug=outside-kept", 1000)}[case]
+    status = {"no token": 401, "too large": 413, "slug taken": 409}[case]
+    before = server.data.snapshot()
+    with connect(server) as sock:
+        sock.sendall(head)
+        received = bytearray()
+        first = next_head(sock, received)
+        assert first.startswith(f"HTTP/1.1 {status} ".encode()), first
+        # The body it announced was never asked for: the connection ends after the answer.
+        assert b"100 Continue" not in until_closed(sock, received)
+    assert server.data.snapshot() == before
+
+
+@live
+def test_an_accepted_upload_gets_100_continue_then_its_answer(server: LiveServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(expecting_put("/wanted.txt", 5))
+        received = bytearray()
+        assert next_head(sock, received) == b"HTTP/1.1 100 Continue"
+        sock.sendall(b"hello")
+        final = next_head(sock, received)
+        assert final.startswith(b"HTTP/1.1 201 "), final
+        skip_body(sock, received, final)
+        # The connection stays usable for the next request.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert next_head(sock, received).startswith(b"HTTP/1.1 200 ")
