@@ -206,6 +206,28 @@ def test_a_put_path_of_raw_non_utf8_bytes_is_400_under_gunicorn(server: LiveServ
     assert server.data.snapshot() == before
 
 
+# --- what a private drop reveals (docs/owners.md) ---------------------------------------
+
+@pytest.mark.parametrize("who", ["anonymous", "another owner"])
+def test_a_taken_custom_slug_is_409_whoever_holds_it_and_says_nothing_more(make_app: Any,
+                                                                         who: str) -> None:
+    """The one thing a private drop gives away: a custom slug it holds is taken. The
+    refusal is the same as for a public drop's, so it says nothing of privacy or owner."""
+    app = make_app()
+    client = app.test_client()
+    owners = two_owners(app)
+    owner_upload(client, owners.alice, slug="secret-plan", private="true")
+    owner_upload(client, owners.alice, slug="open-plan")
+    headers = {**JSON, **(bearer(owners.bob) if who == "another owner" else {})}
+    private, public = (put_file(client, query={"slug": slug}, headers=headers)
+                       for slug in ("secret-plan", "open-plan"))
+    assert_json_error(private, 409, "slug_taken")
+    assert_json_error(public, 409, "slug_taken")
+    assert private.get_data(as_text=True).replace("secret", "open") == \
+        public.get_data(as_text=True)
+    assert set(private.headers.keys()) == set(public.headers.keys())
+
+
 # --- forwarded headers the documented proxy never sets ---------------------------------
 
 #: What a client adds to bend its own links: nginx sets neither, so ProxyFix saw them as
