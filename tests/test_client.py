@@ -42,8 +42,8 @@ from teledrop.client import (
     ProgressLine,
     Source,
     UploadOptions,
+    link_readings,
     normalize_server,
-    resolve_link,
 )
 from tests.live_server import (
     TELEDROP_SCRIPT,
@@ -763,22 +763,28 @@ def test_delete_requires_a_token() -> None:
 
 # --- links --------------------------------------------------------------------------------
 
+OTHER = "http://127.0.0.1:8000"
+
+
 @pytest.mark.parametrize("link, server, expected", [
-    ("http://h:1/abc", "http://127.0.0.1:8000", ("http://h:1", "abc")),
-    ("https://h/drops/abc", "http://127.0.0.1:8000", ("https://h/drops", "abc")),
-    ("http://h:1/abc/report.pdf", "http://h:1/", ("http://h:1", "abc")),
-    ("http://h:1/drops/abc/x.pdf", "http://h:1/drops", ("http://h:1/drops", "abc")),
-    ("http://h:1/abc?x=1#top", "http://127.0.0.1:8000", ("http://h:1", "abc")),
-    ("abc", "h:1/", ("http://h:1", "abc")),
+    ("http://h:1/abc", OTHER, [("http://h:1", "abc")]),
+    ("https://h/drops/abc", OTHER, [("https://h", "drops"), ("https://h/drops", "abc")]),
+    ("https://h/abc/report.pdf", OTHER, [("https://h", "abc"), ("https://h/abc", "report.pdf")]),
+    ("https://h/abc/My%20File.pdf", OTHER, [("https://h", "abc")]),
+    ("https://h/api/drops/abc", OTHER, [("https://h/api", "drops"), ("https://h/api/drops", "abc")]),
+    ("http://h:1/abc/report.pdf", "http://h:1/", [("http://h:1", "abc")]),
+    ("http://h:1/drops/abc/x.pdf", "http://h:1/drops", [("http://h:1/drops", "abc")]),
+    ("http://h:1/abc?x=1#top", OTHER, [("http://h:1", "abc")]),
+    ("abc", "h:1/", [("http://h:1", "abc")]),
 ])
-def test_resolve_link(link: str, server: str, expected: tuple[str, str]) -> None:
-    assert resolve_link(link, server) == expected
+def test_link_readings(link: str, server: str, expected: list[tuple[str, str]]) -> None:
+    assert link_readings(link, server) == expected
 
 
-@pytest.mark.parametrize("link", ["", "a/b", "http://h:1/", "http://h:1"])
-def test_resolve_link_refuses_what_names_no_drop(link: str) -> None:
+@pytest.mark.parametrize("link", ["", "a/b", "http://h:1/", "http://h:1", "http://h/api/static"])
+def test_link_readings_refuse_what_names_no_drop(link: str) -> None:
     with pytest.raises(ClientError):
-        resolve_link(link, "http://127.0.0.1:8000")
+        link_readings(link, OTHER)
 
 
 def test_a_link_with_no_slug_is_one_line(how: str) -> None:
@@ -878,6 +884,62 @@ def test_progress_line_without_a_total_shows_bytes_and_speed() -> None:
     line = frames(stream)[-1].strip()
     assert line == f"stdin  {'8.0 MiB':>10}  {'2.0 MiB':>10}/s"
     assert "%" not in line and "[" not in line
+
+
+@live
+def test_info_and_delete_of_a_named_link_on_another_server_never_download(
+        server: LiveServer, tmp_path: Path, how: str) -> None:
+    """``https://HOST/SLUG/NAME`` from a host that is not --server: ``/SLUG/api/drops/NAME``
+    would be the drop's bytes, and use up a one-download drop."""
+    out = teledrop("runner", "upload", "--json", "--max-downloads", "1",
+                   str(write(tmp_path, "once.txt", b"once")), env=on(server))
+    drop = json.loads(out.stdout)
+    link = drop["url"] + "/once.txt"
+    info = teledrop(how, "info", "--json", link)  # --server is the default, another host
+    assert info.code == 0, info.stderr
+    assert json.loads(info.stdout) == drop_json(server, drop["slug"])
+    assert drop_json(server, drop["slug"])["downloads"] == 0
+    gone = teledrop(how, "delete", link, "--token", drop["delete_token"])
+    assert gone.code == 0, gone.stderr
+    assert gone.stdout == f"deleted {drop['slug']}\n"
+    assert server.data.record(drop["slug"]) is None
+
+
+@pytest.fixture
+def mounted(make_app: Any) -> Iterator[tuple[str, Any]]:
+    """A real HTTP server with teledrop under ``/drops`` and nothing (404) at the root, as
+    behind a proxy that mounts it under a path."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+
+    app = make_app()
+    httpd = make_server("127.0.0.1", 0, DispatcherMiddleware(Response("nothing here", 404),
+                                                             {"/drops": app}), threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/drops", app
+    finally:
+        httpd.shutdown()
+
+
+@pytest.mark.parametrize("form", ["link", "link with a name"])
+def test_a_link_under_a_path_is_found_by_asking_for_metadata_only(mounted: tuple[str, Any],
+                                                                  form: str) -> None:
+    base, app = mounted
+    created = app.test_client().put("/notes.txt?max_downloads=1", data=b"once",
+                                    headers={"Accept": "application/json"},
+                                    base_url=base.rsplit("/", 1)[0] + "/", environ_overrides={
+                                        "SCRIPT_NAME": "/drops"})
+    drop = created.get_json()
+    assert drop["url"] == f"{base}/{drop['slug']}"
+    link = drop["url"] + ("/notes.txt" if form == "link with a name" else "")
+    info = teledrop("runner", "info", "--json", link)
+    assert info.code == 0, info.stderr
+    assert json.loads(info.stdout)["downloads"] == 0
+    gone = teledrop("runner", "delete", link, "--token", drop["delete_token"])
+    assert gone.stdout == f"deleted {drop['slug']}\n", gone.stderr
 
 
 # --- what the client's surroundings must not change -------------------------------------

@@ -17,7 +17,7 @@ from teledrop.core.errors import InvalidFilename, InvalidOption, LengthRequired,
 from teledrop.core.owners import identify
 from teledrop.core.passwords import header_password
 from teledrop.core.service import Teledrop
-from teledrop.core.slugs import RESERVED
+from teledrop.core.slugs import RESERVED, could_be_slug
 from teledrop.core.units import format_size
 from teledrop.core.upload import PASSWORD_HEADER, UploadRequest, create_drop
 from teledrop.metrics import CONTENT_TYPE_LATEST
@@ -35,8 +35,6 @@ bp = Blueprint("teledrop", __name__)
 
 #: RFC 2046's boundary length, in any printable ASCII (clients stray from its exact set).
 _BOUNDARY = re.compile(r"[ -~]{1,70}")
-#: Anything that could be a slug, generated or custom; the rest is 404 without a lookup.
-_SLUGLIKE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 #: Methods only the slug routes take: on one of the app's own paths they mean nothing.
 _SLUG_ONLY_METHODS = frozenset({"POST", "DELETE"})
 
@@ -267,6 +265,6 @@ def checked(slug: str) -> str:
 def sluglike(slug: str) -> str:
     """``slug`` if it could name a drop, else 404 without a lookup (a reserved word never
     does: custom slugs cannot be one)."""
-    if not _SLUGLIKE.fullmatch(slug) or slug.lower() in RESERVED:
+    if not could_be_slug(slug):
         raise NotFound()
     return slug
