@@ -20,8 +20,9 @@ from teledrop.client import (
     ProgressLine,
     Source,
     UploadOptions,
+    locate,
     normalize_server,
-    resolve_link,
+    printable,
 )
 from teledrop.composition import PluginTeledrop
 from teledrop.core.config import Config, load_config
@@ -399,7 +400,7 @@ def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str |
                 failed += 1
                 click.echo(f"Error: {_label(path, name)}: {exc.message}", err=True)
                 continue
-            click.echo(json.dumps(drop) if as_json else drop["url"])
+            click.echo(json.dumps(drop) if as_json else printable(drop["url"]))
     if failed:
         ctx.exit(1)
 
@@ -410,8 +411,9 @@ def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str |
 @click.option("--token", metavar="T", required=True,
               help="the drop's delete token (upload --json prints it)")
 def delete(link: str, server: str, token: str) -> None:
-    """Delete a drop: its file and its record. LINK is a link as upload printed it, or a
-    slug on --server (after '--' when it starts with '-').
+    """Delete a drop: its file and its record. LINK is a link as upload printed it (with
+    or without a /NAME after the slug), or a slug on --server (after '--' when it starts
+    with '-').
 
     \b
     Examples:
@@ -419,7 +421,7 @@ def delete(link: str, server: str, token: str) -> None:
       teledrop delete --server https://drop.example.org --token 6f1cE0... -- -k3Xq9vP
     """
     with _reporting():
-        base, slug = resolve_link(link, server)
+        base, slug = locate(link, server)
         with Client(base) as client:
             client.delete(slug, token)
     click.echo(f"deleted {slug}")
@@ -453,7 +455,8 @@ def _summary(drop: dict[str, Any]) -> list[tuple[str, str]]:
 @click.option("--json", "as_json", is_flag=True, help="print the server's JSON as it is")
 def info(link: str, server: str, as_json: bool) -> None:
     """Show a drop's metadata: name, size, hash, expiry, downloads. LINK is a link as
-    upload printed it, or a slug on --server (after '--' when it starts with '-').
+    upload printed it (with or without a /NAME after the slug), or a slug on --server
+    (after '--' when it starts with '-'). Never downloads the file.
 
     \b
     Examples:
@@ -461,11 +464,11 @@ def info(link: str, server: str, as_json: bool) -> None:
       teledrop info k3Xq9vPa --server https://drop.example.org --json
     """
     with _reporting():
-        base, slug = resolve_link(link, server)
+        base, slug = locate(link, server)
         with Client(base) as client:
             drop = client.info(slug)
     if as_json:
         click.echo(json.dumps(drop))
         return
     for label, value in _summary(drop):
-        click.echo(f"{label + ':':<11}{value}")
+        click.echo(f"{label + ':':<11}{printable(value)}")

@@ -17,12 +17,16 @@ from __future__ import annotations
 import os
 import stat
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, TextIO
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.auth
+
+from teledrop.core.slugs import could_be_slug
 
 from teledrop.core.units import binary_unit, format_eta, format_progress_size
 
@@ -40,9 +44,18 @@ class ClientError(Exception):
     """A request that did not succeed. ``str(err)`` is the one-line reason to show."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        self.message = " ".join(message.split())
+        self.message = printable(" ".join(message.split()))
         self.status = status
         super().__init__(self.message)
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` with each control and format character (ESC, CSI, BEL, CR, bidi controls)
+    shown as ``?``: what a server says is printed, and never drives the terminal."""
+    return "".join("?" if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,18 @@ def _chunked_body(source: Source, on_progress: Progress) -> Iterator[bytes]:
         on_progress(sent)
 
 
+class _BearerToken(requests.auth.AuthBase):
+    """An upload token as ``Authorization: Bearer``. Given to requests as the request's auth,
+    not as a header: a ``~/.netrc`` entry for the host would replace the header."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 def _ignore(_sent: int) -> None:
     pass
 
@@ -145,16 +170,33 @@ class Client:
             body = _SizedBody(source, source.size, on_progress)
         else:
             body = _chunked_body(source, on_progress)
-        headers = {"Content-Type": "application/octet-stream"}
-        if self.upload_token:
-            headers["Authorization"] = f"Bearer {self.upload_token}"
-        response = self._request("PUT", path, data=body, headers=headers,
-                                 params=options.query())
+        auth = _BearerToken(self.upload_token) if self.upload_token else None
+        response = self._request("PUT", path, data=body, auth=auth, params=options.query(),
+                                 headers={"Content-Type": "application/octet-stream"})
         return _json_of(response)
 
     def info(self, slug: str) -> dict[str, Any]:
         """The drop's metadata (never its delete token)."""
         return _json_of(self._request("GET", f"/api/drops/{quote(slug, safe='')}"))
+
+    def lookup(self, slug: str) -> str | None:
+        """What the server says of ``slug``'s metadata: ``"drop"`` (its metadata, or
+        teledrop's refusal to show it, such as a password), ``"unknown"`` (teledrop's 404),
+        or ``None`` (no answer, or not one of teledrop's)."""
+        try:
+            response = self.session.get(f"{self.server}/api/drops/{quote(slug, safe='')}",
+                                        headers={"Accept": "application/json"},
+                                        timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                                        allow_redirects=False)
+            body = response.json()
+        except (requests.RequestException, ValueError):
+            return None
+        if response.status_code == 200:
+            return "drop" if isinstance(body, dict) and body.get("slug") == slug else None
+        error = body.get("error") if isinstance(body, dict) else None
+        if not (isinstance(error, dict) and isinstance(error.get("code"), str)):
+            return None
+        return "unknown" if response.status_code == 404 else "drop"
 
     def delete(self, slug: str, delete_token: str) -> None:
         self._request("DELETE", f"/{quote(slug, safe='')}",
@@ -192,25 +234,54 @@ def normalize_server(server: str) -> str:
     return server.rstrip("/")
 
 
-def resolve_link(link: str, server: str) -> tuple[str, str]:
-    """``(server, slug)`` for a link as ``upload`` prints it (``{server}/{slug}``), its
-    ``{server}/{slug}/{name}`` form, or a bare slug on ``server``."""
+def link_readings(link: str, server: str) -> list[tuple[str, str]]:
+    """Every ``(server, slug)`` that ``link`` can mean by teledrop's path rules, the
+    shortest server path first: a bare slug is on ``server``; on ``server`` the segment
+    after it is the slug, whatever follows (``{server}/{slug}/{name}``). Elsewhere the
+    server may sit under a path and a name may follow the slug, so each segment that
+    could be a slug is one reading."""
     link = link.strip()
     if "://" not in link:
         slug = link.strip("/")
         if not slug or "/" in slug:
             raise ClientError(f"not a link or a slug: {link!r}")
-        return normalize_server(server), slug
+        return [(normalize_server(server), slug)]
     server = normalize_server(server)
     parts = urlsplit(link)
     bare = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
     if bare.startswith(server + "/"):
-        # On the configured server the first segment is the slug, whatever follows it.
-        return server, bare[len(server) + 1:].split("/", 1)[0]
-    base, _, slug = bare.rpartition("/")
-    if not slug or "://" not in base or base.endswith(":/"):
+        return [(server, bare[len(server) + 1:].split("/", 1)[0])]
+    host = normalize_server(f"{parts.scheme}://{parts.netloc}")
+    segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
+    readings = [(host + "".join("/" + s for s in segments[:i]), segment)
+                for i, segment in enumerate(segments) if could_be_slug(segment)]
+    if not readings:
         raise ClientError(f"no slug in the link {link!r}")
-    return normalize_server(base), slug
+    return readings
+
+
+def locate(link: str, server: str) -> tuple[str, str]:
+    """The ``(server, slug)`` that ``link`` names, asking the server when the link can be
+    read more than one way (``https://host/a/b``: the drop ``a`` and its name ``b``, or the
+    drop ``b`` of a teledrop under ``/a``).
+
+    Each reading is asked for its metadata, never its bytes, shortest server path first.
+    That order is what makes asking safe: a wrong reading before the right one asks a path
+    outside teledrop; one after a drop that teledrop does not know asks under a slug
+    that has no drop. The first reading teledrop answers for a drop (its metadata, or a
+    refusal such as a password) wins; else the first it says it does not know."""
+    readings = link_readings(link, server)
+    if len(readings) == 1:
+        return readings[0]
+    unknown = None
+    with requests.Session() as session:
+        for base, slug in readings:
+            answer = Client(base, session=session).lookup(slug)
+            if answer == "drop":
+                return base, slug
+            if answer == "unknown" and unknown is None:
+                unknown = (base, slug)
+    return unknown or readings[0]
 
 
 def error_message(response: requests.Response) -> str:

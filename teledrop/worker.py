@@ -31,10 +31,19 @@ from teledrop.server import current_config
 log = logging.getLogger(__name__)
 
 
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 class IdleTimeoutSocket(socket.socket):
-    """A client connection that remembers whether one of its calls timed out."""
+    """A client connection that remembers whether one of its calls timed out, and sends
+    an owed ``100 Continue`` on the first read of the request body (never once the
+    response has begun)."""
 
     timed_out = False
+    #: The request asked ``Expect: 100-continue`` and neither body nor response has begun.
+    continue_owed = False
+    #: The response began while ``100 Continue`` was owed: the body was never asked for.
+    continue_skipped = False
 
     def _timing(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -43,19 +52,33 @@ class IdleTimeoutSocket(socket.socket):
             self.timed_out = True
             raise
 
+    def _reading(self) -> None:
+        if self.continue_owed:
+            self.continue_owed = False
+            self._timing(super().sendall, CONTINUE)
+
+    def _writing(self) -> None:
+        if self.continue_owed:
+            self.continue_owed, self.continue_skipped = False, True
+
     def recv(self, *args: Any) -> bytes:  # type: ignore[override]
+        self._reading()
         return self._timing(super().recv, *args)
 
     def recv_into(self, *args: Any) -> int:  # type: ignore[override]
+        self._reading()
         return self._timing(super().recv_into, *args)
 
     def send(self, *args: Any) -> int:  # type: ignore[override]
+        self._writing()
         return self._timing(super().send, *args)
 
     def sendall(self, *args: Any) -> None:  # type: ignore[override]
+        self._writing()
         self._timing(super().sendall, *args)
 
     def sendfile(self, *args: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        self._writing()
         return self._timing(super().sendfile, *args, **kwargs)
 
 
@@ -129,13 +152,28 @@ class IdleTimeoutWorker(ThreadWorker):  # type: ignore[misc]
                              partial(self.on_pending_socket_readable, conn))
 
     def handle_request(self, req: Any, conn: IdleTimeoutConn) -> bool:
-        """One request; a client that stopped reading the response ends its connection."""
+        """One request; a client that stopped reading the response ends its connection.
+
+        gunicorn answers ``Expect: 100-continue`` before the application runs, so a client
+        would send a body that teledrop then refuses (401, 409, 413). The ``100 Continue``
+        is deferred to the socket instead, which sends it when the body is first read. A
+        refusal goes out without it, and the connection then closes: the client was told
+        not to send the body it announced, so where the next request starts is unknown.
+        """
+        sock = conn.sock
+        if isinstance(sock, IdleTimeoutSocket):
+            sock.continue_owed = bool(getattr(req, "_expected_100_continue", False))
+            sock.continue_skipped = False
+            req._expected_100_continue = False
         try:
-            return bool(super().handle_request(req, conn))
+            keep_alive = bool(super().handle_request(req, conn))
         except TimeoutError:
             log.info("closed a connection from %s: %s %s made no progress for %ss",
                      _peer(conn.client), req.method, req.path, self.idle_timeout)
             return False
+        finally:
+            sock.continue_owed = False
+        return keep_alive and not getattr(sock, "continue_skipped", False)
 
 
 def _peer(client: Any) -> str:

@@ -7,18 +7,20 @@ The commands against a real gunicorn are in ``test_client_live.py``.
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 import teledrop.client as client_module
-from teledrop.client import ClientError, ProgressLine, normalize_server, resolve_link
+from teledrop.client import ClientError, ProgressLine, link_readings, normalize_server
 from tests.live_server import free_port
 from tests.support.command import clean_env, how, teledrop, write  # noqa: F401
 
@@ -151,22 +153,28 @@ def test_delete_requires_a_token() -> None:
 
 # --- links --------------------------------------------------------------------------------
 
+OTHER = "http://127.0.0.1:8000"
+
+
 @pytest.mark.parametrize("link, server, expected", [
-    ("http://h:1/abc", "http://127.0.0.1:8000", ("http://h:1", "abc")),
-    ("https://h/drops/abc", "http://127.0.0.1:8000", ("https://h/drops", "abc")),
-    ("http://h:1/abc/report.pdf", "http://h:1/", ("http://h:1", "abc")),
-    ("http://h:1/drops/abc/x.pdf", "http://h:1/drops", ("http://h:1/drops", "abc")),
-    ("http://h:1/abc?x=1#top", "http://127.0.0.1:8000", ("http://h:1", "abc")),
-    ("abc", "h:1/", ("http://h:1", "abc")),
+    ("http://h:1/abc", OTHER, [("http://h:1", "abc")]),
+    ("https://h/drops/abc", OTHER, [("https://h", "drops"), ("https://h/drops", "abc")]),
+    ("https://h/abc/report.pdf", OTHER, [("https://h", "abc"), ("https://h/abc", "report.pdf")]),
+    ("https://h/abc/My%20File.pdf", OTHER, [("https://h", "abc")]),
+    ("https://h/api/drops/abc", OTHER, [("https://h/api", "drops"), ("https://h/api/drops", "abc")]),
+    ("http://h:1/abc/report.pdf", "http://h:1/", [("http://h:1", "abc")]),
+    ("http://h:1/drops/abc/x.pdf", "http://h:1/drops", [("http://h:1/drops", "abc")]),
+    ("http://h:1/abc?x=1#top", OTHER, [("http://h:1", "abc")]),
+    ("abc", "h:1/", [("http://h:1", "abc")]),
 ])
-def test_resolve_link(link: str, server: str, expected: tuple[str, str]) -> None:
-    assert resolve_link(link, server) == expected
+def test_link_readings(link: str, server: str, expected: list[tuple[str, str]]) -> None:
+    assert link_readings(link, server) == expected
 
 
-@pytest.mark.parametrize("link", ["", "a/b", "http://h:1/", "http://h:1"])
-def test_resolve_link_refuses_what_names_no_drop(link: str) -> None:
+@pytest.mark.parametrize("link", ["", "a/b", "http://h:1/", "http://h:1", "http://h/api/static"])
+def test_link_readings_refuse_what_names_no_drop(link: str) -> None:
     with pytest.raises(ClientError):
-        resolve_link(link, "http://127.0.0.1:8000")
+        link_readings(link, OTHER)
 
 
 def test_a_link_with_no_slug_is_one_line(how: str) -> None:
@@ -266,3 +274,78 @@ def test_progress_line_without_a_total_shows_bytes_and_speed() -> None:
     line = frames(stream)[-1].strip()
     assert line == f"stdin  {'8.0 MiB':>10}  {'2.0 MiB':>10}/s"
     assert "%" not in line and "[" not in line
+
+
+# --- links under a path, and what the server says -------------------------------------
+
+@pytest.fixture
+def mounted(make_app: Any) -> Iterator[tuple[str, Any]]:
+    """A real HTTP server with teledrop under ``/drops`` and nothing (404) at the root, as
+    behind a proxy that mounts it under a path."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+
+    app = make_app()
+    httpd = make_server("127.0.0.1", 0, DispatcherMiddleware(Response("nothing here", 404),
+                                                             {"/drops": app}), threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/drops", app
+    finally:
+        httpd.shutdown()
+
+
+@pytest.mark.parametrize("form", ["link", "link with a name"])
+def test_a_link_under_a_path_is_found_by_asking_for_metadata_only(mounted: tuple[str, Any],
+                                                                  form: str) -> None:
+    base, app = mounted
+    created = app.test_client().put("/notes.txt?max_downloads=1", data=b"once",
+                                    headers={"Accept": "application/json"},
+                                    base_url=base.rsplit("/", 1)[0] + "/", environ_overrides={
+                                        "SCRIPT_NAME": "/drops"})
+    drop = created.get_json()
+    assert drop["url"] == f"{base}/{drop['slug']}"
+    link = drop["url"] + ("/notes.txt" if form == "link with a name" else "")
+    info = teledrop("runner", "info", "--json", link)
+    assert info.code == 0, info.stderr
+    assert json.loads(info.stdout)["downloads"] == 0
+    gone = teledrop("runner", "delete", link, "--token", drop["delete_token"])
+    assert gone.stdout == f"deleted {drop['slug']}\n", gone.stderr
+
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e\r"
+HOSTILE_ANSWERS = {
+    "upload link": ("upload", (201, {"Content-Type": "application/json"},
+                               json.dumps({"url": f"http://h/{ESCAPES}abc"}).encode())),
+    "json error": ("upload", (400, {"Content-Type": "application/json"}, json.dumps(
+        {"error": {"code": "x", "message": f"bad {ESCAPES}thing"}}).encode())),
+    "plain error": ("upload", (503, {"Content-Type": "text/plain"},
+                               f"down {ESCAPES}now\n".encode())),
+    "location": ("upload", (308, {"Location": "https://h/\x1b[2Jx"}, b"")),
+    "info": ("info", (200, {"Content-Type": "application/json"}, json.dumps(
+        {"url": f"http://h/{ESCAPES}", "filename": f"{ESCAPES}.txt",
+         "content_type": ESCAPES, "hash": ESCAPES, "created_at": ESCAPES,
+         "expires_at": ESCAPES, "downloads": ESCAPES, "max_downloads": ESCAPES}).encode())),
+    "info error": ("info", (404, {"Content-Type": "application/json"}, json.dumps(
+        {"error": {"code": "not_found", "message": f"{ESCAPES}gone"}}).encode())),
+    "delete error": ("delete", (403, {"Content-Type": "application/json"}, json.dumps(
+        {"error": {"code": "forbidden", "message": f"{ESCAPES}no"}}).encode())),
+}
+
+
+@pytest.mark.parametrize("command, answer", list(HOSTILE_ANSWERS.values()),
+                         ids=list(HOSTILE_ANSWERS))
+def test_terminal_escapes_from_the_server_are_never_printed(scripted: Scripted, tmp_path: Path,
+                                                           command: str,
+                                                           answer: tuple[int, dict[str, str],
+                                                                         bytes]) -> None:
+    scripted.answer = answer
+    args = {"upload": ["upload", str(write(tmp_path, "a", b"abc"))],
+            "info": ["info", "abc"], "delete": ["delete", "abc", "--token", "t"]}[command]
+    out = teledrop("runner", *args, "--server", scripted.url)
+    printed = out.stdout + out.stderr
+    assert printed.strip(), printed
+    for char in "\x1b\x07\x9b\u202e\r":
+        assert char not in printed, (char, printed)

@@ -562,3 +562,42 @@ def test_delete_removes_the_drop(server: LiveServer, uploaded: dict, how: str,
     assert again.error_line() == "Error: no such drop"
     assert_clean(server)
 
+
+# --- links on another server, and the client's surroundings ----------------------------
+
+@live
+def test_info_and_delete_of_a_named_link_on_another_server_never_download(
+        server: LiveServer, tmp_path: Path, how: str) -> None:
+    """``https://HOST/SLUG/NAME`` from a host that is not --server: ``/SLUG/api/drops/NAME``
+    would be the drop's bytes, and use up a one-download drop."""
+    out = teledrop("runner", "upload", "--json", "--max-downloads", "1",
+                   str(write(tmp_path, "once.txt", b"once")), env=on(server))
+    drop = json.loads(out.stdout)
+    link = drop["url"] + "/once.txt"
+    info = teledrop(how, "info", "--json", link)  # --server is the default, another host
+    assert info.code == 0, info.stderr
+    assert json.loads(info.stdout) == drop_json(server, drop["slug"])
+    assert drop_json(server, drop["slug"])["downloads"] == 0
+    gone = teledrop(how, "delete", link, "--token", drop["delete_token"])
+    assert gone.code == 0, gone.stderr
+    assert gone.stdout == f"deleted {drop['slug']}\n"
+    assert server.data.record(drop["slug"]) is None
+
+
+@live
+def test_a_netrc_entry_for_the_server_never_replaces_the_token(strict: LiveServer,
+                                                               tmp_path: Path, how: str) -> None:
+    """requests applies a ``~/.netrc`` entry for the host over an ``Authorization`` header:
+    the server would get the netrc password instead of the upload token."""
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine {urlsplit(strict.base_url).hostname} login me password netrc-pw\n")
+    netrc.chmod(0o600)
+    env = on(strict, HOME=str(home), TELEDROP_TOKEN=TOKEN)
+    out = teledrop(how, "upload", str(write(tmp_path, "a.txt", b"mine")), env=env)
+    assert out.code == 0, out.stderr
+    assert download(strict, out.links[0]) == b"mine"
+    refused = teledrop(how, "upload", str(write(tmp_path, "b.txt", b"x")),
+                       env={**env, "TELEDROP_TOKEN": ""})
+    assert refused.code == 1 and "token" in refused.error_line()

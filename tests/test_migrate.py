@@ -31,6 +31,7 @@ from teledrop.core.migrate import Migration
 from teledrop.core.service import Teledrop
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.http_helpers import put_file
 from tests.live_server import TELEDROP_SCRIPT, DataDir, install_plugins
 from tests.plugins.memory import MemoryPlugin
 from tests.support.entry_points import also_load, entry_points_env, is_teledrop_setting
@@ -124,8 +125,8 @@ def migrate(source: Side, target: Side | Path, *args: str) -> Result:
 
 def put(app: Flask, data: bytes, name: str = "f.bin", headers: dict[str, str] | None = None,
         **query: Any) -> dict[str, Any]:
-    response = app.test_client().put(f"/{name}", data=data, query_string=query,
-                                     headers={"Accept": "application/json", **(headers or {})})
+    response = put_file(app.test_client(), f"/{name}", data, query=query,
+                        headers={"Accept": "application/json", **(headers or {})})
     assert response.status_code == 201, response.data
     return response.json
 

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,3 +131,33 @@ def test_metrics_are_scraped_through_the_proxy(proxy: Proxy) -> None:
     match = re.search(r"^teledrop_uploads_total (\d+\.\d+)$", response.text, re.MULTILINE)
     assert match and float(match.group(1)) >= 1
 
+
+
+def test_a_clients_own_forwarded_prefix_and_port_never_reach_the_links(proxy: Proxy) -> None:
+    """nginx passes on what it does not set: X-Forwarded-Prefix and -Port are the client's,
+    and teledrop must not build its links or Location from them."""
+    created = requests.put(proxy.base_url + "/spoof.txt", data=b"x", allow_redirects=False,
+                           headers={"Accept": "application/json",
+                                    "X-Forwarded-Prefix": "//evil.example",
+                                    "X-Forwarded-Port": "666"}, timeout=30)
+    assert created.status_code == 201, created.text
+    slug = created.json()["slug"]
+    assert created.headers["Location"] == f"/{slug}"
+    assert created.json()["url"] == f"{proxy.base_url}/{slug}"
+
+
+def test_nginx_answers_100_continue_itself_and_the_refusal_follows_unsent_body(
+        proxy: Proxy) -> None:
+    """nginx sends ``100 Continue`` as soon as it forwards the request (teledrop, directly,
+    would not); teledrop's refusal then comes back before the client sent any body, and
+    nginx ends the connection."""
+    taken = requests.put(proxy.base_url + "/k.txt?slug=nginx-kept", data=b"k", timeout=30)
+    assert taken.status_code in (201, 409)
+    port = int(proxy.base_url.rsplit(":", 1)[1])
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(b"PUT /a.txt?slug=nginx-kept HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    assert received.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 409 "), received

@@ -200,6 +200,7 @@ SCENARIOS: dict[str, tuple[str, str, Request]] = {
                                                       slug=w["kept"]["slug"])),
     "too large": ("/{slug}", "put",
                   lambda w: w["client"].put("/n.bin", data=b"x" * 1001, headers=JSON)),
+    "no length": ("/{slug}", "put", lambda w: w["client"].put("/n.bin", headers=JSON)),
     "storage full": ("/", "post", lambda w: upload_form(w["full_client"], JSON)),
     "metadata down": ("/{slug}", "put",
                       lambda w: w["down_client"].put("/n.bin", data=b"x", headers=JSON)),

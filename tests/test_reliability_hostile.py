@@ -375,8 +375,8 @@ def test_forwarded_headers_are_ignored_by_a_server_with_no_trusted_proxy(
 @live
 def test_forwarded_headers_are_honoured_behind_one_trusted_proxy(proxied: LiveServer) -> None:
     link, location = link_and_location(proxied, FORWARDED)
-    assert link == "https://files.example.org/drop"
-    assert location.startswith("/drop/")
+    assert link == "https://files.example.org"
+    assert location.count("/") == 1  # X-Forwarded-Prefix is not a header nginx sets
     # Only the hop the proxy appended counts: what the client put before it is ignored.
     link, _ = link_and_location(proxied, {"X-Forwarded-Host": "evil.example, files.example.org",
                                           "X-Forwarded-Proto": "http, https"})

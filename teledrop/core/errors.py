@@ -102,6 +102,11 @@ class TooManyAttempts(TeledropError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class LengthRequired(TeledropError):
+    code, status, default_message = "length_required", 411, \
+        "send a Content-Length, or the body chunked (Transfer-Encoding: chunked)"
+
+
 class TooLarge(TeledropError):
     code, status, default_message = "too_large", 413, "the upload exceeds the size limit"
 

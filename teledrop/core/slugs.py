@@ -42,3 +42,13 @@ def check_not_reserved(slug: str) -> None:
     """:raises InvalidSlug: when ``slug`` names one of the app's own paths."""
     if slug.lower() in RESERVED:
         raise InvalidSlug(f"{slug!r} is reserved")
+
+
+#: Anything that could be a slug, generated (older ones may start with "-") or custom.
+_SLUGLIKE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def could_be_slug(text: str) -> bool:
+    """Whether ``text`` could name a drop: what is not is no drop, without a lookup (a
+    reserved word never is: custom slugs cannot be one)."""
+    return bool(_SLUGLIKE.fullmatch(text)) and text.lower() not in RESERVED

@@ -29,7 +29,10 @@ def _quantity(value: int | str, units: dict[str, int], kind: str, hint: str,
         unit = unit.lower()
     if not match or unit not in units:
         raise ValueError(f"not a {kind}: {value!r} ({hint})")
-    return int(float(match.group(1)) * units[unit])
+    amount = float(match.group(1)) * units[unit]
+    if not math.isfinite(amount):  # past 1.8e308 a float is infinite, and int() refuses it
+        raise ValueError(f"too large a {kind}: {len(match.group(1))} digits")
+    return int(amount)
 
 
 def parse_size(value: int | str) -> int:

@@ -19,8 +19,8 @@ from typing import Any
 from .drop import Drop, now
 from .errors import InvalidFilename, InvalidOption, MalformedBody, SlugTaken, TooLarge
 from .interfaces import BlobWriter
-from .options import UNSAFE_IN_NAMES, clean_description, clean_title, parse_bool, \
-    parse_expires, parse_max_downloads
+from .options import clean_description, clean_title, parse_bool, \
+    parse_expires, parse_max_downloads, unsafe_in_name
 from .owners import identify
 from .passwords import PASSWORD_HEADER, hash_password, header_password, refuse_in_query
 from .service import Teledrop
@@ -259,8 +259,9 @@ def clean_filename(name: str | None) -> str:
     if name is None or not name.strip():
         return DEFAULT_FILENAME
     name = unicodedata.normalize("NFC", name.strip())
-    if UNSAFE_IN_NAMES.search(name):
-        raise InvalidFilename("the filename contains control or bidirectional characters")
+    if unsafe_in_name(name):
+        raise InvalidFilename("the filename contains control or invisible formatting "
+                              "characters (bidirectional controls, zero-width spaces)")
     if "/" in name or "\\" in name or name in (".", ".."):
         raise InvalidFilename("the filename must be a plain name, not a path")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:

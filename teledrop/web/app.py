@@ -53,9 +53,12 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     app.register_error_handler(Exception, _server_error)
     app.after_request(_security_headers)
     if config.server.proxy_hops:
+        # Only the headers the documented proxy (conf/nginx.conf) sets, overwriting what the
+        # client sent: a client's own X-Forwarded-Prefix or -Port would reach teledrop
+        # untouched, and bend its links and Location (``//evil.example/SLUG``).
         hops = config.server.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
-                                x_port=hops, x_prefix=hops)
+                                x_port=0, x_prefix=0)
     return app
 
 

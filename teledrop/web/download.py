@@ -70,10 +70,12 @@ def is_inline(content_type: str) -> bool:
 
 def content_disposition(inline: bool, filename: str) -> str:
     """RFC 6266: an ASCII ``filename`` fallback and the exact name in ``filename*``.
-    Stored filenames have no control characters; quoting handles the rest."""
+    Stored filenames have no control characters; quoting handles the rest. A ``%`` in the
+    fallback gets ``filename*`` too: some user agents percent-decode ``filename``
+    (appendix D), and would save ``invoice%2Epdf`` as ``invoice.pdf``."""
     ascii_name = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
     options = {"filename": ascii_name}
-    if ascii_name != filename:
+    if ascii_name != filename or "%" in ascii_name:
         options["filename*"] = "UTF-8''" + quote(filename, safe="!#$&+-.^_`|~")
     return dump_options_header("inline" if inline else "attachment", options)
 

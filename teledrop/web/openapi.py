@@ -34,7 +34,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "token missing or wrong, or the drop's password missing or wrong",
         403: "wrong delete token", 404: "no such drop", 405: "method not allowed",
         408: "the request body sent nothing for limits.idle_timeout",
-        409: "slug taken", 410: "expired or out of downloads", 413: "over max_upload_size",
+        409: "slug taken", 410: "expired or out of downloads",
+        411: "neither Content-Length nor Transfer-Encoding: chunked", 413: "over max_upload_size",
         416: "range not satisfiable", 429: "too many wrong passwords for this drop",
         503: "storage or metadata unavailable", 507: "storage full",
     }
@@ -165,7 +166,7 @@ def _raw_upload(summary: str) -> dict[str, Any]:
         "parameters": _OPTIONS,
         "security": _ANYONE_OR_OWNER,
         "requestBody": {"content": {"application/octet-stream": {"schema": _BYTES}}},
-        "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
+        "responses": {"201": _CREATED, **_UPLOAD_ERRORS, **_errors(411)},
     }
 
 

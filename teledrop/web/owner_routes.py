@@ -31,8 +31,11 @@ def list_drops() -> Response:
 @owner_bp.patch("/api/drops/<slug>")
 def edit_drop(slug: str) -> Response:
     owner = require_owner(service(), request.headers)
-    # force: `curl -X PATCH -d '{...}'` sends JSON labelled as a form
-    changes = request.get_json(force=True, silent=True)
+    try:
+        # force: `curl -X PATCH -d '{...}'` sends JSON labelled as a form
+        changes = request.get_json(force=True, silent=True)
+    except RecursionError:  # nested too deep for the parser; silent only covers ValueError
+        changes = None
     if not isinstance(changes, dict):
         raise MalformedBody("send a JSON object of the fields to change "
                             "(Content-Type: application/json)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import MethodNotAllowed
@@ -11,12 +12,12 @@ from werkzeug.http import parse_options_header
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
-from teledrop.core.errors import MalformedBody, NotFound, PasswordRequired, StorageFull, \
-    TeledropError, TooManyAttempts
+from teledrop.core.errors import InvalidFilename, LengthRequired, MalformedBody, NotFound, \
+    PasswordRequired, StorageFull, TeledropError, TooManyAttempts
 from teledrop.core.owners import identify
 from teledrop.core.passwords import PASSWORD_HEADER, reader_password
 from teledrop.core.service import Teledrop
-from teledrop.core.slugs import RESERVED
+from teledrop.core.slugs import RESERVED, could_be_slug
 from teledrop.core.upload import UploadRequest, check_size, create_drop
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
@@ -33,8 +34,6 @@ bp = Blueprint("teledrop", __name__)
 
 #: RFC 2046's boundary length, in any printable ASCII (clients stray from its exact set).
 _BOUNDARY = re.compile(r"[ -~]{1,70}")
-#: Anything that could be a slug, generated or custom; the rest is 404 without a lookup.
-_SLUGLIKE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 #: Methods only the slug routes take: on one of the app's own paths they mean nothing.
 _SLUG_ONLY_METHODS = frozenset({"POST", "DELETE"})
 
@@ -96,6 +95,19 @@ def body_stream() -> Any:
     return request.stream
 
 
+def path_is_utf8() -> bool:
+    """Whether the request's path, as the client sent it, decodes as UTF-8. werkzeug turns
+    other bytes into U+FFFD, which would be stored as part of a filename."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    path = unquote_to_bytes(raw.split("?", 1)[0]) if raw \
+        else request.environ.get("PATH_INFO", "").encode("latin-1")
+    try:
+        path.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def created(drop: Drop) -> Response:
     observe.note_drop(drop)
     headers = {"Location": f"{request.script_root}/{drop.slug}",
@@ -133,6 +145,12 @@ def upload_form() -> Response:
 @bp.put("/")
 @bp.put("/<filename>")
 def upload_raw(filename: str | None = None) -> Response:
+    if request.content_length is None and "Transfer-Encoding" not in request.headers:
+        # A body ended by closing the connection (HTTP/1.0) cannot be told from a cut one.
+        raise LengthRequired()
+    if filename is not None and not path_is_utf8():
+        raise InvalidFilename("the filename in the path is not UTF-8: percent-encode the "
+                              "name's UTF-8 bytes")
     allow_upload_body(0)
     receive = raw_receiver(body_stream(), filename, request.headers.get("Content-Type"),
                            request.content_length)
@@ -251,6 +269,6 @@ def checked(slug: str) -> str:
 def sluglike(slug: str) -> str:
     """``slug`` if it could name a drop, else 404 without a lookup (a reserved word never
     does: custom slugs cannot be one)."""
-    if not _SLUGLIKE.fullmatch(slug) or slug.lower() in RESERVED:
+    if not could_be_slug(slug):
         raise NotFound()
     return slug
