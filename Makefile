@@ -7,10 +7,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install system-deps run test clean
 
-$(STAMP): pyproject.toml plugins/local_storage/pyproject.toml plugins/sqlite_meta/pyproject.toml
+$(STAMP): pyproject.toml plugins/local_storage/pyproject.toml plugins/sqlite_meta/pyproject.toml \
+		plugins/s3_storage/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e plugins/local_storage -e plugins/sqlite_meta
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e plugins/local_storage -e plugins/sqlite_meta \
+		-e plugins/s3_storage
 	touch $@
 
 install: $(STAMP)

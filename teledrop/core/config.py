@@ -25,8 +25,9 @@ CONFIG_ENV = "TELEDROP_CONFIG"
 DEFAULT_PATH = "conf/teledrop.toml"
 
 
-def _parsed(parse: Callable[[Any], Any], default: Any) -> Any:
-    """A field whose raw value goes through ``parse`` (sizes, durations)."""
+def parsed(parse: Callable[[Any], Any], default: Any) -> Any:
+    """A settings field whose raw value goes through ``parse`` (sizes, durations); plugins'
+    settings dataclasses use it too."""
     return field(default=parse(default), metadata={"parse": parse, "raw_default": default})
 
 
@@ -67,11 +68,11 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class LimitsSettings:
-    max_upload_size: int = _parsed(parse_size, "10GiB")
-    default_expires: int = _parsed(parse_duration, "7d")
-    max_expires: int = _parsed(parse_duration, "30d")
+    max_upload_size: int = parsed(parse_size, "10GiB")
+    default_expires: int = parsed(parse_duration, "7d")
+    max_expires: int = parsed(parse_duration, "30d")
     #: An upload that sends nothing for this long is dropped (and cleaned up).
-    idle_timeout: int = _parsed(parse_duration, "60s")
+    idle_timeout: int = parsed(parse_duration, "60s")
 
     def check(self) -> dict[str, str]:
         problems = {}

@@ -43,8 +43,12 @@ class StoredItem:
 
 @runtime_checkable
 class Storage(Protocol):
-    def stage(self) -> BlobWriter:
-        """A new writer in the staging area, under a fresh generated ``blob_id``."""
+    def stage(self, size_hint: int | None = None) -> BlobWriter:
+        """A new writer in the staging area, under a fresh generated ``blob_id``.
+
+        ``size_hint``, when the caller knows it, is about the most bytes it will write (a
+        request's Content-Length): a storage may size its buffers or parts from it. It is
+        never a limit, and a storage may ignore it."""
 
     def open(self, blob_id: str) -> BinaryIO:
         """The published blob for reading (a real file where there is one, for sendfile).

@@ -49,6 +49,9 @@ class UploadRequest:
     remote_addr: str | None = None
     #: the file's size when the host knows it before reading (a raw body's Content-Length).
     declared_size: int | None = None
+    #: the request body's length when known (a form's Content-Length): at most this much
+    #: of it can be the file.
+    body_size: int | None = None
     #: the filename from the URL of a raw upload (multipart names it in the body).
     filename: str | None = None
     #: who the request's token names (set by teledrop before teledrop_authorize_upload).
@@ -165,9 +168,19 @@ class Upload:
         self.filename = clean_filename(filename)
         self.content_type = pick_content_type(content_type, self.filename)
         hasher = self.service.hook("teledrop_hasher")
-        blob = self.service.storage.stage()
+        blob = self.service.storage.stage(size_hint=self.size_hint())
         self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size)
         return self.writer
+
+    def size_hint(self) -> int | None:
+        """About the most bytes the file can have, when the request says (storage sizes its
+        buffers from it): its declared size, else the body's, within the upload limit."""
+        known = self.request.declared_size
+        if known is None:
+            known = self.request.body_size
+        if known is None:
+            return None
+        return min(known, self.service.config.limits.max_upload_size)
 
     def commit(self) -> Drop:
         """Run the compensation chain: publish, insert, then announce."""

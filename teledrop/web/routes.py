@@ -59,6 +59,7 @@ def upload_request(filename: str | None = None, declared_size: int | None = None
         query={key: request.args[key] for key in request.args},
         remote_addr=request.remote_addr,
         declared_size=declared_size,
+        body_size=request.content_length,
         filename=filename,
     )
 

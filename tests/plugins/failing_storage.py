@@ -181,8 +181,8 @@ class FailingStorage:
     def from_settings(cls, settings: FailingStorageSettings, config: Any) -> FailingStorage:
         return cls(LocalStorage(settings.root), settings.control, settings.capacity)
 
-    def stage(self) -> FailingBlobWriter:
-        return FailingBlobWriter(self.local.stage(), self, Fault.read(self.control))
+    def stage(self, size_hint: int | None = None) -> FailingBlobWriter:
+        return FailingBlobWriter(self.local.stage(size_hint), self, Fault.read(self.control))
 
     def open(self, blob_id: str) -> BinaryIO:
         return self.local.open(blob_id)

@@ -50,8 +50,11 @@ class MemoryStorage:
     def __init__(self) -> None:
         self.staging: dict[str, tuple[bytearray, float]] = {}
         self.blobs: dict[str, tuple[bytes, float]] = {}
+        #: the size hint of each stage() call, in order.
+        self.size_hints: list[int | None] = []
 
-    def stage(self) -> MemoryBlobWriter:
+    def stage(self, size_hint: int | None = None) -> MemoryBlobWriter:
+        self.size_hints.append(size_hint)
         return MemoryBlobWriter(self)
 
     def open(self, blob_id: str) -> BinaryIO:

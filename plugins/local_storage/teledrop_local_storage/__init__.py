@@ -147,7 +147,8 @@ class LocalStorage:
             raise BlobMissing(f"not a blob id: {blob_id!r}")
         return os.path.join(self.blobs_dir, blob_id[:2], blob_id)
 
-    def stage(self) -> LocalBlobWriter:
+    def stage(self, size_hint: int | None = None) -> LocalBlobWriter:
+        """``size_hint`` is not needed: a file grows as it is written."""
         blob_id = uuid.uuid4().hex
         staging_path = os.path.join(self.staging_dir, blob_id + STAGING_SUFFIX)
         try:

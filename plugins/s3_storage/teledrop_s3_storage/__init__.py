@@ -1,0 +1,31 @@
+"""teledrop storage on an S3-compatible bucket (AWS S3, SeaweedFS, MinIO, Ceph RGW, R2...).
+
+Layout in the bucket::
+
+    {prefix}blobs/<blob_id>     published objects (blob ids are uuid4 hex)
+
+An upload is a multipart upload on its blob's final key, published by completing it (one
+PutObject for a file smaller than a part); see :mod:`.writer`. Downloads either stream
+through teledrop (``proxy``) or are redirected to a presigned GET (``redirect``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from teledrop import hookimpl
+
+from .settings import S3StorageSettings
+from .storage import S3Storage
+
+__all__ = ["S3Storage", "S3StorageSettings"]
+
+
+@hookimpl
+def teledrop_config_schema() -> dict[str, type]:
+    return {"s3_storage": S3StorageSettings}
+
+
+@hookimpl
+def teledrop_storage_backends() -> dict[str, Any]:
+    return {"s3_storage": S3Storage.from_settings}
