@@ -18,6 +18,7 @@ from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
 from tests.support.entry_points import also_load, entry_points_env
 
+pytest_plugins = ["tests.services.postgres"]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "entry_points(*names): installed plugins this test "

@@ -1,13 +1,19 @@
 """SqliteMetadata honours the metadata contract, and holds up as the default store: WAL,
 a busy timeout, a schema version it refuses to run past, data that survives a restart,
-several processes × threads writing at once, and a locked database that surfaces as
-MetadataUnavailable (503), never as a raw sqlite error."""
+several processes × threads writing at once, a locked database that surfaces as
+MetadataUnavailable (503), never as a raw sqlite error, and a full disk (a real small tmpfs)
+as MetadataFull (507), the migration's included."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import multiprocessing
+import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +22,10 @@ from typing import Any
 import pytest
 
 from teledrop.core.drop import now
-from teledrop.core.errors import MetadataUnavailable, SlugTaken
+from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken
 from teledrop.testing import MetadataContract, sample_drop
 from teledrop_sqlite_meta import SCHEMA_VERSION, SqliteMetadata
+from tests.test_owner_migration import build_v1
 
 SHARED_SLUG = "shared-by-all"
 PROCESSES, THREADS, INSERTS_PER_THREAD = 2, 4, 10
@@ -43,7 +50,7 @@ class TestSqliteMetadataContract(MetadataContract):
 
 
 def pragma(path: Path, name: str) -> Any:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return conn.execute(f"PRAGMA {name}").fetchone()[0]
 
 
@@ -305,3 +312,89 @@ def test_store_recovers_once_the_lock_is_released(db_path: Path, metadata: Sqlit
     finally:
         holder.close()
         store.close()
+
+
+# -- a full disk --------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB tmpfs (mounting one needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        # A caught error's traceback holds a statement, which keeps a closed connection's
+        # files open until it is collected.
+        gc.collect()
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def fill(disk: Path, leave_pages: int = 0) -> Path:
+    """A file taking all of ``disk`` but ``leave_pages`` pages of 4 KiB."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+        while out.write(b"\0" * 4096):
+            pass
+    os.truncate(filler, max(0, filler.stat().st_size - leave_pages * 4096))
+    return filler
+
+
+def test_a_full_disk_is_metadata_full_and_the_store_recovers(small_disk: Path) -> None:
+    store = SqliteMetadata(str(small_disk / "meta" / "teledrop.db"))
+    try:
+        kept = sample_drop(max_downloads=None)
+        store.insert(kept)
+        filler = fill(small_disk)
+        with pytest.raises(MetadataFull) as full:
+            for _ in range(5000):
+                store.insert(sample_drop(filename="f" * 1500))
+        assert full.value.status == 507 and full.value.code == "metadata_full"
+        assert "database or disk is full" in str(full.value)
+        assert store.get(kept.slug) is not None  # reads go on
+        with pytest.raises(MetadataFull):
+            store.insert(sample_drop())
+        # A statement with RETURNING commits when its cursor is read: the driver's own error
+        # comes from fetchone(), which peewee does not wrap.
+        for write in (lambda: store.claim_download(kept.slug, kept.created_at),
+                      lambda: store.update(kept.slug, {"title": "t" * 200}),
+                      lambda: store.delete(kept.slug, kept.blob_id)):
+            with pytest.raises(MetadataFull) as refused:
+                write()
+            assert type(refused.value.__cause__) is sqlite3.OperationalError
+        filler.unlink()
+        store.insert(sample_drop(slug="after-the-disk-had-room"))
+        assert store.get("after-the-disk-had-room") is not None
+        assert store.delete(kept.slug, kept.blob_id) is not None
+    finally:
+        store.close()
+
+
+def test_a_migration_failing_on_a_full_disk_says_so_and_keeps_schema_1(
+        small_disk: Path) -> None:
+    """SQLite rolls a transaction back by itself when the disk is full: the error seen must
+    be that, not a rollback's "no transaction is active"."""
+    data = small_disk / "data"
+    failures: list[MetadataUnavailable | MetadataFull] = []
+    # from room for the WAL's index (8 pages; with less, opening is a disk I/O error) to
+    # enough for the migration
+    for leave_pages in range(8, 40):
+        shutil.rmtree(data, ignore_errors=True)
+        (small_disk / "filler").unlink(missing_ok=True)
+        build_v1(data)
+        fill(small_disk, leave_pages)
+        try:
+            SqliteMetadata(str(data / "teledrop.db")).close()
+            break
+        except (MetadataUnavailable, MetadataFull) as exc:
+            failures.append(exc)
+            assert pragma(data / "teledrop.db", "user_version") == 1
+    else:
+        pytest.fail("the migration never found room")
+    assert pragma(data / "teledrop.db", "user_version") == SCHEMA_VERSION
+    assert failures, "the disk was never too full to migrate"
+    assert all(isinstance(exc, MetadataFull) and "database or disk is full" in str(exc)
+               for exc in failures), [str(exc) for exc in failures]

@@ -129,6 +129,10 @@ class StorageFull(TeledropError):
     code, status, default_message = "storage_full", 507, "the storage is full"
 
 
+class MetadataFull(StorageFull):
+    code, default_message = "metadata_full", "the metadata store is full"
+
+
 class BlobMissing(StorageUnavailable):
     code, default_message = "blob_missing", "the stored file is missing"
 
