@@ -371,11 +371,13 @@ def command_for(kind: str, config_path: Path) -> list[str]:
 
 @contextmanager
 def live_server(base_dir: Path, command: str = "gunicorn", env: Mapping[str, str] | None = None,
-                **sections: Any) -> Iterator[LiveServer]:
+                cwd: Path | None = None, **sections: Any) -> Iterator[LiveServer]:
     """A running teledrop under gunicorn; stopped when the block ends, even on failure.
 
     ``sections`` are TOML tables merged over the defaults (``server={"workers": 1}``,
-    ``limits={"max_upload_size": "1MiB"}``). ``command`` is ``"gunicorn"`` or ``"serve"``.
+    ``limits={"max_upload_size": "1MiB"}``). ``command`` is ``"gunicorn"`` or ``"serve"``
+    (which, unlike gunicorn's config file, runs from any working directory: ``cwd``, by
+    default the repository).
     """
     data = DataDir(base_dir / "data")
     server = None
@@ -394,7 +396,8 @@ def live_server(base_dir: Path, command: str = "gunicorn", env: Mapping[str, str
                           if command == "gunicorn" or k != "TELEDROP_CONFIG"}
             stdout_path, stderr_path = base_dir / "server.out", base_dir / "server.err"
             with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-                proc = subprocess.Popen(command_for(command, config_path), cwd=REPO, env=server_env,
+                proc = subprocess.Popen(command_for(command, config_path), cwd=cwd or REPO,
+                                        env=server_env,
                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                         start_new_session=True)
             server = LiveServer(proc, f"http://{HOST}:{port}", data, config_path, full_env,
