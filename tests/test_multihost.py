@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.services.postgres import ThrowawayPostgres
 from tests.services.seaweedfs import SeaweedFS, empty_bucket, seaweedfs  # noqa: F401
 from tests.support.hosts import BACKEND_ENTRY_POINTS, JSON, SharedBackends, Traffic, \
     cli_at_once, host, hosts
+from tests.support.netns import Relay, network_namespace
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.entry_points(*BACKEND_ENTRY_POINTS)]
 
@@ -296,3 +298,42 @@ def test_the_object_store_stopped_mid_upload_is_a_clean_503_and_gc_leaves_nothin
     content = os.urandom(PART + 3)
     assert b.request("GET", f"/{created(a, content)['slug']}").content == content
     backends.assert_consistent()
+
+
+def test_a_host_cut_off_the_network_mid_upload_leaves_nothing_and_serves_again_when_back(
+        cluster: dict[str, LiveServer], backends: SharedBackends,
+        restartable_postgres: ThrowawayPostgres, tmp_path: Path) -> None:
+    s3 = urlsplit(backends.endpoint.url)
+    with network_namespace() as ns, \
+            Relay(ns.outside, (str(s3.hostname), int(s3.port or 80))) as s3_relay, \
+            Relay(ns.outside, ("127.0.0.1", restartable_postgres.port)) as pg_relay:
+        remote = backends.reached_through(s3_relay.url, pg_relay.address)
+        with host(remote, tmp_path / "far", address=ns.inside, wrapper=ns.wrapper) as far:
+            content = os.urandom(PART + 5)
+            assert cluster["a"].request("GET", f"/{created(far, content)['slug']}").content \
+                == content
+            with Traffic(cluster) as traffic:
+                sock = start_upload(far, 8 * PART, 3 * PART)
+                assert wait_until(backends.multipart_uploads, 10)
+                ns.cut()
+                try:
+                    with pytest.raises(OSError):
+                        socket.create_connection((far.address, far.port), timeout=1).close()
+                    sock.close()  # the client gives up; the host cannot hear it yet
+                    time.sleep(1.1)
+                    done = cluster["a"].cli("gc", "--staging-older-than", "1s")
+                    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+                    assert "removed staging" in done.stdout
+                    assert not backends.multipart_uploads()
+                finally:
+                    ns.restore()
+                assert wait_until(far.healthy, RECOVERY), far.log()[-3000:]
+            again = os.urandom(PART + 9)
+            assert cluster["b"].request("GET", f"/{created(far, again)['slug']}").content \
+                == again
+            # The cut-off upload ends on the host once it hears that the client is gone.
+            ended = wait_until(lambda: [line for line in far.access_lines()
+                                        if line["path"] == "/big.bin"], 60)
+            assert ended and ended[0]["error"] == "client_disconnected", far.log()[-3000:]
+            backends.assert_consistent()
+    assert traffic.statuses() == {200, 201}

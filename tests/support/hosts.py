@@ -18,15 +18,16 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
+from psycopg.conninfo import make_conninfo
 
-from tests.live_server import CLI_TIMEOUT, TELEDROP_SCRIPT, LiveServer, live_server, merged, \
-    wait_until
+from tests.live_server import CLI_TIMEOUT, HOST, TELEDROP_SCRIPT, LiveServer, live_server, \
+    merged, wait_until
 from tests.services.seaweedfs import S3Endpoint
 from tests.support.entry_points import entry_points_env
 
@@ -83,6 +84,11 @@ class SharedBackends:
         return [dict(zip(("slug", "blob_id", "size", "downloads"), row, strict=True))
                 for row in rows]
 
+    def reached_through(self, s3_url: str, postgres: tuple[str, int]) -> SharedBackends:
+        """The same bucket and database, reached at other addresses (through a relay)."""
+        return replace(self, endpoint=replace(self.endpoint, url=s3_url),
+                       dsn=make_conninfo(self.dsn, host=postgres[0], port=str(postgres[1])))
+
     def record(self, slug: str) -> dict[str, Any] | None:
         return next((r for r in self.records() if r["slug"] == slug), None)
 
@@ -119,14 +125,17 @@ class SharedBackends:
 # -- hosts -------------------------------------------------------------------------------
 
 @contextmanager
-def host(backends: SharedBackends, directory: Path, **sections: Any) -> Iterator[LiveServer]:
+def host(backends: SharedBackends, directory: Path, address: str = HOST,
+         wrapper: Sequence[str] = (), **sections: Any) -> Iterator[LiveServer]:
     """One host on ``backends``: ``teledrop serve`` run from ``directory``, which holds its
-    config and logs (one worker of four threads unless ``sections`` say otherwise)."""
+    config and logs (one worker of four threads unless ``sections`` say otherwise); see
+    :func:`~tests.live_server.live_server` for ``address`` and ``wrapper``."""
     directory.mkdir(parents=True, exist_ok=True)
     tables = merged(merged({"server": {"workers": 1, "threads": 4}}, backends.host_sections()),
                     sections)
-    with live_server(directory, command="serve", cwd=directory,
-                     env=entry_points_env(*BACKEND_ENTRY_POINTS), **tables) as server:
+    with live_server(directory, command="serve", cwd=directory, address=address,
+                     wrapper=wrapper, env=entry_points_env(*BACKEND_ENTRY_POINTS),
+                     **tables) as server:
         yield server
 
 
