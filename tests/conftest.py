@@ -16,6 +16,7 @@ from teledrop.plugins.manager import ENTRY_POINTS_ENV
 from teledrop.web.app import service_of
 from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
+from tests.services.seaweedfs import s3_bucket, s3_server, seaweedfs  # noqa: F401
 from tests.support.entry_points import also_load, entry_points_env
 
 pytest_plugins = ["tests.services.postgres"]
@@ -63,11 +64,13 @@ def make_config(tmp_path: Path, data_dir: Path) -> Callable[..., Config]:
 @pytest.fixture
 def make_app(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
     """``make_app(plugins=[...], **sections)``: a Flask app on the real default plugins
-    (plus ``plugins``), configured by ``sections``."""
+    (plus ``plugins``), configured by ``sections`` (or by ``config``, which can set plugin
+    tables: ``make_app(config=make_config(plugins={...}))``)."""
     apps: list[Flask] = []
 
-    def make(plugins: tuple[object, ...] | list[object] = (), **sections: Any) -> Flask:
-        app = create_app(make_config(**sections), plugins)
+    def make(plugins: tuple[object, ...] | list[object] = (), config: Config | None = None,
+             **sections: Any) -> Flask:
+        app = create_app(config or make_config(**sections), plugins)
         app.testing = True
         apps.append(app)
         return app

@@ -6,6 +6,7 @@ metadata store."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import time
@@ -584,3 +585,15 @@ def test_a_compressed_transfer_coding_is_refused(app: Flask, client: Any, data_d
                           headers={"Transfer-Encoding": coding, **JSON})
     assert_json_error(response, 400, "malformed_body")
     assert_nothing_stored(app, data_dir)
+
+
+def test_storage_is_told_the_request_length_as_the_size_to_expect(memory_app: Flask,
+                                                                  memory: Any) -> None:
+    client = memory_app.test_client()
+    assert put_file(client, "/a.bin", b"x" * 1000).status_code == 201
+    body = multipart_body(file_part(b"y" * 1000))
+    assert client.post("/", data=body, content_type=MULTIPART).status_code == 201
+    chunked = client.put("/b.bin", input_stream=io.BytesIO(b"z" * 1000),
+                         headers={"Transfer-Encoding": "chunked"})
+    assert chunked.status_code == 201
+    assert memory.storage.size_hints == [1000, len(body), None]

@@ -265,6 +265,17 @@ def test_declared_size_over_limit_is_refused_before_receive(make_memory_service)
     assert create(service, sending(b"x" * 10), declared_size=10).size == 10
 
 
+def test_storage_is_told_the_size_to_expect(make_memory_service) -> None:
+    service, memory = make_memory_service(limits={"max_upload_size": 100})
+    create(service, sending(b"x" * 10), declared_size=10)
+    form = UploadRequest(method="POST", headers={}, body_size=60)
+    create_drop(service, form, sending(b"y" * 10))
+    create_drop(service, UploadRequest(method="POST", headers={}, body_size=500),
+                sending(b"z"))  # a body past the limit: the file cannot be larger than it
+    create(service, sending(b"w"))
+    assert memory.storage.size_hints == [10, 60, 100, None]
+
+
 # --- the body's shape -------------------------------------------------------------------
 
 def test_no_file_part_is_malformed(memory_service: Teledrop, memory: MemoryPlugin) -> None:

@@ -73,6 +73,19 @@ class Storage(Protocol):
         """Release resources."""
 
 
+@runtime_checkable
+class PresignedDownloads(Protocol):
+    """An optional capability of a storage: handing a download to the client as a URL the
+    storage serves the blob from itself (an S3 presigned GET), instead of streaming it
+    through teledrop."""
+
+    def presign_download(self, blob_id: str, content_type: str,
+                         content_disposition: str) -> str | None:
+        """A URL that serves the blob, for a limited time, with exactly these
+        ``Content-Type`` and ``Content-Disposition`` headers; ``None`` when this storage
+        serves downloads through teledrop."""
+
+
 SORT_KEYS = ("created_at", "size", "filename", "title")
 
 

@@ -2,7 +2,11 @@
 
 Both a full response and a range go out through ``wsgi.file_wrapper`` over a file
 positioned at the range's start, so gunicorn serves either with one ``sendfile`` call
-(werkzeug's own range path writes 8 KiB at a time).
+(werkzeug's own range path writes 8 KiB at a time). A file without a descriptor (an
+object store's stream) is read in :data:`STREAM_READ_SIZE` pieces instead.
+
+A storage that serves blobs itself (:class:`~teledrop.core.interfaces.PresignedDownloads`)
+gets a redirect instead, to a URL that answers with the headers teledrop would send.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from werkzeug.wsgi import wrap_file
 
 from teledrop.core.drop import Drop
 from teledrop.core.errors import RangeNotSatisfiable
+from teledrop.core.interfaces import PresignedDownloads, Storage
 
 
 #: Types a browser may render on teledrop's origin; everything else is an attachment,
@@ -30,6 +35,10 @@ INLINE_TYPES = frozenset({
 INLINE_PREFIXES = ("audio/", "video/")
 #: For what is shown inline: no scripts, no plugins, no requests to anywhere.
 DOWNLOAD_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
+#: Bytes per read of a file that cannot be sent with sendfile.
+STREAM_READ_SIZE = 256 * 1024
+#: The type a redirected download of a type never shown inline is served as.
+SAFE_TYPE = "application/octet-stream"
 #: ``bytes=-0``: a suffix of no bytes, which no representation satisfies (RFC 9110 §14.1.1).
 _EMPTY_SUFFIX = re.compile(r"\s*bytes\s*=\s*-0+\s*")
 
@@ -100,10 +109,9 @@ def byte_range(environ: dict[str, Any], drop: Drop) -> tuple[int, int] | None:
     return start, stop
 
 
-def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = False) -> Response:
-    """The drop's bytes (200), a slice of them (206), 304 or 416. An attachment, unless
-    ``preview`` asks to show a safe type (image, PDF, plain text, audio, video) inline."""
-    environ = request.environ
+def download_headers(request: Request, drop: Drop, preview: bool) -> Response:
+    """A response with every header of a download of ``drop``: 304 when the client's copy
+    is current, else 200 without a body yet."""
     response = Response(content_type=drop.content_type)  # as stored: no charset added
     inline = preview and is_inline(drop.content_type)
     response.headers["Content-Disposition"] = content_disposition(inline, drop.filename)
@@ -115,8 +123,17 @@ def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = Fal
     modified = datetime.fromtimestamp(drop.created_at, timezone.utc)
     response.set_etag(drop.hash)
     response.last_modified = modified
-    if not is_resource_modified(environ, etag=drop.hash, last_modified=modified):
+    if not is_resource_modified(request.environ, etag=drop.hash, last_modified=modified):
         response.status_code = 304
+    return response
+
+
+def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = False) -> Response:
+    """The drop's bytes (200), a slice of them (206), 304 or 416. An attachment, unless
+    ``preview`` asks to show a safe type (image, PDF, plain text, audio, video) inline."""
+    environ = request.environ
+    response = download_headers(request, drop, preview)
+    if response.status_code == 304:
         f.close()
         return response
     selected = byte_range(environ, drop)  # RangeNotSatisfiable: the caller closes ``f``
@@ -126,7 +143,33 @@ def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = Fal
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{drop.size}"
     if start:
         f.seek(start)
-    response.response = wrap_file(environ, FileSlice(f, stop - start))  # type: ignore[assignment]
+    response.response = wrap_file(environ, FileSlice(f, stop - start),  # type: ignore[assignment]
+                                  buffer_size=STREAM_READ_SIZE)
     response.direct_passthrough = True
     response.content_length = stop - start
+    return response
+
+
+def presigned_url(storage: Storage, drop: Drop, preview: bool) -> str | None:
+    """Where ``storage`` serves ``drop`` itself, if it does: with the disposition teledrop
+    would send, and the drop's type only where it would be shown inline (anything else, on
+    the storage's origin too, is a download of opaque bytes)."""
+    if not isinstance(storage, PresignedDownloads):
+        return None
+    shown = is_inline(drop.content_type)
+    return storage.presign_download(drop.blob_id, drop.content_type if shown else SAFE_TYPE,
+                                    content_disposition(preview and shown, drop.filename))
+
+
+def redirect_response(request: Request, drop: Drop, url: str, preview: bool) -> Response:
+    """302 to ``url``; 304 when the client's copy is current; 416 for a range past the end
+    (the storage would refuse it only after the download was counted)."""
+    current = download_headers(request, drop, preview)
+    if current.status_code == 304:
+        return current
+    byte_range(request.environ, drop)
+    response = Response(status=302)
+    response.headers["Location"] = url
+    # The URL is a short-lived capability of its own: no cache may keep or replay it.
+    response.headers["Cache-Control"] = "no-store"
     return response

@@ -23,7 +23,7 @@ from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
 from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
-from .download import file_response
+from .download import file_response, presigned_url, redirect_response
 from .openapi import openapi_document
 from .page import index_html, password_html, result_html, usage_text
 from .responses import json_response, text_response, wants_html, wants_json
@@ -164,9 +164,17 @@ def download(slug: str, name: str | None = None) -> Response:
                             mimetype="text/html")
         raise
     observe.note_drop(drop)
+    preview = "preview" in request.args
+    # HEAD never mints a URL: it answers the headers of the bytes, as a proxied GET would.
+    url = None if request.method == "HEAD" else presigned_url(service().storage, drop, preview)
+    if url is not None:
+        response = redirect_response(request, drop, url, preview)
+        if response.status_code == 302:
+            drops.claim_download(service(), drop)
+        return response
     f = drops.open_blob(service(), drop)
     try:
-        response = file_response(request, drop, f, preview="preview" in request.args)
+        response = file_response(request, drop, f, preview=preview)
         if request.method != "HEAD" and response.status_code in (200, 206):
             drops.claim_download(service(), drop)
     except BaseException:

@@ -8,9 +8,7 @@ again on the same ports and data mid-test (:meth:`SeaweedFS.stopped`).
 
 Fixtures: ``s3_server`` (the session's endpoint), ``s3_bucket`` (a fresh, empty bucket per
 test), ``seaweedfs`` (a server this session owns and may stop, whichever endpoint
-``s3_server`` is). Import them into a test module::
-
-    from tests.services.seaweedfs import s3_bucket, s3_server  # noqa: F401
+``s3_server`` is); ``tests/conftest.py`` offers them to every test.
 """
 
 from __future__ import annotations

@@ -17,12 +17,12 @@ GROWTH_START = 9_000
 GROWTH_STEP = 100
 
 
-def initial_part_size(configured: int, size_hint: int | None) -> int:
+def initial_part_size(configured: int, size_hint: int | None, max_parts: int = MAX_PARTS) -> int:
     """The part size for a file expected to be at most ``size_hint`` bytes: ``configured``,
-    or more (whole MiB) when the file would not fit in :data:`MAX_PARTS` of them."""
+    or more (whole MiB) when the file would not fit in ``max_parts`` of them."""
     if size_hint is None:
         return configured
-    needed = -(-size_hint // MAX_PARTS)
+    needed = -(-size_hint // max_parts)
     needed = -(-needed // MIB) * MIB
     return min(MAX_PART_SIZE, max(configured, needed))
 

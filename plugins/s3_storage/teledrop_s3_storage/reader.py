@@ -14,34 +14,22 @@ from typing import Any
 from teledrop.core.errors import StorageUnavailable
 
 from .errors import s3_errors
+from .seekable import SeekableReader
 
 
-class S3ReadFile(io.RawIOBase):
+class S3ReadFile(SeekableReader):
     def __init__(self, client: Any, bucket: str, key: str, size: int) -> None:
+        super().__init__(size)
         self._client = client
         self._bucket = bucket
         self._key = key
-        self.size = size
-        self._pos = 0
         self._stream: Any = None
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        position = base + offset
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        if position != self._pos:
+        before = self._pos
+        position = super().seek(offset, whence)
+        if position != before:
             self._drop_stream()
-            self._pos = position
         return position
 
     def read(self, size: int | None = -1) -> bytes:

@@ -26,7 +26,7 @@ from teledrop.core.interfaces import StoredItem
 
 from .connection import PerProcess
 from .errors import error_code, http_status, s3_error, s3_errors
-from .parts import initial_part_size
+from .parts import MAX_PARTS, initial_part_size
 from .reader import S3ReadFile
 from .settings import S3StorageSettings
 from .writer import S3BlobWriter
@@ -40,6 +40,9 @@ _GONE_UPLOAD_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "404"})
 
 
 class S3Storage:
+    #: parts per multipart upload: S3's limit (lower only to test what happens past it).
+    max_parts = MAX_PARTS
+
     def __init__(self, settings: S3StorageSettings, threads: int = 8) -> None:
         self.settings = settings
         self.bucket = settings.bucket
@@ -81,7 +84,8 @@ class S3Storage:
 
     def stage(self, size_hint: int | None = None) -> S3BlobWriter:
         writer = S3BlobWriter(self, uuid.uuid4().hex,
-                              initial_part_size(self.settings.part_size, size_hint))
+                              initial_part_size(self.settings.part_size, size_hint,
+                                                self.max_parts))
         with self._writers_lock:
             self._writers[writer.blob_id] = writer
         return writer
@@ -130,26 +134,25 @@ class S3Storage:
 
     # -- listing for gc ------------------------------------------------------------------
 
-    def list_blobs(self) -> Iterator[StoredItem]:
-        with s3_errors("listing blobs"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.blobs_prefix)
+    def _listed(self, operation: str, field: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(blob_id, entry)`` for each entry of a listing under the blobs' prefix whose
+        key names a blob (anything else there is not teledrop's)."""
+        with s3_errors(f"listing the bucket ({operation})"):
+            pages = self.client.get_paginator(operation).paginate(Bucket=self.bucket,
+                                                                  Prefix=self.blobs_prefix)
             for page in pages:
-                for item in page.get("Contents", []):
-                    blob_id = item["Key"][len(self.blobs_prefix):]
+                for entry in page.get(field, []):
+                    blob_id = entry["Key"][len(self.blobs_prefix):]
                     if _BLOB_ID.fullmatch(blob_id):
-                        yield StoredItem(blob_id, _age(item["LastModified"]))
+                        yield blob_id, entry
+
+    def list_blobs(self) -> Iterator[StoredItem]:
+        for blob_id, item in self._listed("list_objects_v2", "Contents"):
+            yield StoredItem(blob_id, _age(item["LastModified"]))
 
     def list_staging(self) -> Iterator[StoredItem]:
-        with s3_errors("listing multipart uploads"):
-            pages = self.client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=self.blobs_prefix)
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    blob_id = upload["Key"][len(self.blobs_prefix):]
-                    if _BLOB_ID.fullmatch(blob_id):
-                        yield StoredItem(f"{blob_id}.{upload['UploadId']}",
-                                         _age(upload["Initiated"]))
+        for blob_id, upload in self._listed("list_multipart_uploads", "Uploads"):
+            yield StoredItem(f"{blob_id}.{upload['UploadId']}", _age(upload["Initiated"]))
         with self._writers_lock:
             in_memory = [writer for writer in self._writers.values()
                          if writer.upload_id is None and not writer.removed]

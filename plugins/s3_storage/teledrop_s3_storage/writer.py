@@ -12,7 +12,6 @@ a seekable file, not a ``memoryview`` of the caller's buffer, which the caller r
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +22,8 @@ from teledrop.core.errors import StorageUnavailable, TooLarge
 from teledrop.core.units import format_size
 
 from .errors import s3_errors
-from .parts import MAX_PARTS, capacity, part_size
+from .parts import capacity, part_size
+from .seekable import SeekableReader
 
 if TYPE_CHECKING:
     from .storage import S3Storage
@@ -31,27 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class PartBody(io.RawIOBase):
+class PartBody(SeekableReader):
     """The first ``length`` bytes of a part buffer as a seekable read-only file, for a part
     shorter than its buffer (botocore rewinds it to retry)."""
 
     def __init__(self, buffer: bytearray, length: int) -> None:
+        super().__init__(length)
         self._view = memoryview(buffer)[:length]
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def readinto(self, buffer: Any) -> int:
         chunk = self._view[self._pos:self._pos + len(buffer)]
@@ -108,7 +94,7 @@ class S3BlobWriter:
         view = memoryview(data).cast("B")
         total = len(view)
         while view:
-            if self._number > MAX_PARTS:
+            if self._number > self._storage.max_parts:
                 raise TooLarge(f"the file is larger than the storage can take in one object "
                                f"({format_size(capacity(self._base))})")
             buffer = self._filling
@@ -220,13 +206,10 @@ class S3BlobWriter:
         pending, self._pending = self._pending, None
         if pending is not None:  # an abort racing a part upload could let the part land
             steps.append(("wait for a part of", pending.exception))
-        storage = self._storage
         if self.upload_id is not None and not self.published:
-            upload_id = self.upload_id
-            steps.append(("abort the multipart upload of",
-                          lambda: storage.abort_upload(self.key, upload_id)))
+            steps.append(("abort the multipart upload of", self._abort))
         if self.published:
-            steps.append(("delete", lambda: storage.delete(self.blob_id)))
+            steps.append(("delete", lambda: self._storage.delete(self.blob_id)))
         self.published = False
         self._closed = True
         for what, step in steps:
@@ -235,6 +218,11 @@ class S3BlobWriter:
             except Exception:
                 log.exception("s3_storage: could not %s blob %s", what, self.blob_id)
         self._release()
+
+    def _abort(self) -> None:
+        assert self.upload_id is not None
+        self._storage.abort_upload(self.key, self.upload_id)
+        self.upload_id = None  # a later discard has nothing left to do
 
     def close(self) -> None:
         if not self.published:
