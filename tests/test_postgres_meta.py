@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from teledrop.cli import main
 from teledrop.core.config import Config
 from teledrop.core.drop import now
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, StartupError
-from teledrop.core.interfaces import Metadata
+from teledrop.core.interfaces import DropQuery, Metadata
 from teledrop.plugins.sql_metadata import SCHEMA_VERSION
 from teledrop.testing import MetadataContract, sample_drop
 from teledrop.web import create_app
@@ -35,6 +37,7 @@ from teledrop.web.app import service_of
 from teledrop_postgres_meta import DEFAULT_DSN, PostgresMetadata
 from tests.http_helpers import JSON, assert_json_error, post_file, upload
 from tests.services.postgres import PostgresServer, ThrowawayPostgres, free_port
+from tests.live_server import live_server, wait_until
 from tests.test_live_startup import assert_refused_with_one_line, start_refused
 
 
@@ -298,7 +301,7 @@ def test_the_pool_survives_a_server_restart(restartable_postgres: ThrowawayPostg
         drop = sample_drop(max_downloads=None)
         metadata.insert(drop)
         fill_pool(metadata, 3)  # all idle when the server goes away
-        assert connections(dsn) == 3
+        settled(dsn, 3)
         restartable_postgres.stop()
         with pytest.raises(MetadataUnavailable) as down:
             metadata.get(drop.slug)
@@ -365,6 +368,15 @@ def test_a_restart_mid_traffic_fails_only_requests_while_it_is_down(
         metadata.close()
 
 
+def settled(dsn: str, expected: int) -> None:
+    """Wait until the server counts ``expected`` sessions on the database: a backend
+    outlives its client's close by a moment."""
+    deadline = time.monotonic() + 10
+    while connections(dsn) != expected:
+        assert time.monotonic() < deadline, f"{connections(dsn)} sessions, not {expected}"
+        time.sleep(0.02)
+
+
 def _race_claims(metadata: PostgresMetadata, slug: str, threads: int,
                  rounds: int) -> list[BaseException]:
     """Claims from ``threads`` threads at once, ``rounds`` each; the errors they met."""
@@ -392,6 +404,7 @@ def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None
     try:
         drop = sample_drop(max_downloads=None)
         metadata.insert(drop)
+        settled(postgres_dsn, 1)  # the start-up's closed connection has left the server
         seen: list[int] = []
         done = threading.Event()
 
@@ -413,7 +426,7 @@ def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None
         assert seen and max(seen) <= 2
     finally:
         metadata.close()
-    assert connections(postgres_dsn) == 0  # close() gave every connection back
+    settled(postgres_dsn, 0)  # close() closed every connection
 
 
 def test_a_thread_holds_no_connection_between_operations(postgres_dsn: str) -> None:
@@ -648,3 +661,68 @@ def test_a_full_metadata_disk_is_507_and_leaves_no_file(
     blobs = data_dir / "files" / "blobs"
     assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
 
+
+
+@pytest.mark.parametrize("icu", [True, False], ids=["icu", "database-locale"])
+def test_the_search_folds_case_with_icu_or_a_utf8_database_locale(
+        postgres_server: PostgresServer, icu: bool) -> None:
+    """ICU folds whatever the database's locale (this one's ctype is C); a server built
+    without ICU folds with the database's own locale, which must then be a UTF-8 one."""
+    name = f"teledrop_test_ctype_{os.getpid()}_{int(icu)}"
+    ctype = "C" if icu else "C.UTF-8"
+    postgres_server.admin(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                          f"LC_COLLATE 'C' LC_CTYPE '{ctype}'")
+    dsn = psycopg.conninfo.make_conninfo(postgres_server.dsn, dbname=name)
+    metadata = PostgresMetadata(dsn)
+    try:
+        assert metadata._folds_with_icu is True  # this server has ICU
+        metadata._folds_with_icu = icu
+        drop = sample_drop(owner="o", filename="Élan-Report.txt")
+        metadata.insert(drop)
+        total, page = metadata.list_owned(DropQuery(owner="o", at=now(), search="éLAN"))
+        assert (total, [d.slug for d in page]) == (1, [drop.slug])
+    finally:
+        metadata.close()
+        postgres_server.drop_database(dsn)
+
+
+@pytest.mark.gunicorn
+def test_gunicorn_workers_share_the_database_and_outlive_its_restart(
+        tmp_path: Path, restartable_postgres: ThrowawayPostgres, restartable_dsn: str) -> None:
+    """Two workers, each with its own pool opened after fork: the last downloads are
+    settled by the database; while it is down requests are 503 and a worker that boots
+    meanwhile starts anyway; once it is back the same server serves again."""
+    with live_server(tmp_path, server={"workers": 2, "threads": 4},
+                     metadata={"plugin": "postgres_meta"},
+                     plugins={"postgres_meta": {"dsn": restartable_dsn,
+                                                "max_connections": 2}}) as server:
+        assert wait_until(lambda: len(server.worker_pids()) == 2, 30)
+        created = server.request("POST", "/", files={"file": ("w.txt", b"workers")},
+                                 data={"max_downloads": "5"}, headers=JSON)
+        assert created.status_code == 201, created.text
+        slug = created.json()["slug"]
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda _: server.request("GET", f"/{slug}").status_code,
+                                     range(16)))
+        assert sorted(statuses) == [200] * 5 + [410] * 11
+        assert query(restartable_dsn, "SELECT downloads FROM drops") == [(5,)]
+        kept = server.request("PUT", "/kept.txt", data=b"kept", headers=JSON).json()["slug"]
+        try:
+            restartable_postgres.stop()
+            down = server.request("GET", f"/{kept}", headers=JSON)
+            assert down.status_code == 503
+            assert down.json()["error"]["code"] == "metadata_unavailable"
+            assert server.request("GET", "/healthz").status_code == 503
+            victim = server.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            assert wait_until(lambda: victim not in server.worker_pids()
+                              and len(server.worker_pids()) == 2, 30)
+            for _ in range(6):  # the new worker among them
+                assert server.request("GET", f"/{kept}").status_code == 503
+        finally:
+            restartable_postgres.start()
+        for _ in range(8):  # every worker's pool, every pooled connection
+            again = server.request("GET", f"/{kept}")
+            assert again.status_code == 200 and again.content == b"kept"
+        assert server.proc.poll() is None
+        assert "Traceback" not in server.log() and "failed to start" not in server.log()

@@ -43,6 +43,13 @@ DISK_FULL = "53100"
 SLUG_INDEX = "droprow_slug"
 DSN_FORM = "postgresql://user:password@host:port/database"
 
+#: ``{dsn: (pid, folds with ICU)}``: the schema checks done, by the process that did them.
+#: A process forked after one (a gunicorn worker: the master checks the config at start)
+#: takes the answer over instead of asking the database, so a worker that boots while the
+#: database is down starts anyway, answers 503 until it is back, and never takes the
+#: whole server down with a failed boot.
+_checked: dict[str, tuple[int, bool]] = {}
+
 
 @dataclass(frozen=True)
 class PostgresMetaSettings:
@@ -75,11 +82,14 @@ class PostgresMetadata(SqlMetadata):
         self.max_connections = max_connections
         params = conninfo_to_dict(dsn)
         super().__init__(self._open(), f"PostgreSQL database {params.get('dbname')!r}")
-        try:
-            self.migrate()
-            self._folds_with_icu = self._has_icu()
-        finally:
-            self.db.close_all()  # nothing open across a fork, nor after a failed start
+        checked_by, self._folds_with_icu = _checked.get(dsn, (os.getpid(), False))
+        if checked_by == os.getpid():
+            try:
+                self.migrate()
+                self._folds_with_icu = self._has_icu()
+            finally:
+                self.db.close_all()  # nothing open across a fork, nor after a failed start
+            _checked[dsn] = (os.getpid(), self._folds_with_icu)
         after_fork = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 

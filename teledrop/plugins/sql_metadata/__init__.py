@@ -3,9 +3,9 @@ its version, the statements, row ↔ drop conversion, the owner query, the token
 error mapping and the migration framework. Each store subclasses :class:`SqlMetadata`
 with what its dialect does differently."""
 
-from .schema import FIELDS, SCHEMA_VERSION, UPDATABLE
-from .statements import COLUMNS, COUNT_DOWNLOAD, Statements
-from .store import SqlMetadata, driver_error, operation, transaction
+from .schema import SCHEMA_VERSION
+from .statements import COLUMNS, COUNT_DOWNLOAD
+from .store import SqlMetadata, operation, transaction
 
-__all__ = ["COLUMNS", "COUNT_DOWNLOAD", "FIELDS", "SCHEMA_VERSION", "UPDATABLE", "SqlMetadata",
-           "Statements", "driver_error", "operation", "transaction"]
+__all__ = ["COLUMNS", "COUNT_DOWNLOAD", "SCHEMA_VERSION", "SqlMetadata", "operation",
+           "transaction"]
