@@ -28,9 +28,9 @@ import requests
 from tests.live_server import LiveServer, connect, read_response, request_head, \
     send_until_answered, wait_until
 from tests.services.postgres import ThrowawayPostgres
-from tests.services.seaweedfs import SeaweedFS, empty_bucket, seaweedfs  # noqa: F401
+from tests.services.seaweedfs import SeaweedFS, seaweedfs  # noqa: F401
 from tests.support.hosts import BACKEND_ENTRY_POINTS, JSON, SharedBackends, Traffic, \
-    cli_at_once, host, hosts
+    cli_at_once, host, hosts, shared_backends
 from tests.support.netns import Relay, network_namespace
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.entry_points(*BACKEND_ENTRY_POINTS)]
@@ -44,14 +44,8 @@ RECOVERY = 20.0
 @pytest.fixture(scope="module")
 def backends(seaweedfs: SeaweedFS, restartable_postgres: ThrowawayPostgres,  # noqa: F811
              ) -> Iterator[SharedBackends]:
-    bucket = f"teledrop-hosts-{uuid.uuid4().hex[:12]}"
-    client = seaweedfs.endpoint.client()
-    client.create_bucket(Bucket=bucket)
-    dsn = restartable_postgres.create_database()
-    yield SharedBackends(seaweedfs.endpoint, bucket, dsn, part_size=f"{PART // MiB}MiB")
-    restartable_postgres.drop_database(dsn)
-    empty_bucket(client, bucket)
-    client.delete_bucket(Bucket=bucket)
+    with shared_backends(seaweedfs.endpoint, restartable_postgres, f"{PART // MiB}MiB") as shared:
+        yield shared
 
 
 @pytest.fixture(scope="module")

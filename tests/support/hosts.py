@@ -16,6 +16,7 @@ import re
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -28,7 +29,8 @@ from psycopg.conninfo import make_conninfo
 
 from tests.live_server import CLI_TIMEOUT, HOST, TELEDROP_SCRIPT, LiveServer, live_server, \
     merged, wait_until
-from tests.services.seaweedfs import S3Endpoint
+from tests.services.postgres import PostgresServer
+from tests.services.seaweedfs import S3Endpoint, empty_bucket
 from tests.support.entry_points import entry_points_env
 
 JSON = {"Accept": "application/json"}
@@ -121,6 +123,24 @@ class SharedBackends:
         problems = self.problems()
         assert not problems, f"bucket {self.bucket} and its database: {problems}"
 
+
+
+@contextmanager
+def shared_backends(endpoint: S3Endpoint, postgres: PostgresServer,
+                    part_size: str = "5MiB") -> Iterator[SharedBackends]:
+    """A new bucket on ``endpoint`` and a new database on ``postgres``, both removed after
+    the block."""
+    bucket = f"teledrop-hosts-{uuid.uuid4().hex[:12]}"
+    client = endpoint.client()
+    client.create_bucket(Bucket=bucket)
+    dsn = postgres.create_database()
+    try:
+        yield SharedBackends(endpoint, bucket, dsn, part_size=part_size)
+    finally:
+        postgres.drop_database(dsn)
+        empty_bucket(client, bucket)
+        client.delete_bucket(Bucket=bucket)
+        client.close()
 
 # -- hosts -------------------------------------------------------------------------------
 
