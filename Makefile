@@ -8,11 +8,11 @@ PYTEST_ARGS ?=
 .PHONY: install system-deps run test clean
 
 $(STAMP): pyproject.toml plugins/local_storage/pyproject.toml plugins/sqlite_meta/pyproject.toml \
-		plugins/s3_storage/pyproject.toml
+		plugins/s3_storage/pyproject.toml plugins/postgres_meta/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]' -e plugins/local_storage -e plugins/sqlite_meta \
-		-e plugins/s3_storage
+		-e plugins/s3_storage -e plugins/postgres_meta
 	touch $@
 
 install: $(STAMP)
@@ -22,7 +22,8 @@ run: install
 	TELEDROP_CONFIG=$${TELEDROP_CONFIG:-conf/teledrop.toml} $(BIN)/gunicorn -c conf/gunicorn.conf.py wsgi:app
 
 # What the tests drive besides Python: Debian's chromium for the browser tests (Playwright
-# never downloads a browser here), nginx for the reverse-proxy tests, curl as a client.
+# never downloads a browser here), nginx for the reverse-proxy tests, curl as a client,
+# and PostgreSQL, whose binaries Debian keeps off PATH, for a throwaway database server.
 SYSTEM_TOOLS := chromium:chromium nginx:nginx-light curl:curl
 
 system-deps:
@@ -30,6 +31,8 @@ system-deps:
 		command -v $${pair%%:*} >/dev/null || PATH="$$PATH:/usr/sbin" command -v $${pair%%:*} >/dev/null \
 			|| missing="$$missing $${pair##*:}"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+		|| missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 test: install system-deps

@@ -19,6 +19,8 @@ from tests.plugins.memory import MemoryPlugin
 from tests.services.seaweedfs import s3_bucket, s3_server, seaweedfs  # noqa: F401
 from tests.support.entry_points import also_load, entry_points_env
 
+pytest_plugins = ["tests.services.postgres"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "entry_points(*names): installed plugins this test "

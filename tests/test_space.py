@@ -178,9 +178,9 @@ class FullDatabase(MemoryMetadata):
         if (self.storage.free_space() or 0) < self.room:
             raise MetadataFull("database or disk is full")
 
-    def delete(self, slug: str) -> Drop | None:
+    def delete(self, slug: str, blob_id: str | None = None) -> Drop | None:
         self._make_room()
-        return super().delete(slug)
+        return super().delete(slug, blob_id)
 
     def delete_if_gone(self, slug: str, at: int) -> Drop | None:
         self._make_room()

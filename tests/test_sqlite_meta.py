@@ -1,12 +1,16 @@
 """SqliteMetadata honours the metadata contract, and holds up as the default store: WAL,
 a busy timeout, a schema version it refuses to run past, data that survives a restart,
-several processes × threads writing at once, and a locked database that surfaces as
-MetadataUnavailable (503), never as a raw sqlite error."""
+several processes × threads writing at once, a locked database that surfaces as
+MetadataUnavailable (503), never as a raw sqlite error, and a full disk (a real small tmpfs)
+as MetadataFull (507), the migration's included."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken
 from teledrop.testing import MetadataContract, sample_drop
 from teledrop_sqlite_meta import SCHEMA_VERSION, SqliteMetadata
 from tests.small_disk import fill, small_filesystem
+from tests.test_owner_migration import build_v1
 
 SHARED_SLUG = "shared-by-all"
 PROCESSES, THREADS, INSERTS_PER_THREAD = 2, 4, 10
@@ -44,7 +49,7 @@ class TestSqliteMetadataContract(MetadataContract):
 
 
 def pragma(path: Path, name: str) -> Any:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return conn.execute(f"PRAGMA {name}").fetchone()[0]
 
 
@@ -334,16 +339,54 @@ def test_a_full_disk_reads_and_raises_metadata_full_for_writes(
     store, drops, filler = full_store
     assert store.get(drops[0].slug) is not None
     assert store.total_size() == sum(d.size for d in drops)
-    # The count is an UPDATE ... RETURNING, whose error sqlite3 raises from fetchone().
-    writes = [lambda: store.claim_download(drops[0].slug, now()),
-              lambda: store.insert(sample_drop()),
-              lambda: store.delete(drops[1].slug),
-              lambda: store.delete_if_gone(drops[1].slug, now() + 10**9)]
-    for write in writes:
+    # A statement with RETURNING commits when its cursor is read: sqlite3 raises its own
+    # error from fetchone(), which peewee does not wrap.
+    returning = [lambda: store.claim_download(drops[0].slug, now()),
+                 lambda: store.update(drops[0].slug, {"title": "t" * 200}, drops[0].blob_id),
+                 lambda: store.delete(drops[1].slug, drops[1].blob_id),
+                 lambda: store.delete_if_gone(drops[1].slug, now() + 10**9)]
+    for write in [lambda: store.insert(sample_drop()), *returning]:
         with pytest.raises(MetadataFull) as caught:
             write()
+        assert (caught.value.status, caught.value.code) == (507, "metadata_full")
         assert "database or disk is full" in str(caught.value)
         assert "no transaction" not in str(caught.value)
+        if write in returning:
+            assert type(caught.value.__cause__) is sqlite3.OperationalError
     filler.unlink()
     assert store.delete(drops[1].slug) is not None
     assert store.claim_download(drops[0].slug, now()) is not None
+    store.insert(sample_drop(slug="after-the-disk-had-room"))
+    assert store.get("after-the-disk-had-room") is not None
+
+
+def test_a_migration_failing_on_a_full_disk_says_so_and_keeps_schema_1(
+        tmp_path: Path) -> None:
+    """SQLite rolls a transaction back by itself when the disk is full: the error seen must
+    be that, not a rollback's "no transaction is active"."""
+    disk = tmp_path / "disk"
+    data = disk / "data"
+    failures: list[MetadataUnavailable | MetadataFull] = []
+    with small_filesystem(disk, 2 * 1024 * 1024) as mounted:
+        if not mounted:
+            pytest.skip("mounting a tmpfs needs root")
+        # from room for the WAL's index (8 pages; with less, opening is a disk I/O error)
+        # to enough for the migration
+        for leave_pages in range(8, 40):
+            shutil.rmtree(data, ignore_errors=True)
+            (disk / "filler").unlink(missing_ok=True)
+            build_v1(data)
+            filler = fill(disk)
+            os.truncate(filler, filler.stat().st_size - leave_pages * 4096)
+            try:
+                SqliteMetadata(str(data / "teledrop.db")).close()
+                break
+            except (MetadataUnavailable, MetadataFull) as exc:
+                failures.append(exc)
+                assert pragma(data / "teledrop.db", "user_version") == 1
+        else:
+            pytest.fail("the migration never found room")
+        assert pragma(data / "teledrop.db", "user_version") == SCHEMA_VERSION
+    assert failures, "the disk was never too full to migrate"
+    assert all(isinstance(exc, MetadataFull) and "database or disk is full" in str(exc)
+               for exc in failures), [str(exc) for exc in failures]

@@ -101,7 +101,8 @@ def delete_drop(service: Teledrop, slug: str, token: str | None,
         if drop.private:
             raise NotFound()
         raise Forbidden("wrong or missing delete token (X-Delete-Token)")
-    removed = remove(service, drop, lambda: service.metadata.delete(slug))
+    # Only the drop that was checked: the slug may have been freed and taken meanwhile.
+    removed = remove(service, drop, lambda: service.metadata.delete(slug, drop.blob_id))
     if removed is None:  # deleted concurrently
         raise NotFound()
     service.notify("teledrop_drop_deleted", drop=removed, reason="deleted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,10 @@ from .config import Config
 #: Keys whose values are never printed.
 SECRET_WORDS = ("token", "password", "secret", "credential")
 SECTIONS = ("server", "limits", "auth", "storage", "metadata", "plugins")
+#: A password inside a value: a URL's (``postgresql://user:PASSWORD@host/db``) or a
+#: connection string's ``password=PASSWORD`` (quoted or not).
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^@/\s]*(?=@)")
+_PAIR_PASSWORD = re.compile(r"(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']+)")
 
 
 @dataclass(frozen=True)
@@ -64,5 +69,10 @@ def toml_value(value: Any, secret: bool = False) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a valid TOML basic string
+        return json.dumps(hide_passwords(value), ensure_ascii=False)  # a valid TOML string
     return str(value)
+
+
+def hide_passwords(text: str) -> str:
+    """``text`` with every password it carries (a DSN's, a URL's) as ``****``."""
+    return _PAIR_PASSWORD.sub(r"\1****", _URL_PASSWORD.sub(r"\1****", text))

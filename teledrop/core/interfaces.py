@@ -133,8 +133,13 @@ class Metadata(Protocol):
         :returns: the drop after counting, or ``None`` when nothing was counted.
         """
 
-    def delete(self, slug: str) -> Drop | None:
-        """Remove the record. :returns: the removed drop, or ``None`` if there was none."""
+    def delete(self, slug: str, blob_id: str | None = None) -> Drop | None:
+        """Remove the record; with ``blob_id``, only if it is still the drop of that blob
+        (one atomic statement), so a slug freed and taken again by another drop since the
+        caller read it is left alone.
+
+        :returns: the removed drop, or ``None`` if there was none (or another drop has
+            the slug now)."""
 
     def delete_if_gone(self, slug: str, at: int) -> Drop | None:
         """Remove the record only if it is still expired or exhausted at ``at``."""
@@ -155,9 +160,13 @@ class Metadata(Protocol):
         """The sum of ``size`` over every record (gone ones included until gc removes
         them); 0 for an empty store."""
 
-    def update(self, slug: str, changes: Mapping[str, Any]) -> Drop | None:
+    def update(self, slug: str, changes: Mapping[str, Any],
+               blob_id: str | None = None) -> Drop | None:
         """Change some of a drop's fields (title, description, expires_at, max_downloads,
-        private, password_hash). :returns: the drop after the change, ``None`` if absent."""
+        private, password_hash) in one atomic statement; with ``blob_id``, only if the
+        slug still names the drop of that blob (as ``delete``).
+
+        :returns: the drop after the change, ``None`` if absent (or another drop's now)."""
 
     def list_owned(self, query: DropQuery) -> tuple[int, list[Drop]]:
         """One page of ``query.owner``'s drops: ``(total matching, the page)``."""

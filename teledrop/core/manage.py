@@ -64,7 +64,7 @@ def update_drop(service: Teledrop, owner: str, slug: str, changes: Mapping[str, 
     fields: dict[str, Any] = {}
     for name, value in changes.items():
         fields.update(_field(service, name, value))
-    updated = service.metadata.update(slug, fields)
+    updated = service.metadata.update(slug, fields, drop.blob_id)  # the drop that was checked
     if updated is None:
         raise NotFound()
     return updated

@@ -72,9 +72,7 @@ class CommitChain:
 
     def forget(self, drop: Drop, blob: BlobWriter) -> None:
         """Remove this upload's record if it was inserted (never another upload's)."""
-        stored = self.metadata.get(drop.slug)
-        if stored is not None and stored.blob_id == blob.blob_id:
-            self.metadata.delete(drop.slug)
+        self.metadata.delete(drop.slug, blob.blob_id)
 
     @hookimpl(specname="teledrop_commit_drop", trylast=True)
     def insert_drop(self, drop: Drop) -> Drop:

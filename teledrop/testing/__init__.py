@@ -44,8 +44,13 @@ What the suites check:
   the delete token itself is never stored; a duplicate slug raises ``SlugTaken`` and leaves
   the first record untouched; ``claim_download`` counts atomically and refuses past
   ``max_downloads`` or after expiry; under concurrency exactly ``max_downloads`` claims and
-  exactly one insert of a contested slug succeed; ``delete``, ``delete_if_gone``,
-  ``list_gone``, ``iter_drops``, ``blob_ids`` and ``check()`` do what the protocol says.
+  exactly one insert of a contested slug succeed, every claim of an unlimited drop and
+  every wrong password is counted, and a drop deleted by many at once (or by two gc runs)
+  is returned to one of them; ``delete`` and ``update`` given the blob id the caller read
+  leave alone a drop that took the slug since; the owner search folds case for all of
+  Unicode and takes ``%`` and ``_`` literally; ``delete_if_gone``, ``list_gone``,
+  ``iter_drops``, ``blob_ids``, ``count``, ``total_size`` and ``check()`` do what the
+  protocol says.
 """
 
 from __future__ import annotations

@@ -204,6 +204,14 @@ class MetadataContract:
         assert sorted(o.downloads for o in won) == list(range(1, limit + 1))
         assert metadata.get(drop.slug).downloads == limit  # type: ignore[union-attr]
 
+    def test_concurrent_claims_without_a_limit_are_each_counted(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata, max_downloads=None)
+        outcomes = race(RACERS, lambda: metadata.claim_download(drop.slug, drop.created_at),
+                        metadata)
+        assert [o for o in outcomes if not isinstance(o, Drop)] == []
+        assert sorted(o.downloads for o in outcomes) == list(range(1, RACERS + 1))
+        assert metadata.get(drop.slug).downloads == RACERS  # type: ignore[union-attr]
+
     # -- concurrent insert --------------------------------------------------------------
 
     def test_concurrent_inserts_of_one_slug_have_one_winner(self, metadata: Metadata) -> None:
@@ -234,6 +242,24 @@ class MetadataContract:
         assert metadata.get(drop.slug) is None
         assert metadata.delete(drop.slug) is None
 
+    def test_delete_of_a_drop_whose_slug_was_taken_again_removes_nothing(
+            self, metadata: Metadata) -> None:
+        # A reader saw the first drop; the slug was freed and taken by another meanwhile.
+        first = self.stored(metadata)
+        assert metadata.delete(first.slug, first.blob_id) is not None
+        second = self.stored(metadata, slug=first.slug)
+        assert metadata.delete(first.slug, first.blob_id) is None
+        assert record(metadata.get(first.slug)) == record(second)
+        assert record(metadata.delete(second.slug, second.blob_id)) == record(second)
+        assert metadata.get(first.slug) is None
+
+    def test_concurrent_deletes_return_the_drop_once(self, metadata: Metadata) -> None:
+        drop = self.stored(metadata)
+        outcomes = race(RACERS, lambda: metadata.delete(drop.slug, drop.blob_id), metadata)
+        removed = [o for o in outcomes if o is not None]
+        assert len(removed) == 1 and record(removed[0]) == record(drop), outcomes
+        assert metadata.get(drop.slug) is None
+
     def test_delete_removes_only_its_drop(self, metadata: Metadata) -> None:
         doomed = self.stored(metadata)
         kept = self.stored(metadata)
@@ -259,6 +285,14 @@ class MetadataContract:
 
     def test_delete_if_gone_of_an_unknown_slug_is_none(self, metadata: Metadata) -> None:
         assert metadata.delete_if_gone("no-such-slug", now()) is None
+
+    def test_concurrent_gc_runs_remove_a_gone_drop_once(self, metadata: Metadata) -> None:
+        # Two gc runs (on two hosts) both listed the drop: one of them removes its blob.
+        drop = self.stored(metadata, expires_at=now() - 1)
+        outcomes = race(RACERS, lambda: metadata.delete_if_gone(drop.slug, now()), metadata)
+        removed = [o for o in outcomes if o is not None]
+        assert len(removed) == 1 and record(removed[0]) == record(drop), outcomes
+        assert metadata.get(drop.slug) is None
 
     # -- listing ------------------------------------------------------------------------
 
@@ -304,12 +338,13 @@ class MetadataContract:
     def test_total_size_sums_every_record_gone_ones_included(self, metadata: Metadata) -> None:
         before = metadata.total_size()
         assert isinstance(before, int)
-        live = self.stored(metadata, size=1000)
+        sizes = (0, 1000, 5 * 1024**3 + 7)  # past 32 bits
+        drops = [self.stored(metadata, size=size) for size in sizes]
         self.stored(metadata, size=234, expires_at=now() - 1)
-        self.stored(metadata, size=0)
+        assert metadata.total_size() == before + sum(sizes) + 234
+        assert type(metadata.total_size()) is int
+        metadata.delete(drops[2].slug)
         assert metadata.total_size() == before + 1234
-        metadata.delete(live.slug)
-        assert metadata.total_size() == before + 234
 
     def test_check_passes_on_a_healthy_store(self, metadata: Metadata) -> None:
         assert metadata.check() is None
@@ -329,6 +364,19 @@ class MetadataContract:
             drop, title="new", max_downloads=None, private=True, password_hash="h"))
         assert record(metadata.get(drop.slug)) == record(updated)
         assert metadata.update("no-such-slug", {"title": "x"}) is None
+
+    def test_update_of_a_drop_whose_slug_was_taken_again_changes_nothing(
+            self, metadata: Metadata) -> None:
+        first = self.stored(metadata, owner="alice")
+        metadata.delete(first.slug)
+        second = self.stored(metadata, slug=first.slug, owner="bob", title="bob's")
+        assert metadata.update(first.slug, {"title": "alice's", "private": True},
+                               first.blob_id) is None
+        assert metadata.update(first.slug, {}, first.blob_id) is None
+        assert record(metadata.get(first.slug)) == record(second)
+        updated = metadata.update(second.slug, {"title": "new"}, second.blob_id)
+        assert record(updated) == record(dataclasses.replace(second, title="new"))
+        assert record(metadata.update(second.slug, {}, second.blob_id)) == record(updated)
 
     def test_list_owned_pages_sorts_and_filters(self, metadata: Metadata) -> None:
         owner = f"owner-{uuid.uuid4().hex[:8]}"
@@ -356,6 +404,28 @@ class MetadataContract:
         assert slugs(search="HOLI") == (1, [drops[0].slug])
         assert slugs(search="%") == (0, [])
 
+    def test_search_folds_case_for_all_of_unicode_and_means_every_character(
+            self, metadata: Metadata) -> None:
+        owner = f"owner-{uuid.uuid4().hex[:8]}"
+        at = now()
+        elan = self.stored(metadata, owner=owner, filename="Élan-Report.txt")
+        greek = self.stored(metadata, owner=owner, filename="a.txt", title="ΣΟΦΊΑ")
+        literal = self.stored(metadata, owner=owner, filename="100%_done.txt")
+        spaced = self.stored(metadata, owner=owner, filename="100 xdone.txt")
+
+        def found(search: str) -> set[str]:
+            total, page = metadata.list_owned(DropQuery(owner=owner, at=at, search=search))
+            assert total == len(page)
+            return {d.slug for d in page}
+
+        for search in ("Élan", "élan", "ÉLAN", "-report"):
+            assert found(search) == {elan.slug}, search
+        assert found("σοφία") == {greek.slug}
+        assert found("%_") == {literal.slug}
+        assert found("0%") == {literal.slug}
+        assert found("0_d") == set()
+        assert found("100 x") == {spaced.slug}
+
     def test_password_failures_count_within_a_window(self, metadata: Metadata) -> None:
         drop = self.stored(metadata)
         at = now()
@@ -372,6 +442,12 @@ class MetadataContract:
         counts = race(RACERS, lambda: metadata.note_password_failure(drop.slug, at, 60),
                       metadata)
         assert sorted(counts) == list(range(1, RACERS + 1))
+        assert metadata.password_failures(drop.slug, at, 60) == RACERS
+        forgiven = race(RACERS + 3, lambda: metadata.forgive_password_failure(drop.slug),
+                        metadata)
+        assert forgiven == [None] * (RACERS + 3)
+        assert metadata.password_failures(drop.slug, at, 60) == 0  # never below none
+        assert metadata.note_password_failure(drop.slug, at, 60) == 1
 
     def test_tokens_are_stored_listed_found_and_revoked(self, metadata: Metadata) -> None:
         name = f"t-{uuid.uuid4().hex[:8]}"

@@ -119,9 +119,16 @@ class MemoryMetadata:
             drop.downloads += 1
             return dataclasses.replace(drop)
 
-    def delete(self, slug: str) -> Drop | None:
+    def delete(self, slug: str, blob_id: str | None = None) -> Drop | None:
         with self.lock:
-            return self.drops.pop(slug, None)
+            if not self._same(slug, blob_id):
+                return None
+            return self.drops.pop(slug)
+
+    def _same(self, slug: str, blob_id: str | None) -> bool:
+        """Whether ``slug`` names a drop, and (given ``blob_id``) that blob's."""
+        drop = self.drops.get(slug)
+        return drop is not None and blob_id in (None, drop.blob_id)
 
     def delete_if_gone(self, slug: str, at: int) -> Drop | None:
         with self.lock:
@@ -145,23 +152,25 @@ class MemoryMetadata:
     def total_size(self) -> int:
         return sum(d.size for d in self.drops.values())
 
-    def update(self, slug: str, changes: Mapping[str, Any]) -> Drop | None:
+    def update(self, slug: str, changes: Mapping[str, Any],
+               blob_id: str | None = None) -> Drop | None:
         with self.lock:
-            drop = self.drops.get(slug)
-            if drop is None:
+            if not self._same(slug, blob_id):
                 return None
+            drop = self.drops[slug]
             for name, value in changes.items():
                 setattr(drop, name, value)
             return dataclasses.replace(drop)
 
     def list_owned(self, query: DropQuery) -> tuple[int, list[Drop]]:
         def keep(d: Drop) -> bool:
-            needle = (query.search or "").lower()
+            needle = (query.search or "").casefold()
             return (d.owner == query.owner
                     and query.private in (None, d.private)
                     and query.has_password in (None, d.password_hash is not None)
                     and query.expired in (None, d.is_expired(query.at))
-                    and (not needle or needle in d.filename.lower() or needle in d.title.lower()))
+                    and (not needle or needle in d.filename.casefold()
+                         or needle in d.title.casefold()))
 
         order = list(self.drops.values())  # insertion order breaks ties
         if query.order == "desc":

@@ -1,1 +1,1 @@
-"""Real servers the tests start themselves when no endpoint is given."""
+"""Real servers the tests start themselves (or find through an environment variable)."""
