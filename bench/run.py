@@ -6,7 +6,7 @@ measured in the same run.
 It starts a real gunicorn (``python -m gunicorn -c conf/gunicorn.conf.py wsgi:app`` from the
 repository root, ``TELEDROP_CONFIG`` pointing at a temporary TOML) and the reference servers
 of ``bench/baselines.py`` on 127.0.0.1, all with their data under ``bench/results/`` (the
-repository's filesystem, git-ignored), and runs the scenarios of issue 4:
+repository's filesystem, git-ignored), and runs these scenarios:
 
 1. multipart upload (``curl -F``) of one file of random bytes;
 2. raw ``PUT`` of it, with Content-Length and chunked;
@@ -420,7 +420,7 @@ class Measure:
 @dataclass
 class Comparison:
     baseline: str
-    target: float | None = None  # teledrop / baseline must reach this (issue 4)
+    target: float | None = None  # teledrop / baseline must reach this
     note: str = ""
 
 

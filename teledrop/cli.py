@@ -1,12 +1,12 @@
-"""The ``teledrop`` command: the server side (serve, gc, plugins, verify, config) and the
-client (upload, delete, info; the HTTP work is in :mod:`teledrop.client`)."""
+"""The ``teledrop`` command: the server side (serve, gc, plugins, verify, config, token,
+migrate) and the client (upload, delete, info; the HTTP work is in :mod:`teledrop.client`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ from teledrop.core.drop import iso
 from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError, TeledropError
 from teledrop.core.gc import DEFAULT_STAGING_AGE, collect
+from teledrop.core.migrate import Migration
 from teledrop.core.owners import create_token, revoke_token
 from teledrop.core.units import format_size, parse_duration
 from teledrop.core.verify import verify as verify_drops
@@ -40,17 +41,20 @@ CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE",
                                   "else conf/teledrop.toml when present)")
 
 
-def _config(path: str | None) -> Config:
+def _config(path: str | None, environ: Mapping[str, str] | None = None) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, environ)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @contextmanager
-def _service(path: str | None) -> Iterator[PluginTeledrop]:
+def _service(path: str | None, environ: Mapping[str, str] | None = None,
+             ) -> Iterator[PluginTeledrop]:
+    """The service of the config at ``path`` with the ``environ`` overrides (default: the
+    process's environment)."""
     try:
-        service = composition.start(_config(path))
+        service = composition.start(_config(path, environ))
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -248,6 +252,51 @@ def show_config(config_path: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"# config file: {config.path or 'none (defaults)'}")
     click.echo(render(effective_settings(config, settings)), nl=False)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--to", "target_path", required=True, metavar="FILE",
+              help="the config file whose backends receive the drops (read alone: "
+                   "TELEDROP_* variables do not apply to it)")
+@click.option("--dry-run", is_flag=True,
+              help="list what would be copied or skipped, write nothing")
+@click.option("--progress/--no-progress", default=None,
+              help="draw a progress bar on stderr  [default: when stderr is a terminal]")
+@click.pass_context
+def migrate(ctx: click.Context, config_path: str | None, target_path: str, dry_run: bool,
+            progress: bool | None) -> None:
+    """Copy every live drop (its file and whole record, under the same slug, so links
+    keep working) and the token store from this config's backends to those of the
+    config file given with --to.
+
+    Each file is streamed and its hash checked before it is published in the target.
+    Run it again to resume: a drop already in the target with the same hash is skipped,
+    and a slug the target holds with another file is a failure, never overwritten.
+    Expired and exhausted drops are not copied. Prints one line per failure and a
+    summary; exit status 1 if anything failed (in a dry run: would fail).
+
+    \b
+    Examples:
+      teledrop migrate --to /etc/teledrop/scale-out.toml --dry-run
+      teledrop migrate --config /etc/teledrop/teledrop.toml --to /etc/teledrop/scale-out.toml
+    """
+    with _service(config_path) as source, _service(target_path, environ={}) as target:
+        migration = Migration(source, target)
+        with ExitStack() as stack:
+            bar = None
+            if not dry_run and (sys.stderr.isatty() if progress is None else progress):
+                bar = ProgressLine(sys.stderr, "migrate", migration.total_bytes)
+                stack.callback(bar.finish)
+            for outcome in migration.run(dry_run, bar.update if bar else None):
+                if outcome.failed and bar:
+                    bar.print_above(outcome.describe())
+                elif outcome.failed or dry_run:
+                    click.echo(outcome.describe(dry_run), err=outcome.failed)
+    for line in migration.tally.describe(dry_run):
+        click.echo(line)
+    if migration.tally.failed:
+        ctx.exit(1)
 
 
 # -- the client ----------------------------------------------------------------------------

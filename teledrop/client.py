@@ -1,4 +1,4 @@
-"""The HTTP client behind ``teledrop upload``, ``delete`` and ``info`` (API.md §3 and §4).
+"""The HTTP client behind ``teledrop upload``, ``delete`` and ``info`` (the HTTP API of README.md).
 
 No click in here: :class:`Client` talks to a teledrop server with ``requests`` and raises
 :class:`ClientError` with a one-line reason; :class:`ProgressLine` draws an upload's
@@ -46,7 +46,7 @@ class ClientError(Exception):
 
 @dataclass(frozen=True)
 class UploadOptions:
-    """What a drop may be given at upload (API.md §3); ``None`` leaves it to the server."""
+    """What a drop may be given at upload; ``None`` leaves it to the server."""
 
     expires: str | None = None
     max_downloads: int | None = None
@@ -311,6 +311,11 @@ class ProgressLine:
         at = self.clock()
         if self._drawn_at is None or at - self._drawn_at >= self.interval:
             self._draw(at)
+
+    def print_above(self, text: str) -> None:
+        """``text`` on a line of its own where the bar was, then the bar below it."""
+        self.stream.write("\r" + text.ljust(self._width) + "\n")
+        self._draw(self.clock())
 
     def finish(self) -> None:
         """The last state, then a newline so later output starts on a line of its own."""

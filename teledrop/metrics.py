@@ -8,8 +8,10 @@ after their worker exits (no live gauges to mark dead).
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -45,7 +47,6 @@ class Metrics:
         self.upload_seconds = Histogram("teledrop_upload_duration_seconds",
                                         "Time from request start to drop created",
                                         buckets=DURATION_BUCKETS, registry=r)
-        self.gc_removed = gc_removed_counter(r)
 
     def exposition(self, service: Teledrop) -> bytes:
         """The text exposition: every process's counters, and the stored-drops gauge."""
@@ -81,13 +82,24 @@ class StoredDrops(Collector):
 
 def prepare_dir(config: Config) -> str:
     """In the gunicorn master, before workers fork: the shared directory, emptied of the
-    previous run's files (their counters would otherwise carry over)."""
-    path = config.server.metrics_dir or tempfile.mkdtemp(prefix="teledrop-metrics-")
+    previous run's files (their counters would otherwise carry over). Without a configured
+    one, a temporary directory that goes when the master exits."""
+    path = config.server.metrics_dir
+    if not path:
+        path = tempfile.mkdtemp(prefix="teledrop-metrics-")
+        # Forked workers inherit the handler and run it when they exit: only the process
+        # that made the directory removes it.
+        atexit.register(_remove_if_made_by, os.getpid(), path)
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):
         os.unlink(stale)
     _share(path)
     return path
+
+
+def _remove_if_made_by(pid: int, path: str) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def use_configured_dir(config: Config) -> bool:

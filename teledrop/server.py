@@ -32,13 +32,14 @@ def check_startup(config: Config) -> None:
 
 
 def gunicorn_settings(config: Config) -> dict[str, Any]:
-    """gunicorn settings from ``[server]``: the gthread worker, so a slow upload holds a
-    thread, not a process."""
+    """gunicorn settings from ``[server]``: a gthread worker, so a slow upload holds a
+    thread, not a process, and one that holds no thread past ``limits.idle_timeout``
+    (:mod:`teledrop.worker`)."""
     return {
         "bind": [config.server.bind],
         "workers": config.server.workers,
         "threads": config.server.threads,
-        "worker_class": "gthread",
+        "worker_class": "teledrop.worker.IdleTimeoutWorker",
         # A gthread worker's timeout is its heartbeat, not a request limit: long uploads
         # keep running.
         "timeout": 60,

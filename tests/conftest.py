@@ -21,6 +21,7 @@ from tests.support.entry_points import also_load, entry_points_env
 
 pytest_plugins = ["tests.services.postgres"]
 
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "entry_points(*names): installed plugins this test "
                                        "loads besides the suite's own (tests/support/entry_points.py)")

@@ -19,8 +19,7 @@ from teledrop.web.app import service_of
 BOUNDARY = "td-boundary-7Qx"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 JSON = {"Accept": "application/json"}
-#: The fields of "A drop as JSON" (API.md §3) and the owner fields of issue 6; uploads add
-#: ``delete_token``.
+#: The fields of a drop as JSON, its owner fields included; uploads add ``delete_token``.
 DROP_FIELDS = frozenset({"slug", "url", "filename", "size", "content_type", "hash",
                          "created_at", "expires_at", "max_downloads", "downloads",
                          "title", "description", "private", "has_password"})
@@ -98,10 +97,22 @@ def created_json(response: TestResponse) -> dict[str, Any]:
     return response.get_json()
 
 
+def post_json(client: Any, data: bytes = b"hello", filename: str = "hello.txt",
+              **fields: str) -> TestResponse:
+    """An upload through ``POST /`` that asks for JSON; the response, whatever it is."""
+    return post_file(client, data, filename, fields=fields, headers=JSON)
+
+
+def put_json(client: Any, data: bytes = b"hello", path: str = "/hello.txt",
+             **query: str) -> TestResponse:
+    """An upload through ``PUT`` that asks for JSON; the response, whatever it is."""
+    return put_file(client, path, data, headers=JSON, query=query)
+
+
 def upload(client: Any, data: bytes = b"hello", filename: str = "hello.txt",
            **fields: str) -> dict[str, Any]:
     """Upload through ``POST /`` and return the drop as JSON (delete token included)."""
-    return created_json(post_file(client, data, filename, fields=fields, headers=JSON))
+    return created_json(post_json(client, data, filename, **fields))
 
 
 def slug_of(response: TestResponse) -> str:

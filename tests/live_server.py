@@ -201,6 +201,14 @@ class DataDir:
     def record(self, slug: str) -> dict[str, Any] | None:
         return next((r for r in self.records() if r["slug"] == slug), None)
 
+    def assert_holds(self, slug: str, content: bytes) -> dict[str, Any]:
+        """The drop's record and its blob hold exactly ``content``; the record."""
+        record = self.record(slug)
+        assert record is not None, f"no record of {slug}"
+        assert record["size"] == len(content)
+        assert self.blob_path(record["blob_id"]).read_bytes() == content
+        return record
+
     def snapshot(self) -> Snapshot:
         return Snapshot(frozenset(p.name for p in self.staging_files()),
                         frozenset(self.blob_files()),

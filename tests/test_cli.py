@@ -371,7 +371,7 @@ def test_missing_config_file_is_one_line(tmp_path: Path, no_gunicorn: None, comm
 
 # -- help ----------------------------------------------------------------------------------
 
-ALL_COMMANDS = {"serve", "gc", "plugins", "verify", "config", "upload", "delete", "info",
+ALL_COMMANDS = {"serve", "gc", "plugins", "verify", "config", "migrate", "upload", "delete", "info",
                 "token"}
 
 

@@ -1,4 +1,4 @@
-"""The compensation chain (DESIGN.md §3, API.md §5 invariant 1), on the real default
+"""The compensation chain (docs/plugins.md, docs/reliability.md), on the real default
 plugins: local_storage on disk and sqlite_meta. Faults are injected by plugins
 (tests/plugins/faults.py). Whatever fails inside the commit, no file and no record of
 the failed upload is left; side effects are undone innermost first and the blob is
@@ -7,7 +7,6 @@ commit and cannot undo it."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from teledrop.core.service import Teledrop
 from teledrop.core.upload import Upload, UploadRequest, create_drop
 from teledrop.plugins.commit_chain import replaced_error
 from teledrop.web.app import service_of
+from tests.http_helpers import post_json, put_json
 from tests.plugins.faults import (
     BrokenDiscard, CreatedLog, FailingInsert, LogEntry, RaiseInCommit, RaisingEvents,
     SideEffect, SlugSequence, SlugThief, TryfirstSideEffect, UndoRaises,
@@ -263,17 +263,7 @@ def test_raising_event_plugin_over_http_still_gives_201(make_app, data_dir: Path
 
 # --- through HTTP ----------------------------------------------------------------------
 
-def post(client: Any, data: bytes = b"payload", **form: str) -> Any:
-    return client.post("/", data={**form, "file": (io.BytesIO(data), "a.txt")},
-                       headers={"Accept": "application/json"})
-
-
-def put(client: Any, data: bytes = b"payload", **query: str) -> Any:
-    return client.put("/a.txt", data=data, query_string=query,
-                      headers={"Accept": "application/json"})
-
-
-@pytest.mark.parametrize("send", [post, put], ids=["POST", "PUT"])
+@pytest.mark.parametrize("send", [post_json, put_json], ids=["POST", "PUT"])
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize(("error", "status", "code"), [
     (RuntimeError("plugin bug"), 500, "error"),
@@ -298,7 +288,7 @@ def test_slug_race_over_http_is_409_even_when_an_undo_fails(make_app, data_dir: 
     thief = SlugThief()
     app = make_app(plugins=[thief, UndoRaises(log)])
     thief.metadata = service_of(app).metadata
-    response = post(app.test_client(), slug="wanted")
+    response = post_json(app.test_client(), slug="wanted")
     assert response.status_code == 409, response.data
     assert response.get_json()["error"]["code"] == "slug_taken"
     assert staged(data_dir) == [] and published(data_dir) == []

@@ -1,4 +1,4 @@
-"""Configuration (API.md §2): every key has its documented default, a file names only what
+"""Configuration: every key has its documented default, a file names only what
 it changes, ``TELEDROP_<SECTION>__<KEY>`` overrides any key with a TOML-typed value, and
 every mistake is a ConfigError whose message is one line naming the source, the key and
 the problem. Plugin tables are checked when the app starts and the plugins are known."""
@@ -58,7 +58,8 @@ DEFAULTS = {
                "proxy_hops": 0, "log_level": "info", "metrics": True,
                "metrics_dir": ""},
     "limits": {"max_upload_size": 10 * 1024**3, "default_expires": 7 * DAY,
-               "max_expires": 30 * DAY, "idle_timeout": 60},
+               "max_expires": 30 * DAY, "idle_timeout": 60, "min_free_space": 1024**3,
+               "max_total_size": None},
     "auth": {"upload_tokens": [], "require_token": False},
     "storage": {"plugin": "local_storage"},
     "metadata": {"plugin": "sqlite_meta"},
@@ -127,6 +128,13 @@ def test_sizes_accept_integers_and_units(config_file) -> None:
     assert load(config_file("[limits]\nmax_upload_size = 4096\n")).limits.max_upload_size == 4096
     assert load(config_file('[limits]\nmax_upload_size = "2 GB"\n')).limits.max_upload_size \
         == 2 * 1000**3
+
+
+def test_free_space_and_total_size_limits_are_sizes_that_can_be_turned_off(config_file) -> None:
+    limits = load(config_file('[limits]\nmin_free_space = "0"\nmax_total_size = "2GiB"\n')).limits
+    assert (limits.min_free_space, limits.max_total_size) == (0, 2 * 1024**3)
+    limits = load(config_file('[limits]\nmin_free_space = 4096\nmax_total_size = ""\n')).limits
+    assert (limits.min_free_space, limits.max_total_size) == (4096, None)
 
 
 # --- environment overrides ------------------------------------------------------------
@@ -224,6 +232,10 @@ def test_sources_record_where_each_value_came_from(config_file) -> None:
     ("[auth]\nupload_tokens = [\" \"]\n", "auth.upload_tokens", "empty"),
     ("[limits]\nmax_upload_size = \"10 parsecs\"\n", "limits.max_upload_size", "not a size"),
     ("[limits]\nmax_upload_size = -5\n", "limits.max_upload_size", "negative"),
+    ("[limits]\nmin_free_space = \"lots\"\n", "limits.min_free_space", "not a size"),
+    ("[limits]\nmin_free_space = \"\"\n", "limits.min_free_space", "not a size"),
+    ("[limits]\nmax_total_size = \"5 parsecs\"\n", "limits.max_total_size", "not a size"),
+    ("[limits]\nmax_total_size = -1\n", "limits.max_total_size", "negative"),
     ("[limits]\ndefault_expires = \"soon\"\n", "limits.default_expires", "not a duration"),
     ("[limits]\nmax_expires = \"1 fortnight\"\n", "limits.max_expires", "not a duration"),
     ("[limits]\ndefault_expires = \"40d\"\n", "limits.default_expires", "max_expires"),

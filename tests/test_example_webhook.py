@@ -35,6 +35,7 @@ from teledrop.core.errors import ConfigError
 from teledrop.plugins.manager import describe_plugins
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.http_helpers import put_json
 from tests.support.entry_points import also_load, write_dist_info
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "teledrop_webhook"
@@ -177,9 +178,8 @@ def registered(start: Callable[..., Flask], webhook: ModuleType) -> Callable[...
     return lambda settings=None, **sections: start(settings, [webhook], **sections)
 
 
-def upload(app: Flask, data: bytes = PAYLOAD, name: str = "report.bin", **query: str) -> Any:
-    response = app.test_client().put(f"/{name}", data=data, query_string=query,
-                                     headers={"Accept": "application/json"})
+def upload(app: Flask, **query: str) -> Any:
+    response = put_json(app.test_client(), PAYLOAD, "/report.bin", **query)
     assert response.status_code == 201, response.get_data(as_text=True)
     return response
 

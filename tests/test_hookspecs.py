@@ -1,4 +1,4 @@
-"""The hook specifications are the plugin interface's documentation (DESIGN.md §4): every
+"""The hook specifications are the plugin interface's documentation: every
 hook documents each parameter, what it returns, and how its results are combined, and
 every hook teledrop calls has a spec."""
 

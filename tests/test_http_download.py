@@ -1,4 +1,4 @@
-"""Downloads through the test client (API.md §3, "Downloads"): bytes and headers, ranges,
+"""Downloads through the test client: bytes and headers, ranges,
 conditional requests, HEAD, Content-Disposition and the inline/attachment rule, download
 limits, expiry and unknown slugs."""
 

@@ -1,4 +1,4 @@
-"""The rest of API.md §3 through the test client: drop metadata, deletion, the error format
+"""The rest of the HTTP API through the test client: drop metadata, deletion, the error format
 (JSON or one plain line, never a traceback), /healthz, the index page, and how links are
 built (request host, X-Forwarded-* behind trusted proxies, base_url)."""
 

@@ -1,4 +1,4 @@
-"""Uploads through the test client (API.md §3): POST multipart and raw PUT, the upload
+"""Uploads through the test client: POST multipart and raw PUT, the upload
 response, options, custom slugs, malformed bodies, hostile filenames, the size limit and
 upload tokens. Every refused upload is also checked to leave nothing on disk or in the
 metadata store."""

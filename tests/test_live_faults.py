@@ -1,7 +1,7 @@
 """Faults against a real gunicorn: bodies over the size limit, clients that vanish
 mid-body, a worker killed mid-upload, and ``teledrop gc`` cleaning up after it.
 
-Proves invariant 1 of API.md under real sockets and processes: whatever the client or the
+Proves the storage invariant under real sockets and processes: whatever the client or the
 OS did, once the request is over the data dir holds no staging file, no file without its
 record and no record without its file; the only exception (a SIGKILLed worker's staging
 file) is removed by ``teledrop gc`` and by nothing else, and gc removes nothing more.

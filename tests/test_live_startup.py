@@ -125,13 +125,6 @@ def test_bad_env_override_stops_startup_with_one_line(tmp_path: Path, command: s
                                  "lots")
 
 
-def assert_served(server: LiveServer, slug: str, content: bytes) -> None:
-    record = server.data.record(slug)
-    assert record is not None and record["size"] == len(content)
-    assert server.data.blob_path(record["blob_id"]).read_bytes() == content
-    server.data.assert_consistent(timeout=0)
-
-
 @pytest.mark.parametrize("command", COMMANDS)
 def test_good_config_serves_with_its_settings_and_stops_on_sigterm(tmp_path: Path,
                                                                    command: str) -> None:
@@ -148,7 +141,8 @@ def test_good_config_serves_with_its_settings_and_stops_on_sigterm(tmp_path: Pat
         assert server.stop(signal.SIGTERM) == 0, server.log()[-3000:]
         assert not [pid for pid in workers if pid_alive(pid)]
         assert "Traceback" not in server.log()
-    assert_served(server, slug, content)
+    server.data.assert_holds(slug, content)
+    server.data.assert_consistent(timeout=0)
 
 
 def uploads_counted(server: LiveServer) -> float:

@@ -13,26 +13,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 from contextlib import closing
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import blake3
 import pytest
 import requests
 
 from tests.live_server import (LiveServer, connect, live_server, multipart, read_responses,
                                request_head)
+from tests.support.live import assert_stored, run_concurrently
 
 pytestmark = pytest.mark.gunicorn
 
 MiB = 1024 * 1024
 BIG = 64 * MiB
 JSON = {"Accept": "application/json"}
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -55,37 +52,6 @@ def big_put(server: LiveServer, big_file: Path) -> dict[str, Any]:
         response = server.request("PUT", "/big.bin", data=f, headers=JSON)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def blake3_of(data: bytes) -> str:
-    return "blake3:" + blake3.blake3(data).hexdigest()
-
-
-def run_concurrently(n: int, task: Callable[[int], T]) -> list[T]:
-    """``task(i)`` for i in range(n), all released at once, so they really overlap."""
-    barrier = threading.Barrier(n, timeout=30)
-
-    def released(i: int) -> T:
-        barrier.wait()
-        return task(i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(released, range(n)))
-
-
-def assert_stored(server: LiveServer, drop: dict[str, Any], content: bytes) -> None:
-    """The drop's record and blob hold exactly ``content``, and it downloads intact."""
-    record = server.data.record(drop["slug"])
-    assert record is not None
-    assert record["size"] == len(content) == drop["size"]
-    assert record["hash"] == drop["hash"] == blake3_of(content)
-    blob = server.data.blob_path(record["blob_id"])
-    assert blob.stat().st_size == len(content)
-    response = server.request("GET", f"/{drop['slug']}")
-    assert response.status_code == 200
-    assert int(response.headers["Content-Length"]) == len(content)
-    assert blake3_of(response.content) == drop["hash"]
-    assert response.content == content
 
 
 def curl(*args: str) -> tuple[int, str]:

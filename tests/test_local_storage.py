@@ -17,6 +17,8 @@ import pytest
 from teledrop.core.errors import BlobMissing, StorageFull, StorageUnavailable
 from teledrop.testing import StorageContract
 from teledrop_local_storage import LocalStorage
+from tests.small_disk import fill, small_filesystem
+from tests.support.durability import record_publish_steps
 
 
 @pytest.fixture
@@ -99,22 +101,7 @@ def test_list_blobs_ignores_foreign_files(storage: LocalStorage, root: Path) -> 
 
 @pytest.fixture
 def io_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Records fsync and rename calls as ("fsync file" | "fsync dir" | "rename", inode)."""
-    calls: list[tuple[str, int]] = []
-    real_fsync, real_rename = os.fsync, os.rename
-
-    def fsync(fd: int) -> None:
-        info = os.fstat(fd)
-        calls.append(("fsync dir" if stat.S_ISDIR(info.st_mode) else "fsync file", info.st_ino))
-        real_fsync(fd)
-
-    def rename(src: str, dst: str) -> None:
-        calls.append(("rename", os.stat(src).st_ino))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "rename", rename)
-    return calls
+    return record_publish_steps(monkeypatch)
 
 
 @pytest.mark.parametrize("fanout_exists", [False, True])
@@ -312,3 +299,20 @@ def test_remove_staging_refuses_paths(storage: LocalStorage, tmp_path: Path,
         with pytest.raises(ValueError):
             storage.remove_staging(name)
     assert all(path.exists() for path in bait)
+
+
+def test_free_space_is_what_the_filesystem_leaves_an_unprivileged_writer(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    with small_filesystem(disk, 4 * 1024 * 1024) as mounted:
+        if not mounted:
+            pytest.skip("mounting a tmpfs needs root")
+        storage = LocalStorage(str(disk / "files"))
+        empty = storage.free_space()
+        assert 3 * 1024 * 1024 < empty <= 4 * 1024 * 1024
+        writer = storage.stage()
+        writer.write(b"x" * 1024 * 1024)
+        writer.publish()
+        writer.close()
+        assert storage.free_space() == empty - 1024 * 1024
+        fill(disk)
+        assert storage.free_space() == 0

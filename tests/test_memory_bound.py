@@ -1,4 +1,5 @@
-"""Memory per upload does not grow with the file's size (API.md invariant 3, issue 4).
+"""Memory per upload does not grow with the file's size (the streaming upload
+holds one read buffer, never the body).
 
 A real gunicorn with one worker receives a 64 MiB upload, then a 1 GiB one, as a multipart
 form, a raw PUT with Content-Length and a chunked PUT. The test never holds the body: it
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.gunicorn
 
 MiB = 1024 * 1024
 UNIT = 64 * MiB
-#: issue 4: "Peak RSS per worker <= 64 MiB during a 4 GiB upload, and growing by < 8 MiB".
+#: The promise: peak RSS per worker at most 64 MiB during a large upload, growing by < 8 MiB.
 PEAK_LIMIT = 64 * MiB
 GROWTH_LIMIT = 8 * MiB
 #: A 1 GiB upload on a loaded 2-core machine, then its fsync.

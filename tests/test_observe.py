@@ -3,9 +3,10 @@ prometheus_client's multiprocess mode, summed across real gunicorn workers."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.http_helpers import post_json
 from tests.live_server import live_server, wait_until
 
 
@@ -24,11 +26,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def metric(text: str, name: str, **labels: str) -> float:
     return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def upload(client: Any, data: bytes, **fields: str) -> Any:
-    return client.post("/", data={"file": (io.BytesIO(data), "a.bin"), **fields},
-                       headers={"Accept": "application/json"})
 
 
 @pytest.fixture
@@ -47,11 +44,11 @@ def access_lines() -> Iterator[list[dict[str, Any]]]:
 
 
 def test_uploads_downloads_and_errors_are_counted(client: Any) -> None:
-    first = upload(client, b"x" * 1000).get_json()
-    upload(client, b"y" * 24)
+    first = post_json(client, b"x" * 1000).get_json()
+    post_json(client, b"y" * 24)
     client.get(f"/{first['slug']}")
     client.head(f"/{first['slug']}")  # a HEAD is not a download
-    upload(client, b"z", slug=first["slug"])  # 409
+    post_json(client, b"z", slug=first["slug"])  # 409
     client.get("/nothing-here")  # 404
     client.get(f"/{first['slug']}", headers={"Range": "bytes=5000-"})  # 416
     text = client.get("/metrics").get_data(as_text=True)
@@ -67,7 +64,7 @@ def test_uploads_downloads_and_errors_are_counted(client: Any) -> None:
 
 
 def test_a_delete_is_counted_and_leaves_the_store(client: Any) -> None:
-    drop = upload(client, b"abc").get_json()
+    drop = post_json(client, b"abc").get_json()
     assert client.delete(f"/{drop['slug']}",
                          headers={"X-Delete-Token": drop["delete_token"]}).status_code == 204
     text = client.get("/metrics").get_data(as_text=True)
@@ -81,7 +78,7 @@ def test_metrics_can_be_turned_off(make_app: Any) -> None:
 
 
 def test_each_request_logs_one_json_line(client: Any, access_lines: list[dict[str, Any]]) -> None:
-    drop = upload(client, b"hello").get_json()
+    drop = post_json(client, b"hello").get_json()
     client.get(f"/{drop['slug']}")
     client.get("/missing-slug")
     created, downloaded, missing = access_lines
@@ -136,8 +133,38 @@ def test_workers_share_their_counts(tmp_path: Path) -> None:
     assert sum(1 for line in lines if line["status"] == 201) == sent
 
 
+@pytest.mark.gunicorn
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_temporary_metrics_dir_outlives_workers_and_goes_with_the_server(
+        tmp_path: Path, stop: signal.Signals) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with live_server(tmp_path, env={"TMPDIR": str(temp)}, server={"workers": 2}) as server:
+        (made,) = temp.glob("teledrop-metrics-*")
+        assert server.request("PUT", "/a.bin", data=b"a").status_code == 201
+        # A worker that exits (and runs the same exit handlers) leaves the shared dir.
+        worker = server.worker_pids()[0]
+        os.kill(worker, signal.SIGTERM)
+        assert wait_until(lambda: worker not in server.worker_pids()
+                          and len(server.worker_pids()) == 2, 20), server.worker_pids()
+        assert made.is_dir() and list(made.glob("*.db"))
+        assert server.request("PUT", "/b.bin", data=b"b").status_code == 201
+        assert metric(server.request("GET", "/metrics").text, "teledrop_uploads_total") == 2
+        assert server.stop(stop) == 0, server.log()[-2000:]
+    assert list(temp.iterdir()) == []
+
+
+@pytest.mark.gunicorn
+def test_a_configured_metrics_dir_stays_after_the_server(tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    with live_server(tmp_path, server={"metrics_dir": str(metrics_dir)}) as server:
+        assert server.request("PUT", "/a.bin", data=b"a").status_code == 201
+        assert server.stop() == 0
+    assert list(metrics_dir.glob("*.db"))
+
+
 def test_a_download_through_the_password_form_is_counted(client: Any) -> None:
-    drop = upload(client, b"secret bytes", password="pw").get_json()
+    drop = post_json(client, b"secret bytes", password="pw").get_json()
     response = client.post(f"/{drop['slug']}", data={"password": "pw"})
     assert response.status_code == 200 and response.data == b"secret bytes"
     text = client.get("/metrics").get_data(as_text=True)

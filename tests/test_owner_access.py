@@ -1,8 +1,8 @@
-"""Who may upload and read what (issue 6), through the test client and a real gunicorn.
+"""Who may upload and read what, through the test client and a real gunicorn.
 
 Owners: a config token and a store token each name an owner, a drop uploaded with either
-belongs to it, an unknown or revoked token is a 401, and anonymous uploads keep API.md's
-contract unless ``require_token`` or ``upload_tokens`` asks for a token.
+belongs to it, an unknown or revoked token is a 401, and anonymous uploads work as
+without owners unless ``require_token`` or ``upload_tokens`` asks for a token.
 Private drops: 404 to everyone but the owner on every read path, exactly like an unknown slug.
 Passwords: stored only as an argon2 hash; given by header, HTTP Basic (any user) or the
 browser form; never from a query string; five wrong guesses a minute per drop, then 429 even

@@ -1,4 +1,4 @@
-"""The owner API of issue 6 through the test client: ``GET /api/drops`` lists only the
+"""The owner API (docs/owners.md) through the test client: ``GET /api/drops`` lists only the
 token holder's drops (pagination, every sort key both ways, the filters, search, and one-line
 400s for bad parameters), ``PATCH /api/drops/{slug}`` edits each field and refuses every bad
 value without changing anything, and the owner deletes without the delete token while

@@ -1,4 +1,4 @@
-"""sqlite_meta's schema 1 → 2 migration (issue 6), on a database built by hand the way
+"""sqlite_meta's schema 1 → 2 migration (owners and tokens), on a database built by hand the way
 teledrop before owners left it.
 
 A schema-1 row survives with the new fields at their defaults and is served over HTTP as

@@ -43,6 +43,7 @@ from tests.http_helpers import (
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 STATIC = Path(__file__).resolve().parent.parent / "teledrop" / "web" / "static"
+TEMPLATES = STATIC.parent / "templates"
 CONTROLS = {"input", "select", "textarea"}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "poster", "data"}
 HOSTILE_NAME = "<img src=x onerror=alert(1)>&'.txt"
@@ -319,6 +320,12 @@ def test_the_scripts_never_turn_data_into_html(script: str) -> None:
         assert sink not in text, sink
 
 
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_the_templates_never_turn_escaping_off(template: str) -> None:
+    text = (TEMPLATES / template).read_text()
+    assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup", text)
+
+
 def test_every_module_the_scripts_import_is_served_as_javascript(client: Any) -> None:
     """The page's scripts are ES modules: an import the server does not answer with a
     JavaScript type stops the whole script, silently."""
@@ -410,11 +417,12 @@ def test_the_result_page_escapes_the_filename(client: Any) -> None:
     assert "<img" not in html
 
 
-def test_result_html_escapes_every_value() -> None:
+def test_result_html_escapes_every_value(app: Flask) -> None:
     drop = Drop(slug="s", blob_id="b", filename="<script>alert(1)</script>", size=5,
                 content_type="text/plain", hash="blake3:<b>", created_at=0, expires_at=60,
                 delete_token="tok<en>&\"")
-    html = result_html(drop, 'http://h/"><script>alert(2)</script>')
+    with app.app_context():
+        html = result_html(drop, 'http://h/"><script>alert(2)</script>')
     page = Page(html)
     assert {tag for tag, _ in page.tags}.isdisjoint({"script", "b", "en"})
     text = page.all_text()
@@ -661,8 +669,9 @@ def test_the_password_form_asks_first_without_an_error(client: Any) -> None:
     assert page.all("h1") and "protected" in page.all_text()
 
 
-def test_password_html_escapes_its_values() -> None:
-    page = Page(password_html('/sl"ug<b>', "<i>wrong</i> & more"))
+def test_password_html_escapes_its_values(app: Flask) -> None:
+    with app.app_context():
+        page = Page(password_html('/sl"ug<b>', "<i>wrong</i> & more"))
     assert {tag for tag, _ in page.tags}.isdisjoint({"b", "i", "script"})
     assert "<i>wrong</i> & more" in page.all_text()
     (form,) = page.all("form")

@@ -1,4 +1,4 @@
-"""The plugin system (DESIGN.md §4, teledrop/plugins/manager.py): a fresh manager per
+"""The plugin system (teledrop/plugins/manager.py, docs/plugins.md): a fresh manager per
 app, ``[plugins] disabled`` blocks entry-point plugins but never the essential chain,
 plugin mistakes stop start-up with a one-line ConfigError, and a third-party plugin is
 loaded through nothing but its entry point, listed with its distribution by
@@ -27,6 +27,7 @@ from teledrop.plugins.manager import (
 )
 from teledrop.web import create_app
 from teledrop.web.app import service_of
+from tests.http_helpers import put_file
 from tests.plugins.faults import CreatedLog
 from tests.plugins.memory import MemoryPlugin
 from tests.support.entry_points import also_load, write_dist_info
@@ -63,7 +64,7 @@ def start_error(make_app: Callable[..., Flask], *plugins: object, **sections: An
 
 
 def upload(app: Flask, **headers: str) -> Any:
-    return app.test_client().put("/a.txt", data=b"abc", headers=headers)
+    return put_file(app.test_client(), "/a.txt", b"abc", headers=headers)
 
 
 # --- the manager ---------------------------------------------------------------------

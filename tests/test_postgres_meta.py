@@ -6,6 +6,7 @@ start-up error when the server cannot be reached, and an HTTP round trip on top 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -26,37 +27,39 @@ from flask import Flask
 import teledrop.plugins.sql_metadata.store as sql_store
 import teledrop_postgres_meta
 from teledrop.cli import main
-from teledrop.core.config import Config
+from teledrop.core.config import Config, load_config
 from teledrop.core.drop import now
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, StartupError
 from teledrop.core.interfaces import DropQuery, Metadata
 from teledrop.plugins.sql_metadata import SCHEMA_VERSION
 from teledrop.testing import MetadataContract, sample_drop
+from teledrop.testing.metadata import race
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from teledrop_postgres_meta import DEFAULT_DSN, PostgresMetadata
 from tests.http_helpers import JSON, assert_json_error, post_file, upload
+from tests.support.entry_points import is_teledrop_setting
 from tests.services.postgres import PostgresServer, ThrowawayPostgres, free_port
 from tests.live_server import live_server, wait_until
 from tests.test_live_startup import assert_refused_with_one_line, start_refused
 
 
+#: Apps and servers started here load postgres_meta besides the suite's own plugins.
+pytestmark = pytest.mark.entry_points("postgres_meta")
+
+
 @pytest.fixture
 def app_on(make_config: Callable[..., Config]) -> Iterator[Callable[..., Flask]]:
     """``app_on(dsn, **settings)``: an app whose metadata is postgres_meta on ``dsn``."""
-    apps: list[Flask] = []
+    with contextlib.ExitStack() as services:
+        def make(dsn: str = DEFAULT_DSN, **settings: Any) -> Flask:
+            app = create_app(make_config(metadata={"plugin": "postgres_meta"},
+                                         plugins={"postgres_meta": {"dsn": dsn, **settings}}))
+            services.callback(service_of(app).close)
+            app.testing = True
+            return app
 
-    def make(dsn: str = DEFAULT_DSN, **settings: Any) -> Flask:
-        config = make_config(metadata={"plugin": "postgres_meta"},
-                             plugins={"postgres_meta": {"dsn": dsn, **settings}})
-        app = create_app(config)
-        app.testing = True
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        service_of(app).close()
+        yield make
 
 
 @pytest.fixture
@@ -377,26 +380,25 @@ def settled(dsn: str, expected: int) -> None:
         time.sleep(0.02)
 
 
-def _race_claims(metadata: PostgresMetadata, slug: str, threads: int,
-                 rounds: int) -> list[BaseException]:
-    """Claims from ``threads`` threads at once, ``rounds`` each; the errors they met."""
-    barrier = threading.Barrier(threads)
-    errors: list[BaseException] = []
+@contextlib.contextmanager
+def thread_waiting_in(context: Callable[[], contextlib.AbstractContextManager[Any]]
+                      ) -> Iterator[None]:
+    """A thread that calls ``context()``, enters it and stays there until the block ends."""
+    inside, leave = threading.Event(), threading.Event()
 
     def run() -> None:
-        barrier.wait()
-        for _ in range(rounds):
-            try:
-                metadata.claim_download(slug, now())
-            except BaseException as exc:  # noqa: BLE001 - the caller judges them
-                errors.append(exc)
+        with context():
+            inside.set()
+            leave.wait(30)
 
-    pool = [threading.Thread(target=run) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        yield
+    finally:
+        leave.set()
         thread.join()
-    return errors
 
 
 def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None:
@@ -417,11 +419,12 @@ def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None
         watcher = threading.Thread(target=watch)
         watcher.start()
         try:
-            errors = _race_claims(metadata, drop.slug, 12, 25)
+            outcomes = race(12, lambda: [metadata.claim_download(drop.slug, now())
+                                         for _ in range(25)], metadata)
         finally:
             done.set()
             watcher.join()
-        assert errors == []
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
         assert metadata.get(drop.slug).downloads == 12 * 25  # type: ignore[union-attr]
         assert seen and max(seen) <= 2
     finally:
@@ -434,23 +437,11 @@ def test_a_thread_holds_no_connection_between_operations(postgres_dsn: str) -> N
     try:
         drop = sample_drop()
         metadata.insert(drop)
-        ran, finish = threading.Event(), threading.Event()
-
-        def idle_thread() -> None:  # one request, then alive but idle
-            metadata.get(drop.slug)
-            ran.set()
-            finish.wait(30)
-
-        thread = threading.Thread(target=idle_thread)
-        thread.start()
-        try:
-            assert ran.wait(30)
+        # a thread that made one request and lives on, idle
+        with thread_waiting_in(lambda: contextlib.nullcontext(metadata.get(drop.slug))):
             started = time.monotonic()
             assert metadata.get(drop.slug) is not None  # the one connection is free
             assert time.monotonic() - started < 1
-        finally:
-            finish.set()
-            thread.join()
     finally:
         metadata.close()
 
@@ -459,22 +450,9 @@ def test_a_pool_exhausted_past_its_wait_is_unavailable(postgres_dsn: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(teledrop_postgres_meta, "POOL_WAIT", 0.3)
     metadata = PostgresMetadata(postgres_dsn, max_connections=1)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:  # a long operation on the only connection
-        with metadata.connection():
-            holding.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert holding.wait(30)
+    with thread_waiting_in(metadata.connection):  # a long operation on the only connection
         with pytest.raises(MetadataUnavailable, match="(?i)max connections"):
             metadata.count()
-    finally:
-        release.set()
-        holder.join()
     try:
         assert metadata.count() == 0  # free again
     finally:
@@ -512,7 +490,7 @@ def test_a_child_process_opens_its_own_pool(store: PostgresMetadata) -> None:
 def test_config_masks_the_password_of_the_dsn(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("TELEDROP_"):
+        if is_teledrop_setting(name):
             monkeypatch.delenv(name)
     path = tmp_path / "teledrop.toml"
     path.write_text('[metadata]\nplugin = "postgres_meta"\n[plugins.postgres_meta]\n'
@@ -611,20 +589,16 @@ def test_upload_download_and_delete_over_http(pg_app: Flask) -> None:
 def test_the_last_downloads_are_raced_over_http(pg_app: Flask) -> None:
     created = upload(pg_app.test_client(), b"three times", "r.txt", max_downloads="3")
     barrier = threading.Barrier(10)
-    statuses: list[int] = []
 
-    def fetch() -> None:
+    def fetch(_: int) -> int:
         client = pg_app.test_client()
-        barrier.wait()
+        barrier.wait()  # all at once
         response = client.get(f"/{created['slug']}")
-        statuses.append(response.status_code)
         response.close()
+        return response.status_code
 
-    threads = [threading.Thread(target=fetch) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(fetch, range(10)))
     assert sorted(statuses) == [200] * 3 + [410] * 7
     assert service_of(pg_app).metadata.get(created["slug"]).downloads == 3  # type: ignore[union-attr]
 
@@ -726,3 +700,39 @@ def test_gunicorn_workers_share_the_database_and_outlive_its_restart(
             assert again.status_code == 200 and again.content == b"kept"
         assert server.proc.poll() is None
         assert "Traceback" not in server.log() and "failed to start" not in server.log()
+
+
+def test_a_single_host_migrates_onto_postgres(tmp_path: Path, postgres_dsn: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``teledrop migrate`` from the default backends to postgres_meta: the drop, its
+    counts and its delete token work on the target; a rerun skips it."""
+    for name in list(os.environ):
+        if is_teledrop_setting(name):
+            monkeypatch.delenv(name)
+    source, target = tmp_path / "source.toml", tmp_path / "target.toml"
+    source.write_text(f'[plugins.local_storage]\nroot = "{tmp_path / "a"}"\n'
+                      f'[plugins.sqlite_meta]\npath = "{tmp_path / "a.db"}"\n')
+    target.write_text(f'[metadata]\nplugin = "postgres_meta"\n'
+                      f'[plugins.local_storage]\nroot = "{tmp_path / "b"}"\n'
+                      f'[plugins.postgres_meta]\ndsn = "{postgres_dsn}"\n')
+    single = create_app(load_config(str(source), environ={}))
+    created = upload(single.test_client(), b"moving up", "m.txt", max_downloads="4")
+    assert single.test_client().get(f"/{created['slug']}").status_code == 200
+    service_of(single).close()
+    run = ["migrate", "--config", str(source), "--to", str(target)]
+    result = CliRunner().invoke(main, run)
+    assert result.exit_code == 0, result.output
+    scaled = create_app(load_config(str(target), environ={}))
+    try:
+        client = scaled.test_client()
+        assert isinstance(service_of(scaled).metadata, PostgresMetadata)
+        info = client.get(f"/api/drops/{created['slug']}", headers=JSON).get_json()
+        assert (info["downloads"], info["max_downloads"]) == (1, 4)
+        assert client.get(f"/{created['slug']}").get_data() == b"moving up"
+        again = CliRunner().invoke(main, run)
+        assert again.exit_code == 0 and "skip" in again.output, again.output
+        deleted = client.delete(f"/{created['slug']}",
+                                headers={"X-Delete-Token": created["delete_token"]})
+        assert deleted.status_code == 204
+    finally:
+        service_of(scaled).close()

@@ -28,7 +28,6 @@ import re
 import signal
 import socket
 import sqlite3
-import stat
 import subprocess
 import threading
 import time
@@ -66,9 +65,12 @@ from tests.live_server import (
     send_until_answered,
     wait_until,
 )
+from tests.http_helpers import blake3_hash
 from tests.plugins import failing_storage
 from tests.plugins.failing_storage import FAULT_LINE, FAULTS, Fault
-from tests.test_live_upload import assert_stored, blake3_of, run_concurrently
+from tests.small_disk import small_filesystem
+from tests.support.durability import Step, record_publish_steps
+from tests.support.live import assert_served, assert_stored, run_concurrently
 
 live = pytest.mark.gunicorn
 
@@ -111,12 +113,6 @@ def assert_unchanged(server: LiveServer, before: Snapshot) -> None:
     after = server.data.snapshot()
     assert after.blobs == before.blobs
     assert after.records == before.records
-
-
-def assert_served(server: LiveServer, slug: str, content: bytes) -> None:
-    response = server.request("GET", f"/{slug}")
-    assert response.status_code == 200, response.text
-    assert response.content == content
 
 
 def new_staging(server: LiveServer, before: frozenset[str]) -> list[Path]:
@@ -387,8 +383,9 @@ def test_a_worker_booting_while_the_database_is_locked_keeps_the_server_up(
     # holds the database must not take the whole server down with it.
     with live_server(tmp_path, plugins={"sqlite_meta": {"busy_timeout": BUSY_TIMEOUT_MS}}) \
             as server:
+        # healthy means one worker answers; the other may still be forking
+        assert wait_until(lambda: len(server.worker_pids()) == 2, 10), server.log()[-1500:]
         workers = server.worker_pids()
-        assert len(workers) == 2
         with database_locked(server.data.db_path):
             os.kill(workers[0], signal.SIGKILL)
             replaced = wait_until(lambda: set(server.worker_pids()) - set(workers), 10)
@@ -508,24 +505,6 @@ def test_storage_failing_mid_write_under_gunicorn(failing_server: tuple[LiveServ
     assert "Traceback" not in log_since(server, log_start)
 
 
-@contextmanager
-def small_filesystem(path: Path, size: int) -> Iterator[bool]:
-    """A tmpfs of ``size`` bytes mounted on ``path``; yields whether the mount worked
-    (it needs root, or CAP_SYS_ADMIN). The caller falls back to a size-capped backend."""
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
-                                  "tmpfs", str(path)], capture_output=True,
-                                 check=False).returncode == 0
-    except OSError:  # no mount command at all
-        mounted = False
-    try:
-        yield mounted
-    finally:
-        if mounted:
-            subprocess.run(["umount", str(path)], capture_output=True, check=False)
-
-
 def files_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -542,7 +521,9 @@ def test_full_filesystem_is_507_and_keeps_nothing_of_the_upload(tmp_path: Path) 
             env = install_plugins(tmp_path / "site", FAILING_STORAGE)
             sections = {"storage": {"plugin": "failing_storage"},
                         "plugins": {"failing_storage": {"root": str(files), "capacity": disk}}}
-        server = stack.enter_context(live_server(tmp_path, env=env, **sections))
+        # The disk itself says ENOSPC here: no free-space margin refuses anything first.
+        server = stack.enter_context(live_server(tmp_path, env=env,
+                                                 limits={"min_free_space": "0"}, **sections))
         if mounted:
             assert os.statvfs(files).f_blocks * os.statvfs(files).f_frsize == disk
         first = os.urandom(MiB)
@@ -820,7 +801,7 @@ def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
     assert sorted(removed) == sorted(f"removed drop {slug} (expired)" for slug in expired)
     for response, content in zip(responses, contents):
         drop = response.json()
-        assert drop["hash"] == blake3_of(content)
+        assert drop["hash"] == blake3_hash(content)
         assert_served(server, drop["slug"], content)
     records = server.data.snapshot().records
     assert not set(expired) & set(records)
@@ -828,10 +809,6 @@ def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
 
 
 # --- 6. durability: the order of the publish ---------------------------------------------
-
-#: ("fsync file" | "fsync dir" | "rename", inode) and ("insert" | "committed", slug)
-Step = tuple[str, Any]
-
 
 class CommitProbe:
     """A wrapper inside the chain (teledrop's publish is outside it, the record insert
@@ -852,22 +829,8 @@ class CommitProbe:
 
 @pytest.fixture
 def steps(monkeypatch: pytest.MonkeyPatch) -> list[Step]:
-    """Records every os.fsync and os.rename, in order, by inode."""
-    log: list[Step] = []
-    real_fsync, real_rename = os.fsync, os.rename
-
-    def fsync(fd: int) -> None:
-        info = os.fstat(fd)
-        log.append(("fsync dir" if stat.S_ISDIR(info.st_mode) else "fsync file", info.st_ino))
-        real_fsync(fd)
-
-    def rename(src: str, dst: str) -> None:
-        log.append(("rename", os.stat(src).st_ino))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "rename", rename)
-    return log
+    """Every os.fsync and os.rename, and the chain's own steps, in order."""
+    return record_publish_steps(monkeypatch)
 
 
 @pytest.mark.parametrize("fanout", ["new", "existing"])

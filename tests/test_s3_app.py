@@ -12,19 +12,23 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask
 
+from teledrop.cli import main
+from teledrop.composition import start
 from teledrop.core import gc
 from teledrop.core.config import Config
 from teledrop.core.effective import effective_settings, render
 from teledrop.core.errors import StartupError
-from teledrop.core.service import Teledrop
 from teledrop.web.app import service_of
 from tests.http_helpers import blake3_hash, post_file, put_file, slug_of
 from tests.live_server import live_server
 from tests.services.seaweedfs import S3Endpoint, SeaweedFS, free_ports
 
 MIB = 1024**2
+
+pytestmark = pytest.mark.entry_points("s3_storage")
 
 
 @pytest.fixture
@@ -67,7 +71,7 @@ def pattern(size: int) -> bytes:
 
 def test_every_setting_has_its_default(make_config: Callable[..., Config]) -> None:
     config = make_config()
-    settings = Teledrop.start(config)
+    settings = start(config)
     try:
         s3 = settings.plugin_settings["s3_storage"]
     finally:
@@ -90,14 +94,14 @@ def test_a_wrong_setting_is_one_line_naming_it(make_config: Callable[..., Config
                                                value: str, problem: str) -> None:
     config = make_config(plugins={"s3_storage": {key: value}})
     with pytest.raises(StartupError) as raised:
-        Teledrop.start(config)
+        start(config)
     assert f"plugins.s3_storage.{key}" in str(raised.value)
     assert problem in str(raised.value)
 
 
 def test_only_one_of_the_two_keys_is_refused(make_config: Callable[..., Config]) -> None:
     with pytest.raises(StartupError, match="set both access_key_id and secret_access_key"):
-        Teledrop.start(make_config(plugins={"s3_storage": {"access_key_id": "AKIA"}}))
+        start(make_config(plugins={"s3_storage": {"access_key_id": "AKIA"}}))
 
 
 def test_the_secret_key_is_masked_by_teledrop_config(
@@ -109,10 +113,27 @@ def test_the_secret_key_is_masked_by_teledrop_config(
     assert f'access_key_id = "{s3_server.access_key}"' in text
 
 
+def test_teledrop_config_masks_the_secret_key_from_a_file_or_the_environment(
+        tmp_path: Path) -> None:
+    path = tmp_path / "teledrop.toml"
+    path.write_text('[plugins.s3_storage]\naccess_key_id = "AKIDEXAMPLE"\n'
+                    'secret_access_key = "file-secret"\n')
+    from_file = CliRunner().invoke(main, ["config", "--config", str(path)])
+    assert from_file.exit_code == 0, from_file.output
+    assert "file-secret" not in from_file.output
+    assert f'secret_access_key = "****"  # {path}' in from_file.output
+    assert 'access_key_id = "AKIDEXAMPLE"' in from_file.output
+    env = {"TELEDROP_PLUGINS__S3_STORAGE__SECRET_ACCESS_KEY": "env-secret"}
+    from_env = CliRunner().invoke(main, ["config", "--config", str(path)], env=env)
+    assert "env-secret" not in from_env.output
+    assert 'secret_access_key = "****"  # env TELEDROP_PLUGINS__S3_STORAGE__SECRET_ACCESS_KEY' \
+        in from_env.output
+
+
 def startup_error(make_config: Callable[..., Config], **table: Any) -> str:
     config = make_config(storage={"plugin": "s3_storage"}, plugins={"s3_storage": table})
     with pytest.raises(StartupError) as raised:
-        Teledrop.start(config)
+        start(config)
     message = str(raised.value)
     assert "\n" not in message
     assert "storage plugin 's3_storage' failed to start" in message

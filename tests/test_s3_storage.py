@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
+from botocore.exceptions import ClientError
 
 from teledrop.core.errors import BlobMissing, StorageUnavailable, TooLarge
 from teledrop.testing import StorageContract
@@ -404,3 +406,32 @@ def test_a_forked_process_builds_its_own_client(storage: S3Storage) -> None:
     with storage.open(first.blob_id) as f:
         assert f.read() == b"from the parent"
     assert len(list(storage.list_blobs())) == 2
+
+
+# -- the test server itself ----------------------------------------------------------------------
+
+def test_the_test_server_refuses_unsigned_and_wrongly_signed_requests(
+        s3_server: S3Endpoint, s3_bucket: str) -> None:
+    assert requests.get(f"{s3_server.url}/{s3_bucket}/", timeout=10).status_code == 403
+    wrong = S3Endpoint(s3_server.url, s3_server.access_key, "not-the-secret")
+    with pytest.raises(ClientError) as raised:
+        wrong.client().list_objects_v2(Bucket=s3_bucket)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_seaweedfs_stops_and_starts_again_on_its_ports_and_data(seaweedfs: SeaweedFS) -> None:
+    client = seaweedfs.endpoint.client()
+    bucket = f"teledrop-test-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="kept", Body=b"across a restart")
+    upload = client.create_multipart_upload(Bucket=bucket, Key="in-progress")
+    ports = dict(seaweedfs.ports)
+    with seaweedfs.stopped():
+        assert not seaweedfs.running
+        with pytest.raises(requests.ConnectionError):
+            requests.get(seaweedfs.endpoint.url, timeout=5)
+    assert seaweedfs.running and seaweedfs.ports == ports
+    assert client.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"across a restart"
+    assert [u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]] == \
+        [upload["UploadId"]]
+    assert all(seconds < 30 for seconds in seaweedfs.start_times), seaweedfs.start_times

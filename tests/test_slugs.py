@@ -1,4 +1,4 @@
-"""Slug rules (API.md §3): custom slugs follow the syntax and avoid reserved words;
+"""Slug rules: custom slugs follow the syntax and avoid reserved words;
 generated slugs are URL-safe, carry at least 48 random bits, do not repeat, and every one
 of them is a working link."""
 

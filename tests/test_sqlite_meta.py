@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import multiprocessing
 import os
 import shutil
 import sqlite3
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from teledrop.core.drop import now
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken
 from teledrop.testing import MetadataContract, sample_drop
 from teledrop_sqlite_meta import SCHEMA_VERSION, SqliteMetadata
+from tests.small_disk import fill, small_filesystem
 from tests.test_owner_migration import build_v1
 
 SHARED_SLUG = "shared-by-all"
@@ -314,87 +313,80 @@ def test_store_recovers_once_the_lock_is_released(db_path: Path, metadata: Sqlit
         store.close()
 
 
-# -- a full disk --------------------------------------------------------------------------
+# --- a full disk ------------------------------------------------------------------------------
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB tmpfs (mounting one needs root)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        # A caught error's traceback holds a statement, which keeps a closed connection's
-        # files open until it is collected.
-        gc.collect()
-        subprocess.run(["umount", str(mount)], check=True)
+def full_store(tmp_path: Path) -> Iterator[tuple[SqliteMetadata, list[Any], Path]]:
+    """A store with 20 drops on a 2 MiB tmpfs that is then filled to the last byte."""
+    disk = tmp_path / "disk"
+    with small_filesystem(disk, 2 * 1024 * 1024) as mounted:
+        if not mounted:
+            pytest.skip("mounting a tmpfs needs root")
+        store = SqliteMetadata(str(disk / "teledrop.db"))
+        drops = [sample_drop() for _ in range(20)]
+        for drop in drops:
+            store.insert(drop)
+        filler = fill(disk)
+        try:
+            yield store, drops, filler
+        finally:
+            store.close()
+            filler.unlink(missing_ok=True)
 
 
-def fill(disk: Path, leave_pages: int = 0) -> Path:
-    """A file taking all of ``disk`` but ``leave_pages`` pages of 4 KiB."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
-        while out.write(b"\0" * 4096):
-            pass
-    os.truncate(filler, max(0, filler.stat().st_size - leave_pages * 4096))
-    return filler
-
-
-def test_a_full_disk_is_metadata_full_and_the_store_recovers(small_disk: Path) -> None:
-    store = SqliteMetadata(str(small_disk / "meta" / "teledrop.db"))
-    try:
-        kept = sample_drop(max_downloads=None)
-        store.insert(kept)
-        filler = fill(small_disk)
-        with pytest.raises(MetadataFull) as full:
-            for _ in range(5000):
-                store.insert(sample_drop(filename="f" * 1500))
-        assert full.value.status == 507 and full.value.code == "metadata_full"
-        assert "database or disk is full" in str(full.value)
-        assert store.get(kept.slug) is not None  # reads go on
-        with pytest.raises(MetadataFull):
-            store.insert(sample_drop())
-        # A statement with RETURNING commits when its cursor is read: the driver's own error
-        # comes from fetchone(), which peewee does not wrap.
-        for write in (lambda: store.claim_download(kept.slug, kept.created_at),
-                      lambda: store.update(kept.slug, {"title": "t" * 200}),
-                      lambda: store.delete(kept.slug, kept.blob_id)):
-            with pytest.raises(MetadataFull) as refused:
-                write()
-            assert type(refused.value.__cause__) is sqlite3.OperationalError
-        filler.unlink()
-        store.insert(sample_drop(slug="after-the-disk-had-room"))
-        assert store.get("after-the-disk-had-room") is not None
-        assert store.delete(kept.slug, kept.blob_id) is not None
-    finally:
-        store.close()
+def test_a_full_disk_reads_and_raises_metadata_full_for_writes(
+        full_store: tuple[SqliteMetadata, list[Any], Path]) -> None:
+    store, drops, filler = full_store
+    assert store.get(drops[0].slug) is not None
+    assert store.total_size() == sum(d.size for d in drops)
+    # A statement with RETURNING commits when its cursor is read: sqlite3 raises its own
+    # error from fetchone(), which peewee does not wrap.
+    returning = [lambda: store.claim_download(drops[0].slug, now()),
+                 lambda: store.update(drops[0].slug, {"title": "t" * 200}, drops[0].blob_id),
+                 lambda: store.delete(drops[1].slug, drops[1].blob_id),
+                 lambda: store.delete_if_gone(drops[1].slug, now() + 10**9)]
+    for write in [lambda: store.insert(sample_drop()), *returning]:
+        with pytest.raises(MetadataFull) as caught:
+            write()
+        assert (caught.value.status, caught.value.code) == (507, "metadata_full")
+        assert "database or disk is full" in str(caught.value)
+        assert "no transaction" not in str(caught.value)
+        if write in returning:
+            assert type(caught.value.__cause__) is sqlite3.OperationalError
+    filler.unlink()
+    assert store.delete(drops[1].slug) is not None
+    assert store.claim_download(drops[0].slug, now()) is not None
+    store.insert(sample_drop(slug="after-the-disk-had-room"))
+    assert store.get("after-the-disk-had-room") is not None
 
 
 def test_a_migration_failing_on_a_full_disk_says_so_and_keeps_schema_1(
-        small_disk: Path) -> None:
+        tmp_path: Path) -> None:
     """SQLite rolls a transaction back by itself when the disk is full: the error seen must
     be that, not a rollback's "no transaction is active"."""
-    data = small_disk / "data"
+    disk = tmp_path / "disk"
+    data = disk / "data"
     failures: list[MetadataUnavailable | MetadataFull] = []
-    # from room for the WAL's index (8 pages; with less, opening is a disk I/O error) to
-    # enough for the migration
-    for leave_pages in range(8, 40):
-        shutil.rmtree(data, ignore_errors=True)
-        (small_disk / "filler").unlink(missing_ok=True)
-        build_v1(data)
-        fill(small_disk, leave_pages)
-        try:
-            SqliteMetadata(str(data / "teledrop.db")).close()
-            break
-        except (MetadataUnavailable, MetadataFull) as exc:
-            failures.append(exc)
-            assert pragma(data / "teledrop.db", "user_version") == 1
-    else:
-        pytest.fail("the migration never found room")
-    assert pragma(data / "teledrop.db", "user_version") == SCHEMA_VERSION
+    with small_filesystem(disk, 2 * 1024 * 1024) as mounted:
+        if not mounted:
+            pytest.skip("mounting a tmpfs needs root")
+        # from room for the WAL's index (8 pages; with less, opening is a disk I/O error)
+        # to enough for the migration
+        for leave_pages in range(8, 40):
+            shutil.rmtree(data, ignore_errors=True)
+            (disk / "filler").unlink(missing_ok=True)
+            build_v1(data)
+            filler = fill(disk)
+            os.truncate(filler, filler.stat().st_size - leave_pages * 4096)
+            try:
+                SqliteMetadata(str(data / "teledrop.db")).close()
+                break
+            except (MetadataUnavailable, MetadataFull) as exc:
+                failures.append(exc)
+                assert pragma(data / "teledrop.db", "user_version") == 1
+        else:
+            pytest.fail("the migration never found room")
+        assert pragma(data / "teledrop.db", "user_version") == SCHEMA_VERSION
     assert failures, "the disk was never too full to migrate"
     assert all(isinstance(exc, MetadataFull) and "database or disk is full" in str(exc)
                for exc in failures), [str(exc) for exc in failures]

@@ -22,7 +22,8 @@ from teledrop.core.errors import (
 )
 from teledrop.core.service import Teledrop
 from teledrop.core.upload import (
-    MAX_FILENAME_BYTES, Upload, UploadRequest, clean_filename, create_drop, pick_content_type,
+    MAX_FILENAME_BYTES, Upload, UploadRequest, check_size, clean_filename, create_drop,
+    pick_content_type,
 )
 from teledrop.web.app import service_of
 from tests.plugins.memory import MemoryBlobWriter, MemoryPlugin
@@ -268,9 +269,9 @@ def test_declared_size_over_limit_is_refused_before_receive(make_memory_service)
 def test_storage_is_told_the_size_to_expect(make_memory_service) -> None:
     service, memory = make_memory_service(limits={"max_upload_size": 100})
     create(service, sending(b"x" * 10), declared_size=10)
-    form = UploadRequest(method="POST", headers={}, body_size=60)
+    form = UploadRequest(method="POST", headers={}, max_size=60)
     create_drop(service, form, sending(b"y" * 10))
-    create_drop(service, UploadRequest(method="POST", headers={}, body_size=500),
+    create_drop(service, UploadRequest(method="POST", headers={}, max_size=500),
                 sending(b"z"))  # a body past the limit: the file cannot be larger than it
     create(service, sending(b"w"))
     assert memory.storage.size_hints == [10, 60, 100, None]
@@ -402,3 +403,15 @@ def test_upload_records_the_picked_content_type(memory_service: Teledrop) -> Non
                                           content_type="application/octet-stream"))
     assert drop.content_type == "image/jpeg"
     assert create(memory_service, sending(filename=None)).filename == "file"
+
+
+@pytest.mark.parametrize("size, framing, refused", [
+    (None, 0, False), (100, 0, False), (101, 0, True), (150, 50, False), (151, 50, True)])
+def test_check_size_refuses_only_what_cannot_fit(size: int | None, framing: int,
+                                                 refused: bool) -> None:
+    if refused:
+        with pytest.raises(TooLarge) as info:
+            check_size(size, 100, framing)
+        assert info.value.message == "the upload exceeds the limit of 100 B"
+    else:
+        check_size(size, 100, framing)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .units import parse_duration, parse_size
+from .units import parse_duration, parse_optional_size, parse_size
 
 ENV_PREFIX = "TELEDROP_"
 CONFIG_ENV = "TELEDROP_CONFIG"
@@ -45,7 +45,8 @@ class ServerSettings:
     log_level: str = "info"
     #: Serve Prometheus metrics at /metrics (restrict it at the proxy if it must not be public).
     metrics: bool = True
-    #: Where worker processes share their metrics; empty = a fresh temporary directory.
+    #: Where worker processes share their metrics; empty = a temporary directory of the
+    #: server's own, removed when it stops.
     #: Set it (and run ``teledrop gc`` with the same config) to count gc removals too.
     metrics_dir: str = ""
 
@@ -71,8 +72,14 @@ class LimitsSettings:
     max_upload_size: int = parsed(parse_size, "10GiB")
     default_expires: int = parsed(parse_duration, "7d")
     max_expires: int = parsed(parse_duration, "30d")
-    #: An upload that sends nothing for this long is dropped (and cleaned up).
+    #: A connection that makes no progress for this long is closed (teledrop.worker); a
+    #: stalled upload is cleaned up.
     idle_timeout: int = parsed(parse_duration, "60s")
+    #: An upload that would leave less free space than this on the storage is refused
+    #: (507); 0 turns the check off.
+    min_free_space: int = parsed(parse_size, "1GiB")
+    #: The sizes of all drops together (gone ones until gc) may not pass this; None: no cap.
+    max_total_size: int | None = parsed(parse_optional_size, "")
 
     def check(self) -> dict[str, str]:
         problems = {}

@@ -53,9 +53,12 @@ class Drop:
         return self.max_downloads is not None and self.downloads >= self.max_downloads
 
     def is_gone(self, at: int | None = None) -> bool:
+        """Expired or out of downloads: what gc removes and migrate leaves behind."""
         return self.is_expired(at) or self.is_exhausted()
 
     def to_json(self, url: str, with_delete_token: bool = False) -> dict[str, Any]:
+        """The drop as the API shows it: :data:`JSON_FIELDS`, and the delete token when
+        ``with_delete_token`` (only the upload's own answer carries it)."""
         data: dict[str, Any] = {
             "slug": self.slug,
             "url": url,
@@ -75,3 +78,8 @@ class Drop:
         if with_delete_token and self.delete_token is not None:
             data["delete_token"] = self.delete_token
         return data
+
+
+#: The fields of a drop as JSON, in order (:meth:`Drop.to_json`).
+JSON_FIELDS = tuple(Drop(slug="", blob_id="", filename="", size=0, content_type="", hash="",
+                         created_at=0, expires_at=0).to_json(""))

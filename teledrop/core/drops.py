@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .drop import Drop, now
-from .errors import Forbidden, Gone, NotFound, PasswordRequired, TooManyAttempts
+from .errors import Forbidden, Gone, NotFound, PasswordRequired, StorageFull, TooManyAttempts
 from .passwords import ATTEMPT_WINDOW, MAX_ATTEMPTS, password_matches
 from .service import Teledrop
+from .space import free_space_shortfall
 from .tokens import token_matches
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,8 @@ def claim_download(service: Teledrop, drop: Drop) -> Drop:
 
 def delete_drop(service: Teledrop, slug: str, token: str | None,
                 reader: Reader = ANONYMOUS) -> Drop:
-    """Remove a drop (record first, then file) with its delete token, or as its owner.
-
-    A failure between the two leaves only a record-less file, which gc removes; the
-    reverse order could leave a record without its file.
-    """
+    """Remove a drop (record first, then file: see :func:`remove`) with its delete token,
+    or as its owner."""
     drop = service.metadata.get(slug)
     if drop is None:
         raise NotFound()
@@ -100,15 +102,45 @@ def delete_drop(service: Teledrop, slug: str, token: str | None,
             raise NotFound()
         raise Forbidden("wrong or missing delete token (X-Delete-Token)")
     # Only the drop that was checked: the slug may have been freed and taken meanwhile.
-    removed = service.metadata.delete(slug, drop.blob_id)
+    removed = remove(service, drop, lambda: service.metadata.delete(slug, drop.blob_id))
     if removed is None:  # deleted concurrently
         raise NotFound()
-    service.storage.delete(removed.blob_id)
     service.notify("teledrop_drop_deleted", drop=removed, reason="deleted")
     return removed
 
 
+def remove(service: Teledrop, drop: Drop, remove_record: Callable[[], Drop | None]
+           ) -> Drop | None:
+    """Remove ``drop``'s record with ``remove_record``, then its file; the removed drop,
+    or ``None`` when ``remove_record`` found nothing to remove.
+
+    The record goes first: a failure between the two leaves only a record-less file,
+    which gc removes, where the reverse order could leave a record without its file.
+
+    Except on a full disk, where removing a record can itself fail for want of room (SQLite
+    writes to its journal to delete). Then the file goes first, to make room, and the
+    record is removed again. If that fails too (the file was too small to make room, or
+    lives on another filesystem), the record is left without its file until a later
+    delete or gc removes it: its downloads answer ``503 blob_missing`` meanwhile. (So would
+    a gone drop that its owner revived between gc's two tries: gc then keeps its record.)
+    """
+    try:
+        removed = remove_record()
+    except StorageFull as exc:
+        log.warning("the record of %s could not be removed (%s): removing its file first, "
+                    "to make room", drop.slug, exc)
+        service.storage.delete(drop.blob_id)
+        removed = remove_record()
+    if removed is not None:
+        service.storage.delete(removed.blob_id)
+    return removed
+
+
 def health(service: Teledrop) -> None:
-    """:raises Unavailable: when storage or metadata cannot be reached."""
+    """:raises Unavailable: when storage or metadata cannot be reached;
+    :raises StorageFull: when the storage has less than ``limits.min_free_space`` free."""
     service.storage.check()
     service.metadata.check()
+    shortfall = free_space_shortfall(service)
+    if shortfall:
+        raise StorageFull(shortfall)

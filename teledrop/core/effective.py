@@ -62,6 +62,8 @@ def toml_value(value: Any, secret: bool = False) -> str:
         if isinstance(value, list):
             return "[" + ", ".join('"****"' for _ in value) + "]"
         return '"****"' if value else '""'
+    if value is None:  # an optional value left unset (max_total_size), as a file writes it
+        return '""'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):

@@ -43,8 +43,13 @@ class ClientDisconnected(BadRequest):
     code, default_message = "client_disconnected", "the client went away mid-upload"
 
 
-class UploadTimeout(TeledropError):
-    code, status, default_message = "upload_timeout", 408, "the upload stalled and was dropped"
+class RequestTimeout(TeledropError):
+    code, status, default_message = "request_timeout", 408, \
+        "the request sent nothing for too long and was dropped"
+
+
+class UploadTimeout(RequestTimeout):
+    code, default_message = "upload_timeout", "the upload stalled and was dropped"
 
 
 class Unauthorized(TeledropError):
@@ -130,7 +135,7 @@ class StorageFull(TeledropError):
 
 
 class MetadataFull(StorageFull):
-    code, default_message = "metadata_full", "the metadata store is full"
+    code, default_message = "metadata_full", "the metadata store's disk is full"
 
 
 class BlobMissing(StorageUnavailable):

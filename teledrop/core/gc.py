@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .drop import now
+from .drops import remove
 from .service import Teledrop
 
 DEFAULT_STAGING_AGE = 3600
@@ -33,10 +34,10 @@ def collect(service: Teledrop, older_than: int = DEFAULT_STAGING_AGE,
     for drop in service.metadata.list_gone(at):
         reason = "expired" if drop.is_expired(at) else "exhausted"
         if not dry_run:
-            removed = service.metadata.delete_if_gone(drop.slug, at)
+            removed = remove(service, drop,
+                             lambda: service.metadata.delete_if_gone(drop.slug, at))
             if removed is None:
                 continue
-            service.storage.delete(removed.blob_id)
             service.notify("teledrop_drop_deleted", drop=removed, reason=reason)
         yield Removal("drop", drop.slug, reason)
     for item in service.storage.list_staging():

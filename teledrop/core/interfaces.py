@@ -66,6 +66,10 @@ class Storage(Protocol):
     def remove_staging(self, name: str) -> None:
         """Remove one piece of staging debris. Idempotent."""
 
+    def free_space(self) -> int | None:
+        """Bytes still free for new blobs, or ``None`` where the backend cannot know (an
+        object store): then ``limits.min_free_space`` is not checked."""
+
     def check(self) -> None:
         """:raises StorageUnavailable: when the storage cannot be written."""
 
@@ -154,7 +158,7 @@ class Metadata(Protocol):
 
     def total_size(self) -> int:
         """The sum of ``size`` over every record (gone ones included until gc removes
-        them)."""
+        them); 0 for an empty store."""
 
     def update(self, slug: str, changes: Mapping[str, Any],
                blob_id: str | None = None) -> Drop | None:

@@ -16,6 +16,10 @@ from .service import Teledrop
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+DEFAULT_SORT = "created_at"
+ORDERS = ("desc", "asc")
+#: The list's yes/no filters; a filter left out matches both.
+FILTERS = ("private", "has_password", "expired")
 EDITABLE = ("title", "description", "expires", "max_downloads", "private", "password")
 
 
@@ -31,14 +35,14 @@ def list_drops(service: Teledrop, owner: str, params: Mapping[str, str]) -> Page
     """One page of ``owner``'s drops; ``params`` as a query string gives them."""
     page = _int_param(params, "page", 1, 1, 10**9)
     page_size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    sort = params.get("sort", "created_at")
+    sort = params.get("sort", DEFAULT_SORT)
     if sort not in SORT_KEYS:
         raise InvalidOption(f"sort must be one of {', '.join(SORT_KEYS)}")
-    order = params.get("order", "desc")
-    if order not in ("asc", "desc"):
+    order = params.get("order", ORDERS[0])
+    if order not in ORDERS:
         raise InvalidOption("order must be asc or desc")
     filters = {name: parse_bool(name, params[name]) if name in params else None
-               for name in ("private", "has_password", "expired")}
+               for name in FILTERS}
     query = DropQuery(owner=owner, at=now(), page=page, page_size=page_size, sort=sort,
                       order=order, search=params.get("q") or None, **filters)  # type: ignore[arg-type]
     total, drops = service.metadata.list_owned(query)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -11,9 +13,35 @@ from .errors import InvalidOption
 #: 19 MiB, so a worker's threads can check passwords at once without a memory spike.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 MAX_PASSWORD_BYTES = 1024
+#: The header a password travels in, at upload and to read a drop.
+PASSWORD_HEADER = "X-Drop-Password"
 #: Wrong passwords allowed per drop within ATTEMPT_WINDOW seconds.
 MAX_ATTEMPTS = 5
 ATTEMPT_WINDOW = 60
+
+
+def refuse_in_query(query: Mapping[str, str], name: str, instead: str) -> None:
+    """:raises InvalidOption: when the query string carries ``name``, a secret: query
+    strings land in access logs."""
+    if name in query:
+        raise InvalidOption(f"never send a {name} in the query string (it lands in logs): "
+                            f"use {instead}")
+
+
+def reader_password(query: Mapping[str, str], headers: Mapping[str, str],
+                    basic: str | None = None,
+                    form: Callable[[], str | None] = lambda: None) -> str | None:
+    """The password a reader gives for a drop: the ``X-Drop-Password`` header, else HTTP
+    Basic's (``basic``, with any user name), else the page's form field (``form`` reads it,
+    only when needed); never the query string.
+
+    :raises InvalidOption: when the query string carries a password.
+    """
+    refuse_in_query(query, "password", f"the {PASSWORD_HEADER} header or HTTP Basic")
+    header = headers.get(PASSWORD_HEADER)
+    if header is not None:
+        return header_password(header)
+    return basic if basic is not None else form()
 
 
 def header_password(raw: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 import string
@@ -13,14 +12,19 @@ from .errors import InvalidSlug
 RESERVED = frozenset(
     {"api", "static", "healthz", "metrics", "openapi.json", "favicon.ico", "robots.txt"}
 )
-CUSTOM_SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{2,63}")
+CUSTOM_SLUG_MIN, CUSTOM_SLUG_MAX = 3, 64
+#: The custom slug syntax. Written so that it also serves as an HTML ``pattern`` (Chromium
+#: compiles those with the ``v`` flag, where ``-`` in a class must be escaped).
+CUSTOM_SLUG_PATTERN = rf"[A-Za-z0-9_][A-Za-z0-9._\-]{{{CUSTOM_SLUG_MIN - 1},{CUSTOM_SLUG_MAX - 1}}}"
+CUSTOM_SLUG = re.compile(CUSTOM_SLUG_PATTERN)
+#: The syntax in words, for error messages and help.
+CUSTOM_SLUG_RULE = (f"{CUSTOM_SLUG_MIN}-{CUSTOM_SLUG_MAX} characters of A-Z a-z 0-9 . _ - "
+                    "and does not start with . or -")
 URL_SAFE = string.ascii_letters + string.digits + "-_"
 #: A leading "-" would read as an option on a command line (``teledrop info -x``).
 FIRST_CHARS = URL_SAFE.replace("-", "")
-GENERATED_SLUG_LENGTH = 9
 #: log2(63) + 8 * log2(64) ≈ 53.98 bits: above the 48 a link must carry.
-GENERATED_SLUG_BITS = math.log2(len(FIRST_CHARS)) + \
-    (GENERATED_SLUG_LENGTH - 1) * math.log2(len(URL_SAFE))
+GENERATED_SLUG_LENGTH = 9
 
 
 def generate_slug() -> str:
@@ -31,10 +35,7 @@ def generate_slug() -> str:
 def check_custom_slug(slug: str) -> None:
     """:raises InvalidSlug: when ``slug`` breaks the custom-slug syntax."""
     if not CUSTOM_SLUG.fullmatch(slug):
-        raise InvalidSlug(
-            "a custom slug is 3-64 characters of A-Z a-z 0-9 . _ - and does not start "
-            "with . or -"
-        )
+        raise InvalidSlug(f"a custom slug is {CUSTOM_SLUG_RULE}")
 
 
 def check_not_reserved(slug: str) -> None:

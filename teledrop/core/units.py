@@ -39,6 +39,14 @@ def parse_size(value: int | str) -> int:
                      case_sensitive=False)
 
 
+def parse_optional_size(value: int | str) -> int | None:
+    """A size, or ``None`` for an empty string (no limit).
+
+    :raises ValueError: with a one-line reason.
+    """
+    return None if isinstance(value, str) and not value.strip() else parse_size(value)
+
+
 def parse_duration(value: int | str) -> int:
     """Seconds from an integer or a string such as ``"90"``, ``"15m"`` or ``"7d"``.
 

@@ -22,8 +22,9 @@ from .interfaces import BlobWriter
 from .options import UNSAFE_IN_NAMES, clean_description, clean_title, parse_bool, \
     parse_expires, parse_max_downloads
 from .owners import identify
-from .passwords import hash_password, header_password
+from .passwords import PASSWORD_HEADER, hash_password, header_password, refuse_in_query
 from .service import Teledrop
+from .space import Room
 from .tokens import hash_token, new_token
 from .units import format_size
 
@@ -33,7 +34,6 @@ OPTION_NAMES = ("slug", "expires", "max_downloads", "title", "description", "pri
                 "password")
 #: Never accepted in the query string: it would land in access logs.
 SECRET_OPTIONS = ("password",)
-PASSWORD_HEADER = "X-Drop-Password"
 DEFAULT_FILENAME = "file"
 MAX_FILENAME_BYTES = 255
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
@@ -49,9 +49,8 @@ class UploadRequest:
     remote_addr: str | None = None
     #: the file's size when the host knows it before reading (a raw body's Content-Length).
     declared_size: int | None = None
-    #: the request body's length when known (a form's Content-Length): at most this much
-    #: of it can be the file.
-    body_size: int | None = None
+    #: a bound of the file's size known before reading (a multipart body's Content-Length).
+    max_size: int | None = None
     #: the filename from the URL of a raw upload (multipart names it in the body).
     filename: str | None = None
     #: who the request's token names (set by teledrop before teledrop_authorize_upload).
@@ -69,20 +68,28 @@ class Options:
     password_hash: str | None = None
 
 
+def check_size(size: int | None, limit: int, framing: int = 0) -> None:
+    """:raises TooLarge: when ``size`` bytes (``None``: not known yet) hold more than a file
+    of ``limit`` bytes and ``framing`` bytes around it (a multipart body's boundaries)."""
+    if size is not None and size > limit + framing:
+        raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+
+
 class IngestWriter:
     """The sink for a file's bytes: counts, enforces the size limit, hashes, writes."""
 
-    def __init__(self, blob: BlobWriter, hasher: Any, limit: int) -> None:
+    def __init__(self, blob: BlobWriter, hasher: Any, limit: int, room: Room) -> None:
         self.blob = blob
         self.hasher = hasher
         self.limit = limit
+        self.room = room
         self.size = 0
 
     def write(self, data: bytes | memoryview) -> int:
         n = len(data)
         self.size += n
-        if self.size > self.limit:
-            raise TooLarge(f"the upload exceeds the limit of {format_size(self.limit)}")
+        check_size(self.size, self.limit)
+        self.room.written(self.size)
         self.hasher.update(data)
         self.blob.write(data)
         return n
@@ -101,20 +108,22 @@ class Upload:
         self.options = Options()
         self._given: dict[str, str] = {}
         self.writer: IngestWriter | None = None
+        self.room = Room(service)
         self.filename = DEFAULT_FILENAME
         self.content_type = "application/octet-stream"
 
     def begin(self) -> None:
         """Everything that can refuse an upload before its body is read."""
-        limit = self.service.config.limits.max_upload_size
-        if self.request.declared_size is not None and self.request.declared_size > limit:
-            raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+        check_size(self.request.declared_size, self.service.config.limits.max_upload_size)
         self.request.owner = identify(self.service, self.request.headers)
         self.service.hook("teledrop_authorize_upload", request=self.request)
+        bound = self.request.declared_size
+        bound = self.request.max_size if bound is None else bound
+        if bound is not None:
+            self.room.reserve(bound)
         for name in SECRET_OPTIONS:
-            if name in self.request.query:
-                raise InvalidOption(f"never send a {name} in the query string (it lands in "
-                                    f"logs): use a form field or the {PASSWORD_HEADER} header")
+            refuse_in_query(self.request.query, name,
+                            f"a form field or the {PASSWORD_HEADER} header")
         for name in OPTION_NAMES:
             value = self.request.query.get(name)
             if value is not None:
@@ -169,7 +178,8 @@ class Upload:
         self.content_type = pick_content_type(content_type, self.filename)
         hasher = self.service.hook("teledrop_hasher")
         blob = self.service.storage.stage(size_hint=self.size_hint())
-        self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size)
+        self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size,
+                                   self.room)
         return self.writer
 
     def size_hint(self) -> int | None:
@@ -177,7 +187,7 @@ class Upload:
         buffers from it): its declared size, else the body's, within the upload limit."""
         known = self.request.declared_size
         if known is None:
-            known = self.request.body_size
+            known = self.request.max_size
         if known is None:
             return None
         return min(known, self.service.config.limits.max_upload_size)

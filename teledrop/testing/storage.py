@@ -252,5 +252,9 @@ class StorageContract:
         for n, blob_id in results.items():
             assert read_blob(storage, blob_id) == bytes([n]) * 4096 * 16
 
+    def test_free_space_is_a_byte_count_or_unknown(self, storage: Storage) -> None:
+        free = storage.free_space()
+        assert free is None or (type(free) is int and free >= 0)
+
     def test_check_passes_on_a_healthy_store(self, storage: Storage) -> None:
         assert storage.check() is None

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from teledrop import composition, logs
 from teledrop.composition import PluginTeledrop
 from teledrop.core.config import Config, load_config
-from teledrop.core.errors import TeledropError, TooLarge
+from teledrop.core.errors import RequestTimeout, TeledropError, TooLarge
 from teledrop.metrics import Metrics
 
 from . import observe
@@ -37,6 +37,9 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     logs.configure(config.server.log_level)
     service = composition.start(config, plugins, entry_points)
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    # Templates keep the markup's own lines: a block tag leaves no blank line behind.
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
+    app.jinja_env.keep_trailing_newline = True
     app.extensions[EXTENSION] = service
     observe.install(app, Metrics())
     # Every body but an upload's is small (a password form, an owner's JSON edit): werkzeug
@@ -66,6 +69,9 @@ def _teledrop_error(error: TeledropError) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Response:
+    if isinstance(exc.__context__, TimeoutError):
+        # werkzeug's body stream reports any failed read as a vanished client (400)
+        return _body_timeout()
     error = TeledropError(exc.description or exc.name)
     error.status = exc.code or 500
     # werkzeug's 413 is teledrop's too_large, whichever of the two refused the body.
@@ -76,6 +82,14 @@ def _http_error(exc: HTTPException) -> Response:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _body_timeout() -> Response:
+    """A small body (a form, an owner's JSON) that stalled past ``limits.idle_timeout``
+    (the socket's timeout under teledrop's gunicorn worker): the client's fault, one line
+    in the log."""
+    log.info("%s %s: the request body sent nothing for too long", request.method, request.path)
+    return _teledrop_error(RequestTimeout())
 
 
 def _server_error(exc: Exception) -> Response:

@@ -8,6 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from teledrop import __version__
+from teledrop.core.drop import JSON_FIELDS
+from teledrop.core.interfaces import SORT_KEYS
+from teledrop.core.manage import DEFAULT_PAGE_SIZE, DEFAULT_SORT, EDITABLE, FILTERS, \
+    MAX_PAGE_SIZE, ORDERS
+from teledrop.core.options import MAX_DESCRIPTION, MAX_TITLE
+from teledrop.core.slugs import CUSTOM_SLUG_RULE
+from teledrop.core.passwords import PASSWORD_HEADER
+from teledrop.core.upload import OPTION_NAMES, SECRET_OPTIONS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -25,7 +33,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "bad request, option, slug, filename or body",
         401: "token missing or wrong, or the drop's password missing or wrong",
         403: "wrong delete token", 404: "no such drop", 405: "method not allowed",
-        408: "the upload sent nothing for limits.idle_timeout",
+        408: "the request body sent nothing for limits.idle_timeout",
         409: "slug taken", 410: "expired or out of downloads", 413: "over max_upload_size",
         416: "range not satisfiable", 429: "too many wrong passwords for this drop",
         503: "storage or metadata unavailable", 507: "storage full",
@@ -33,30 +41,31 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _error(reasons[status]) for status in statuses}
 
 
+#: What each upload option means; every name core takes has one (a new one fails here).
+_OPTION_DESCRIPTIONS = {
+    "slug": f"custom slug: {CUSTOM_SLUG_RULE}",
+    "expires": "seconds, or a number with s m h d",
+    "max_downloads": "an integer >= 1",
+    "title": f"up to {MAX_TITLE} characters",
+    "description": f"up to {MAX_DESCRIPTION} characters",
+    "private": "true: only the owner's token reads it (needs an upload token)",
+    "password": "a password readers must give (never in the query string)",
+}
 _OPTIONS = [
-    {"name": "slug", "in": "query", "required": False,
-     "description": "custom slug: 3-64 of A-Z a-z 0-9 . _ -, not starting with . or -",
-     "schema": {"type": "string"}},
-    {"name": "expires", "in": "query", "required": False,
-     "description": "seconds, or a number with s m h d", "schema": {"type": "string"}},
-    {"name": "max_downloads", "in": "query", "required": False,
-     "schema": {"type": "string", "description": "an integer >= 1"}},
-    {"name": "title", "in": "query", "required": False, "schema": {"type": "string"}},
-    {"name": "description", "in": "query", "required": False, "schema": {"type": "string"}},
-    {"name": "private", "in": "query", "required": False,
-     "description": "true: only the owner's token reads it (needs an upload token)",
-     "schema": {"type": "string"}},
-    {"name": "X-Drop-Password", "in": "header", "required": False,
-     "description": "a password readers must give (never in the query string)",
-     "schema": {"type": "string"}},
+    *({"name": name, "in": "query", "required": False,
+       "description": _OPTION_DESCRIPTIONS[name], "schema": {"type": "string"}}
+      for name in OPTION_NAMES if name not in SECRET_OPTIONS),
+    {"name": PASSWORD_HEADER, "in": "header", "required": False,
+     "description": _OPTION_DESCRIPTIONS["password"], "schema": {"type": "string"}},
 ]
 _READER = [
-    {"name": "X-Drop-Password", "in": "header", "required": False,
+    {"name": PASSWORD_HEADER, "in": "header", "required": False,
      "description": "the drop's password (or HTTP Basic with any user name)",
      "schema": {"type": "string"}},
 ]
 _BYTES = {"type": "string", "contentMediaType": "application/octet-stream"}
-_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"},
+         "example": "report-q3"}
 _UPLOAD_ERRORS = _errors(400, 401, 408, 409, 413, 503, 507)
 _CREATED = {
     "description": "the drop was created",
@@ -80,7 +89,8 @@ _DOWNLOAD_RESPONSES = {
     "200": _FILE,
     "206": {**_FILE, "description": "one byte range of the file"},
     "304": {"description": "not modified (If-None-Match)"},
-    **_errors(400, 401, 404, 410, 416, 429, 503),
+    # 507: a download is counted, which a full metadata store cannot write
+    **_errors(400, 401, 404, 410, 416, 429, 503, 507),
 }
 _PREVIEW = {"name": "preview", "in": "query", "required": False, "allowEmptyValue": True,
             "description": "show a safe type (image, PDF, text, audio, video) inline",
@@ -91,40 +101,46 @@ _PASSWORD_FORM = {"required": True, "content": {"application/x-www-form-urlencod
 
 
 def _download(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [_PREVIEW, *_READER],
+    return {"summary": summary, "parameters": [_PREVIEW, *_READER], "security": _ANYONE_OR_OWNER,
             "responses": _DOWNLOAD_RESPONSES}
 
 
 def _password_download(summary: str) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_PREVIEW], "requestBody": _PASSWORD_FORM,
-            "responses": {**_DOWNLOAD_RESPONSES, **_errors(405)}}
+            "security": _ANYONE_OR_OWNER,
+            "responses": {**_DOWNLOAD_RESPONSES, **_errors(405, 408)}}
 
 
 _OWNER = [{"uploadToken": []}]
+#: Anyone, or an owner by their token: an upload then belongs to them, and they read and
+#: delete their drops without a password or a delete token.
+_ANYONE_OR_OWNER = [{}, *_OWNER]
 _PAGE_PARAMS = [
     {"name": name, "in": "query", "required": False, "schema": schema}
     for name, schema in (
         ("page", {"type": "integer", "minimum": 1}),
-        ("page_size", {"type": "integer", "minimum": 1, "maximum": 100}),
-        ("sort", {"enum": ["created_at", "size", "filename", "title"]}),
-        ("order", {"enum": ["asc", "desc"]}),
-        ("private", {"type": "boolean"}),
-        ("has_password", {"type": "boolean"}),
-        ("expired", {"type": "boolean"}),
+        ("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                       "default": DEFAULT_PAGE_SIZE}),
+        ("sort", {"enum": list(SORT_KEYS), "default": DEFAULT_SORT}),
+        ("order", {"enum": list(ORDERS), "default": ORDERS[0]}),
+        *((name, {"type": "boolean"}) for name in FILTERS),
         ("q", {"type": "string", "description": "search filenames and titles"}),
     )
 ]
+_EDITS: dict[str, Any] = {
+    "title": {"type": "string", "maxLength": MAX_TITLE},
+    "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+    "expires": {"type": ["string", "integer"], "description": "from now"},
+    "max_downloads": {"type": ["integer", "null"], "minimum": 1},
+    "private": {"type": "boolean"},
+    "password": {"type": ["string", "null"], "description": "null or \"\" clears it"},
+}
 _PATCH_BODY = {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "additionalProperties": False, "properties": {
-        "title": {"type": "string", "maxLength": 200},
-        "description": {"type": "string", "maxLength": 1000},
-        "expires": {"type": ["string", "integer"], "description": "from now"},
-        "max_downloads": {"type": ["integer", "null"], "minimum": 1},
-        "private": {"type": "boolean"},
-        "password": {"type": ["string", "null"], "description": "null or \"\" clears it"},
-    }}}}}
+    "type": "object", "additionalProperties": False,
+    "properties": {name: _EDITS[name] for name in EDITABLE}}}}}
 _DROP_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Drop"}}}
-_DROP_PROPERTIES: dict[str, Any] = {
+#: The schema of each field of a drop as JSON; every field core shows has one.
+_FIELDS: dict[str, Any] = {
     "slug": {"type": "string"},
     "url": {"type": "string"},
     "filename": {"type": "string"},
@@ -135,17 +151,19 @@ _DROP_PROPERTIES: dict[str, Any] = {
     "expires_at": {"type": "string", "format": "date-time"},
     "max_downloads": {"type": ["integer", "null"], "minimum": 1},
     "downloads": {"type": "integer", "minimum": 0},
-    "title": {"type": "string", "maxLength": 200},
-    "description": {"type": "string", "maxLength": 1000},
+    "title": {"type": "string", "maxLength": MAX_TITLE},
+    "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
     "private": {"type": "boolean"},
     "has_password": {"type": "boolean"},
 }
+_DROP_PROPERTIES = {name: _FIELDS[name] for name in JSON_FIELDS}
 
 
 def _raw_upload(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
         "parameters": _OPTIONS,
+        "security": _ANYONE_OR_OWNER,
         "requestBody": {"content": {"application/octet-stream": {"schema": _BYTES}}},
         "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
     }
@@ -165,12 +183,12 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "upload a file as multipart/form-data",
                     "parameters": _OPTIONS,
+                    "security": _ANYONE_OR_OWNER,
                     "requestBody": {"required": True, "content": {"multipart/form-data": {
                         "schema": {"type": "object", "required": ["file"], "properties": {
                             "file": _BYTES,
-                            **{name: {"type": "string"} for name in (
-                                "slug", "expires", "max_downloads", "title", "description",
-                                "private", "password")}}}}}},
+                            **{name: {"type": "string", "description": _OPTION_DESCRIPTIONS[name]}
+                               for name in OPTION_NAMES}}}}}},
                     "responses": {"201": _CREATED, **_UPLOAD_ERRORS},
                 },
                 "put": _raw_upload("upload a raw body (named 'file')"),
@@ -186,9 +204,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "delete a drop with its delete token, or as its owner",
                     "parameters": [{"name": "X-Delete-Token", "in": "header", "required": False,
                                     "schema": {"type": "string"}}],
+                    "security": _ANYONE_OR_OWNER,
                     # 405: one of the app's own paths (/healthz, /metrics...) is no drop
                     "responses": {"204": {"description": "deleted"},
-                                  **_errors(401, 403, 404, 405, 503)},
+                                  **_errors(401, 403, 404, 405, 503, 507)},
                 },
             },
             "/{slug}/{name}": {
@@ -208,13 +227,14 @@ def openapi_document() -> dict[str, Any]:
             "/api/drops/{slug}": {
                 "parameters": [_SLUG],
                 "get": {"summary": "a drop's metadata", "parameters": _READER,
+                        "security": _ANYONE_OR_OWNER,
                         "responses": {"200": {"description": "the drop", "content": _DROP_JSON},
                                       **_errors(400, 401, 404, 410, 429, 503)}},
                 "patch": {"summary": "change a drop (its owner only)", "security": _OWNER,
                           "requestBody": _PATCH_BODY,
                           "responses": {"200": {"description": "the drop as changed",
                                                 "content": _DROP_JSON},
-                                        **_errors(400, 401, 404, 503)}},
+                                        **_errors(400, 401, 404, 408, 503, 507)}},
             },
             "/metrics": {
                 "get": {"summary": "Prometheus metrics", "responses": {
@@ -231,12 +251,15 @@ def openapi_document() -> dict[str, Any]:
                     **_errors(404)}},
             },
             "/healthz": {
-                "get": {"summary": "storage and metadata reachable",
+                "get": {"summary": "storage and metadata reachable, with room for uploads",
                         "responses": {
                             "200": {"description": "ok", "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Health"}}}},
                             "503": {"description": "unavailable", "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Health"}}}}}},
+                                "schema": {"$ref": "#/components/schemas/Health"}}}},
+                            "507": {"description": "full: less free space than "
+                                    "limits.min_free_space", "content": {"application/json": {
+                                        "schema": {"$ref": "#/components/schemas/Health"}}}}}},
             },
             "/openapi.json": {
                 "get": {"summary": "this document", "responses": {"200": {
@@ -266,7 +289,8 @@ def openapi_document() -> dict[str, Any]:
                                  "drops": {"type": "array",
                                            "items": {"$ref": "#/components/schemas/Drop"}}}},
                 "Health": {"type": "object", "required": ["status"], "properties": {
-                    "status": {"enum": ["ok", "unavailable"]}, "error": {"type": "object"}}},
+                    "status": {"enum": ["ok", "unavailable", "full"]},
+                    "error": {"type": "object"}}},
             },
         },
     }

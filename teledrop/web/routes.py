@@ -1,4 +1,4 @@
-"""HTTP routes (API.md §3). No business rule lives here: each view calls core."""
+"""HTTP routes: uploads, downloads, drop info and deletion. No business rule lives here: each view calls core."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from werkzeug.http import parse_options_header
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
-from teledrop.core.errors import InvalidOption, MalformedBody, NotFound, PasswordRequired, \
-    TeledropError, TooLarge, TooManyAttempts
+from teledrop.core.errors import MalformedBody, NotFound, PasswordRequired, StorageFull, \
+    TeledropError, TooManyAttempts
 from teledrop.core.owners import identify
-from teledrop.core.passwords import header_password
+from teledrop.core.passwords import PASSWORD_HEADER, reader_password
 from teledrop.core.service import Teledrop
 from teledrop.core.slugs import RESERVED
-from teledrop.core.units import format_size
-from teledrop.core.upload import PASSWORD_HEADER, UploadRequest, create_drop
+from teledrop.core.upload import UploadRequest, check_size, create_drop
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
@@ -52,14 +51,15 @@ def drop_url(drop: Drop) -> str:
     return f"{base_url()}/{drop.slug}"
 
 
-def upload_request(filename: str | None = None, declared_size: int | None = None) -> UploadRequest:
+def upload_request(filename: str | None = None, declared_size: int | None = None,
+                   max_size: int | None = None) -> UploadRequest:
     return UploadRequest(
         method=request.method,
         headers=request.headers,
         query={key: request.args[key] for key in request.args},
         remote_addr=request.remote_addr,
         declared_size=declared_size,
-        body_size=request.content_length,
+        max_size=max_size,
         filename=filename,
     )
 
@@ -69,14 +69,13 @@ def allow_upload_body(overhead: int) -> None:
     limit plus ``overhead`` for what frames it. A Content-Length past it is refused before
     the body is opened, so the reason is teledrop's, not werkzeug's."""
     limit = service().config.limits.max_upload_size
-    if request.content_length is not None and request.content_length > limit + overhead:
-        raise TooLarge(f"the upload exceeds the limit of {format_size(limit)}")
+    check_size(request.content_length, limit, overhead)
     request.max_content_length = limit + overhead
 
 
 def body_stream() -> Any:
-    """The request body, with the idle timeout applied to the client's socket: under gthread
-    a stalled upload would otherwise hold its thread forever.
+    """The request body. Under gunicorn, teledrop's worker has given the client's socket
+    the idle timeout (:mod:`teledrop.worker`): a stalled upload ends in ``TimeoutError``.
 
     A body is read straight from a server that delimits it itself (gunicorn sets
     ``wsgi.input_terminated``): werkzeug's limiting wrapper would copy every chunk once
@@ -89,9 +88,6 @@ def body_stream() -> Any:
     if codings and codings != ["chunked"]:
         # A compressed transfer coding would be stored compressed: refuse it.
         raise MalformedBody("only the chunked transfer coding is accepted")
-    sock = request.environ.get("gunicorn.socket")
-    if sock is not None:
-        sock.settimeout(service().config.limits.idle_timeout)
     direct = SocketBody.wrap(request.environ)
     if direct is not None:
         return direct
@@ -130,7 +126,8 @@ def upload_form() -> Response:
         raise MalformedBody("the multipart boundary must be 1-70 printable ASCII characters")
     allow_upload_body(MULTIPART_OVERHEAD)
     receive = multipart_receiver(body_stream(), options["boundary"].encode("latin-1"))
-    return created(create_drop(service(), upload_request(), receive))
+    req = upload_request(max_size=request.content_length)
+    return created(create_drop(service(), req, receive))
 
 
 @bp.put("/")
@@ -211,11 +208,15 @@ def metrics() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
+    """``ok`` (200); ``full`` (507) below ``limits.min_free_space``; ``unavailable`` (503)
+    when storage or metadata cannot be reached."""
     try:
         drops.health(service())
     except TeledropError as exc:
-        return json_response({"status": "unavailable", "error": {"code": exc.code,
-                                                                 "message": exc.message}}, 503)
+        full = isinstance(exc, StorageFull)
+        return json_response({"status": "full" if full else "unavailable",
+                              "error": {"code": exc.code, "message": exc.message}},
+                             507 if full else 503)
     return json_response({"status": "ok"})
 
 
@@ -223,19 +224,17 @@ def reader() -> drops.Reader:
     """Who is asking: the owner their bearer token names, and a drop password from the
     X-Drop-Password header, HTTP Basic (any user name) or the page's form — never the query
     string, which lands in access logs."""
-    if "password" in request.args:
-        raise InvalidOption("never send a password in the query string (it lands in logs): "
-                            f"use the {PASSWORD_HEADER} header or HTTP Basic")
-    password = request.headers.get(PASSWORD_HEADER)
-    if password is not None:
-        password = header_password(password)
     auth = request.authorization
-    if password is None and auth is not None and auth.type == "basic":
-        password = auth.password
-    if password is None and request.method == "POST" \
-            and request.mimetype == "application/x-www-form-urlencoded":
-        password = request.form.get("password")
+    basic = auth.password if auth is not None and auth.type == "basic" else None
+    password = reader_password(request.args, request.headers, basic, form_password)
     return drops.Reader(owner=identify(service(), request.headers), password=password)
+
+
+def form_password() -> str | None:
+    """The upload page's password form posts the password in the body."""
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("password")
+    return None
 
 
 def checked(slug: str) -> str:

@@ -199,6 +199,9 @@ class FailingStorage:
     def remove_staging(self, name: str) -> None:
         self.local.remove_staging(name)
 
+    def free_space(self) -> int | None:
+        return None  # the faults decide when it is full
+
     def check(self) -> None:
         self.local.check()
 

@@ -1,5 +1,5 @@
 """Fault injection as plugins: each class is an ordinary teledrop plugin that breaks one
-step of the compensation chain (DESIGN.md §3) or records what the chain did, so tests can
+step of the compensation chain (docs/plugins.md) or records what the chain did, so tests can
 prove the undo on the real default plugins."""
 
 from __future__ import annotations

@@ -47,9 +47,11 @@ class MemoryBlobWriter:
 
 
 class MemoryStorage:
-    def __init__(self) -> None:
+    def __init__(self, free: int | None = None) -> None:
         self.staging: dict[str, tuple[bytearray, float]] = {}
         self.blobs: dict[str, tuple[bytes, float]] = {}
+        #: what free_space() answers: None (unknown), or bytes less what is held
+        self.free = free
         #: the size hint of each stage() call, in order.
         self.size_hints: list[int | None] = []
 
@@ -74,11 +76,22 @@ class MemoryStorage:
     def remove_staging(self, name: str) -> None:
         self.staging.pop(name, None)
 
+    def free_space(self) -> int | None:
+        if self.free is None:
+            return None
+        held = sum(len(data) for data, _ in [*self.staging.values(), *self.blobs.values()])
+        return max(0, self.free - held)
+
     def check(self) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+def gone(drop: Drop, at: int) -> bool:
+    """Expired or out of downloads at ``at``: what gc takes and nobody reads."""
+    return drop.is_expired(at) or drop.is_exhausted()
 
 
 class MemoryMetadata:
@@ -101,7 +114,7 @@ class MemoryMetadata:
     def claim_download(self, slug: str, at: int) -> Drop | None:
         with self.lock:
             drop = self.drops.get(slug)
-            if drop is None or drop.is_gone(at):
+            if drop is None or gone(drop, at):
                 return None
             drop.downloads += 1
             return dataclasses.replace(drop)
@@ -120,12 +133,12 @@ class MemoryMetadata:
     def delete_if_gone(self, slug: str, at: int) -> Drop | None:
         with self.lock:
             drop = self.drops.get(slug)
-            if drop is None or not drop.is_gone(at):
+            if drop is None or not gone(drop, at):
                 return None
             return self.drops.pop(slug)
 
     def list_gone(self, at: int) -> list[Drop]:
-        return [dataclasses.replace(d) for d in self.drops.values() if d.is_gone(at)]
+        return [dataclasses.replace(d) for d in self.drops.values() if gone(d, at)]
 
     def iter_drops(self) -> list[Drop]:
         return [dataclasses.replace(d) for d in self.drops.values()]

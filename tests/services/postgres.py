@@ -24,9 +24,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 ENV = "TELEDROP_TEST_POSTGRES_DSN"
 #: Seconds pg_ctl waits for the server to accept connections (or to stop).
@@ -43,19 +41,28 @@ class PostgresServer:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
 
+    # psycopg is imported where it is used: loading these fixtures (every run does) needs
+    # neither it nor postgres_meta; only a test that asks for PostgreSQL does.
+
     def admin(self, *statements: str) -> None:
+        import psycopg
+
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
             for statement in statements:
                 conn.execute(statement)
 
     def create_database(self) -> str:
         """A new empty database; its DSN."""
+        from psycopg.conninfo import make_conninfo
+
         name = f"teledrop_test_{uuid.uuid4().hex[:12]}"
         self.admin(f'CREATE DATABASE "{name}"')
         return make_conninfo(self.dsn, dbname=name)
 
     def drop_database(self, dsn: str) -> None:
-        name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+        from psycopg.conninfo import conninfo_to_dict
+
+        name = conninfo_to_dict(dsn)["dbname"]
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def close(self) -> None:

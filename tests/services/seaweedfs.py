@@ -13,9 +13,11 @@ test), ``seaweedfs`` (a server this session owns and may stop, whichever endpoin
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +43,7 @@ REGION = "us-east-1"
 START_TIMEOUT = 60.0
 #: weed finishes its graceful stop in well under a second, then idles for ~15 s: cut that.
 STOP_TIMEOUT = 3.0
+PR_SET_PDEATHSIG = 1
 #: master, volume, filer and s3, each with its gRPC port.
 PORT_NAMES = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
               "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")
@@ -82,6 +85,13 @@ def free_ports(count: int) -> list[int]:
 #: Where readiness is probed: a server is ready once it stores and returns an object (S3
 #: answers before its volume server has registered after a restart).
 PROBE_BUCKET = "teledrop-test-readiness"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a test session that dies (killed, timed out) takes its
+    server with it instead of leaving it running (Linux's PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def is_ready(endpoint: S3Endpoint) -> bool:
@@ -139,7 +149,8 @@ class SeaweedFS:
         began = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=self.base_dir)
+                                            stdin=subprocess.DEVNULL, cwd=self.base_dir,
+                                            preexec_fn=_die_with_parent)
         deadline = began + START_TIMEOUT
         while not is_ready(self.endpoint):
             if not self.running or time.monotonic() > deadline:

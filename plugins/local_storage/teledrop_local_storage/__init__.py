@@ -188,6 +188,14 @@ class LocalStorage:
             raise ValueError(f"not a staging name: {name!r}")
         _unlink(os.path.join(self.staging_dir, name))
 
+    def free_space(self) -> int:
+        """What an unprivileged writer may still use on the root's filesystem."""
+        try:
+            stat = os.statvfs(self.root)
+        except OSError as exc:
+            raise storage_error(exc, "reading the free space") from exc
+        return stat.f_bavail * stat.f_frsize
+
     def check(self) -> None:
         for path in (self.staging_dir, self.blobs_dir):
             if not os.access(path, os.W_OK | os.X_OK):

@@ -170,6 +170,10 @@ class S3Storage:
         if match["upload_id"] is not None:
             self.abort_upload(self.key(match["blob_id"]), match["upload_id"])
 
+    def free_space(self) -> None:
+        """An object store does not say how much room it has left."""
+        return None
+
     # -- health --------------------------------------------------------------------------
 
     def check(self) -> None:

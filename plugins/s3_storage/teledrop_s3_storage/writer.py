@@ -85,6 +85,8 @@ class S3BlobWriter:
         self._pending: Future[str] | None = None
         self._parts: list[dict[str, Any]] = []
         self._closed = False
+        #: the object may exist: a PutObject or Complete was sent, whatever its answer was.
+        self._publishing = False
 
     # -- writing -------------------------------------------------------------------------
 
@@ -164,6 +166,7 @@ class S3BlobWriter:
 
     def publish(self) -> None:
         self._check_open("publish of")
+        self._publishing = True
         try:
             if self.upload_id is None:
                 self._put_whole()
@@ -208,9 +211,9 @@ class S3BlobWriter:
             steps.append(("wait for a part of", pending.exception))
         if self.upload_id is not None and not self.published:
             steps.append(("abort the multipart upload of", self._abort))
-        if self.published:
+        if self.published or self._publishing:  # an answer lost is not a publish undone
             steps.append(("delete", lambda: self._storage.delete(self.blob_id)))
-        self.published = False
+        self.published = self._publishing = False
         self._closed = True
         for what, step in steps:
             try:

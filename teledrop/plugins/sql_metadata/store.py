@@ -7,6 +7,7 @@ errors mean a full disk or a taken slug, and how a search folds case.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
@@ -67,7 +68,7 @@ def transaction(db: peewee.Database, **begin: Any) -> Iterator[None]:
             raise
 
 
-class SqlMetadata:
+class SqlMetadata(abc.ABC):
     """The Metadata protocol on a peewee database (``db``)."""
 
     #: The driver's own errors (a cursor's ``fetchone()`` raises them unwrapped by peewee).
@@ -87,40 +88,45 @@ class SqlMetadata:
 
     # -- what a dialect provides ----------------------------------------------------------
 
+    @abc.abstractmethod
     def connection(self) -> contextlib.AbstractContextManager[Any]:
         """The connection one operation runs on, for its duration."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def schema_version(self) -> int:
         """The stored schema version; 0 for an empty database."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def set_schema_version(self, version: int) -> None:
-        raise NotImplementedError
+        """Record ``version`` (inside the migration's transaction)."""
 
+    @abc.abstractmethod
     def migration_transaction(self) -> contextlib.AbstractContextManager[Any]:
         """A transaction that no other process's migration runs alongside."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def is_full(self, error: BaseException) -> bool:
         """Whether the driver's ``error`` means the disk (or the database's quota) is full."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def is_slug_clash(self, error: BaseException) -> bool:
         """Whether the driver's integrity ``error`` comes from the UNIQUE slug."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def contains(self, column: Any, needle: str) -> Any:
         """A condition: ``column`` contains ``needle``, in any case, for all of Unicode,
         and ``%`` or ``_`` in ``needle`` mean themselves."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release this thread's (or this process's idle) connections."""
 
     # -- shared machinery -----------------------------------------------------------------
 
     def failure(self, exc: BaseException) -> TeledropError:
         """teledrop's error for a backend error."""
         if self.is_full(driver_error(exc)):
-            return MetadataFull(f"the metadata store is full: {exc}")
+            return MetadataFull(f"the metadata store's disk is full: {exc}")
         return MetadataUnavailable(f"metadata store error: {exc}")
 
     @operation

@@ -1,0 +1,142 @@
+"""teledrop's gunicorn worker: gthread, with ``limits.idle_timeout`` on every connection.
+
+gunicorn's gthread worker blocks a thread on the client's socket with no time limit: a
+request head that stops after one byte, a form body that never ends, a download whose
+client stops reading each hold their thread for good, and a few dozen such sockets take a
+whole server down. This worker gives every blocking read and write of a connection, the
+request head included, the idle timeout as its socket timeout, each time a thread takes
+the connection. A new connection waits on the worker's poller, as a kept-alive one does,
+until it has sent something: a client that connects and says nothing holds no thread,
+and is closed once it has been silent for the idle timeout.
+
+A connection that timed out is closed at once. gunicorn's graceful close waits (up to two
+seconds, on the worker's main loop) for the client to close its side too, and a client
+that stopped talking never does.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from teledrop.core.config import load_config
+from teledrop.server import current_config
+
+log = logging.getLogger(__name__)
+
+
+class IdleTimeoutSocket(socket.socket):
+    """A client connection that remembers whether one of its calls timed out."""
+
+    timed_out = False
+
+    def _timing(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except TimeoutError:
+            self.timed_out = True
+            raise
+
+    def recv(self, *args: Any) -> bytes:  # type: ignore[override]
+        return self._timing(super().recv, *args)
+
+    def recv_into(self, *args: Any) -> int:  # type: ignore[override]
+        return self._timing(super().recv_into, *args)
+
+    def send(self, *args: Any) -> int:  # type: ignore[override]
+        return self._timing(super().send, *args)
+
+    def sendall(self, *args: Any) -> None:  # type: ignore[override]
+        self._timing(super().sendall, *args)
+
+    def sendfile(self, *args: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        return self._timing(super().sendfile, *args, **kwargs)
+
+
+class HeadTimeout:
+    """gunicorn's request parser, with a request head that times out ending the
+    connection quietly: gunicorn would log it as a socket error, with a traceback."""
+
+    def __init__(self, parser: Any, client: Any, idle_timeout: float) -> None:
+        self._parser = parser
+        self._client = client
+        self._idle_timeout = idle_timeout
+
+    def __iter__(self) -> HeadTimeout:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._parser)
+        except TimeoutError:
+            log.info("closed a connection from %s: no request head for %ss",
+                     _peer(self._client), self._idle_timeout)
+            raise StopIteration from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+
+class IdleTimeoutConn(TConn):  # type: ignore[misc]
+    """A connection whose socket gets the idle timeout whenever a thread takes it."""
+
+    def __init__(self, cfg: Any, sock: IdleTimeoutSocket, client: Any, server: Any,
+                 idle_timeout: float) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.idle_timeout = idle_timeout
+
+    def init(self) -> None:
+        # gthread calls this in the thread each time, right after making the socket
+        # blocking (which clears any timeout), before it reads a request head.
+        if not self.initialized:
+            super().init()
+            if not self.is_http2:
+                self.parser = HeadTimeout(self.parser, self.client, self.idle_timeout)
+        self.sock.settimeout(self.idle_timeout)
+
+    def close(self, graceful: bool = False) -> None:
+        super().close(graceful and not getattr(self.sock, "timed_out", False))
+
+
+class IdleTimeoutWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker with ``limits.idle_timeout`` on every connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = current_config() or load_config()
+        self.idle_timeout = float(config.limits.idle_timeout)
+
+    def accept(self, listener: socket.socket) -> None:
+        """Take a new connection onto the poller until it sends something."""
+        try:
+            accepted, client = listener.accept()
+        except (BlockingIOError, ConnectionAbortedError):
+            return
+        sock = IdleTimeoutSocket(accepted.family, accepted.type, accepted.proto,
+                                 fileno=accepted.detach())
+        self.nr_conns += 1
+        conn = IdleTimeoutConn(self.cfg, sock, client, listener.getsockname(),
+                               self.idle_timeout)
+        conn.timeout = time.monotonic() + self.idle_timeout
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ,
+                             partial(self.on_pending_socket_readable, conn))
+
+    def handle_request(self, req: Any, conn: IdleTimeoutConn) -> bool:
+        """One request; a client that stopped reading the response ends its connection."""
+        try:
+            return bool(super().handle_request(req, conn))
+        except TimeoutError:
+            log.info("closed a connection from %s: %s %s made no progress for %ss",
+                     _peer(conn.client), req.method, req.path, self.idle_timeout)
+            return False
+
+
+def _peer(client: Any) -> str:
+    return client[0] if isinstance(client, tuple) and client else str(client)
