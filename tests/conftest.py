@@ -16,10 +16,9 @@ from teledrop.plugins.manager import ENTRY_POINTS_ENV
 from teledrop.web.app import service_of
 from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
-from tests.services.seaweedfs import s3_bucket, s3_server, seaweedfs  # noqa: F401
 from tests.support.entry_points import also_load, entry_points_env
 
-pytest_plugins = ["tests.services.postgres"]
+pytest_plugins = ["tests.services.postgres", "tests.services.seaweedfs"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -423,3 +423,16 @@ def test_healthz_is_503_while_the_server_is_down_and_recovers_by_itself(
     assert http.get("/healthz").status_code == 200
     assert http.get(f"/{slug}").data == b"before"
     assert len(client.list_objects_v2(Bucket=bucket)["Contents"]) == 1
+
+
+def test_healthz_names_a_bucket_removed_while_running(
+        s3_app: Callable[..., Flask], s3_server: S3Endpoint, s3_bucket: str) -> None:
+    http = s3_app().test_client()
+    s3_server.client().delete_bucket(Bucket=s3_bucket)
+    response = http.get("/healthz")
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "storage_unavailable"
+    assert response.json["error"]["message"] == \
+        f"bucket '{s3_bucket}' does not exist at {s3_server.url}"
+    s3_server.client().create_bucket(Bucket=s3_bucket)
+    assert http.get("/healthz").status_code == 200

@@ -195,7 +195,7 @@ class Migration:
     def _copy(self, drop: Drop, on_bytes: Progress) -> None:
         hasher = self._hasher(drop)
         with self.source.storage.open(drop.blob_id) as source:
-            blob = self.target.storage.stage()
+            blob = self.target.storage.stage(size_hint=drop.size)
             record = dataclasses.replace(drop, blob_id=blob.blob_id, delete_token=None)
             inserting = False
             try:

@@ -92,7 +92,7 @@ class NthFailingStorage(FailingStorage):
     fault: str = "EIO"
     staged: int = 0
 
-    def stage(self) -> FailingBlobWriter:
+    def stage(self, size_hint: int | None = None) -> FailingBlobWriter:
         self.staged += 1
         fault = Fault("EIO", WRITTEN_BEFORE_FAULT) if self.staged == self.fail_at else None
         return WRITERS[self.fault](self.local.stage(), self, fault)

@@ -170,43 +170,52 @@ class S3Storage:
         if match["upload_id"] is not None:
             self.abort_upload(self.key(match["blob_id"]), match["upload_id"])
 
-    def free_space(self) -> None:
-        """An object store does not say how much room it has left."""
-        return None
-
     # -- health --------------------------------------------------------------------------
 
     def check(self) -> None:
-        with s3_errors(f"checking bucket {self.bucket!r} at {self.where}"):
-            self.client.head_bucket(Bucket=self.bucket)
+        try:
+            self._head_bucket()
+        except (BotoCoreError, OSError) as exc:
+            raise s3_error(exc, f"checking bucket {self.bucket!r} at {self.where}") from exc
+
+    def free_space(self) -> int | None:
+        """Unknown: a bucket has no free space to read (``limits.max_total_size`` caps it)."""
+        return None
 
     def verify_bucket(self) -> None:
         """At start-up: a bucket that does not exist or refuses these credentials stops
         teledrop with one line naming it. An object store that cannot be reached does not:
         teledrop starts, answers 503 meanwhile, and recovers when it is back."""
         try:
+            self._head_bucket()
+        except (BotoCoreError, OSError) as exc:
+            log.warning("s3_storage: bucket %r at %s cannot be reached yet (%s): starting "
+                        "anyway", self.bucket, self.where, exc)
+
+    def _head_bucket(self) -> None:
+        """HeadBucket. An answer that refuses it, or no credentials to ask with, raises
+        :class:`StorageUnavailable` naming the bucket, the endpoint and what to fix; no
+        answer at all raises botocore's error."""
+        try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            status = http_status(exc)
-            if status == 404 or error_code(exc) == "NoSuchBucket":
-                raise StorageUnavailable(
-                    f"bucket {self.bucket!r} does not exist at {self.where}") from exc
-            if status in (401, 403):
-                raise StorageUnavailable(
-                    f"bucket {self.bucket!r} at {self.where} refused these credentials "
-                    "(check access_key_id and secret_access_key)") from exc
-            if status == 301:
-                raise StorageUnavailable(
-                    f"bucket {self.bucket!r} is in another region than "
-                    f"{self.settings.region or 'the default one'} (set region)") from exc
-            raise s3_error(exc, f"checking bucket {self.bucket!r} at {self.where}") from exc
+            raise StorageUnavailable(self._refusal(exc)) from exc
         except NoCredentialsError as exc:
             raise StorageUnavailable(
                 f"no credentials for bucket {self.bucket!r} at {self.where}: set "
                 "access_key_id and secret_access_key, or the SDK's credential chain") from exc
-        except (BotoCoreError, OSError) as exc:
-            log.warning("s3_storage: bucket %r at %s cannot be reached yet (%s): starting "
-                        "anyway", self.bucket, self.where, exc)
+
+    def _refusal(self, exc: ClientError) -> str:
+        status = http_status(exc)
+        if status == 404 or error_code(exc) == "NoSuchBucket":
+            return f"bucket {self.bucket!r} does not exist at {self.where}"
+        if status in (401, 403):
+            return (f"bucket {self.bucket!r} at {self.where} refused these credentials "
+                    "(check access_key_id and secret_access_key)")
+        if status == 301:
+            return (f"bucket {self.bucket!r} is in another region than "
+                    f"{self.settings.region or 'the default one'} (set region)")
+        return s3_error(exc, f"checking bucket {self.bucket!r} at {self.where}").message
 
     def close(self) -> None:
         self._connection.close()

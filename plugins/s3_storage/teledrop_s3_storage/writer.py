@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How large a part buffer may grow by appending before it is allocated whole.
+GROWING_BUFFER = 1024 * 1024
+
 
 class PartBody(SeekableReader):
     """The first ``length`` bytes of a part buffer as a seekable read-only file, for a part
@@ -77,8 +80,9 @@ class S3BlobWriter:
         self._base = base_part_size
         self._number = 1  # the part being filled
         self._part_size = base_part_size
-        # A buffer grows to its part's size as it first fills (a small file never takes a
-        # whole part), then keeps its length and is overwritten in place.
+        # A buffer grows as it first fills, up to GROWING_BUFFER (a small file never takes a
+        # whole part); past that it is allocated at its part's size at once, then keeps its
+        # length and is overwritten in place.
         self._filling: bytearray | None = bytearray()
         self._spare: bytearray | None = bytearray()
         self._filled = 0
@@ -99,16 +103,27 @@ class S3BlobWriter:
             if self._number > self._storage.max_parts:
                 raise TooLarge(f"the file is larger than the storage can take in one object "
                                f"({format_size(capacity(self._base))})")
-            buffer = self._filling
-            assert buffer is not None
             take = view[:self._part_size - self._filled]
             end = self._filled + len(take)
-            buffer[self._filled:end] = take  # grows the buffer on its first pass only
+            buffer = self._buffer_for(end)
+            buffer[self._filled:end] = take
             self._filled = end
             view = view[len(take):]
             if self._filled == self._part_size:
                 self._ship_full_part()
         return total
+
+    def _buffer_for(self, end: int) -> bytearray:
+        """The filling buffer, made to hold ``end`` bytes. Growing one by small steps to a
+        whole part would copy it again and again and leave the allocator's heap full of
+        holes: a buffer that passes :data:`GROWING_BUFFER` becomes a whole part at once."""
+        buffer = self._filling
+        assert buffer is not None
+        if len(buffer) < end and end > GROWING_BUFFER and len(buffer) < self._part_size:
+            whole = bytearray(self._part_size)
+            whole[:self._filled] = memoryview(buffer)[:self._filled]
+            buffer = self._filling = whole
+        return buffer
 
     def _ship_full_part(self) -> None:
         """Hand the full buffer to a background upload and go on filling the other one."""
