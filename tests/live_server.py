@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,9 +105,10 @@ def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def config_tables(data_dir: Path, port: int, **sections: Any) -> dict[str, Any]:
+def config_tables(data_dir: Path, port: int, address: str = HOST, **sections: Any,
+                  ) -> dict[str, Any]:
     base = {
-        "server": {"bind": f"{HOST}:{port}", "workers": 2, "threads": 8},
+        "server": {"bind": f"{address}:{port}", "workers": 2, "threads": 8},
         "plugins": {"local_storage": {"root": str(data_dir / "files")},
                     "sqlite_meta": {"path": str(data_dir / "teledrop.db")}},
     }
@@ -264,6 +265,10 @@ class LiveServer:
     def port(self) -> int:
         return int(self.base_url.rsplit(":", 1)[1])
 
+    @property
+    def address(self) -> str:
+        return self.base_url.removeprefix("http://").rsplit(":", 1)[0]
+
     def log(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
@@ -380,11 +385,16 @@ def command_for(kind: str, config_path: Path) -> list[str]:
 
 @contextmanager
 def live_server(base_dir: Path, command: str = "gunicorn", env: Mapping[str, str] | None = None,
-                entry_points: tuple[str, ...] = (), **sections: Any) -> Iterator[LiveServer]:
+                entry_points: tuple[str, ...] = (), cwd: Path | None = None, address: str = HOST,
+                wrapper: Sequence[str] = (), **sections: Any) -> Iterator[LiveServer]:
     """A running teledrop under gunicorn; stopped when the block ends, even on failure.
 
     ``sections`` are TOML tables merged over the defaults (``server={"workers": 1}``,
-    ``limits={"max_upload_size": "1MiB"}``). ``command`` is ``"gunicorn"`` or ``"serve"``.
+    ``limits={"max_upload_size": "1MiB"}``). ``command`` is ``"gunicorn"`` or ``"serve"``
+    (which, unlike gunicorn's config file, runs from any working directory: ``cwd``, by
+    default the repository). ``address`` is the one it binds (one of a network namespace's
+    own, say, when ``wrapper`` is ``("ip", "netns", "exec", NAME)``: a command that execs the
+    server inside what it sets up, so the process started is still the server's master).
     ``entry_points`` names installed plugins the server loads besides the suite's own.
     """
     if entry_points:
@@ -400,17 +410,18 @@ def live_server(base_dir: Path, command: str = "gunicorn", env: Mapping[str, str
         for _attempt in range(3):
             port = free_port()
             config_path = base_dir / "teledrop.toml"
-            config_path.write_text(to_toml(config_tables(data.root, port, **sections)))
+            config_path.write_text(to_toml(config_tables(data.root, port, address, **sections)))
             full_env = process_env(runtime, {"TELEDROP_CONFIG": str(config_path), **(env or {})})
             # `teledrop serve --config F` must find its config by the option alone.
             server_env = {k: v for k, v in full_env.items()
                           if command == "gunicorn" or k != "TELEDROP_CONFIG"}
             stdout_path, stderr_path = base_dir / "server.out", base_dir / "server.err"
             with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-                proc = subprocess.Popen(command_for(command, config_path), cwd=REPO, env=server_env,
-                                        stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                proc = subprocess.Popen([*wrapper, *command_for(command, config_path)],
+                                        cwd=cwd or REPO, env=server_env, stdout=out,
+                                        stderr=err, stdin=subprocess.DEVNULL,
                                         start_new_session=True)
-            server = LiveServer(proc, f"http://{HOST}:{port}", data, config_path, full_env,
+            server = LiveServer(proc, f"http://{address}:{port}", data, config_path, full_env,
                                 stdout_path, stderr_path)
             up = wait_until(lambda: proc.poll() is not None or server.healthy(), START_TIMEOUT)
             if up and proc.poll() is None:
@@ -428,7 +439,7 @@ def live_server(base_dir: Path, command: str = "gunicorn", env: Mapping[str, str
 # --- raw HTTP over a socket ---------------------------------------------------------------
 
 def connect(server: LiveServer, timeout: float = 10.0) -> socket.socket:
-    return socket.create_connection((HOST, server.port), timeout=timeout)
+    return socket.create_connection((server.address, server.port), timeout=timeout)
 
 
 def request_head(method: str, path: str, headers: Mapping[str, str]) -> bytes:
