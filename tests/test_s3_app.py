@@ -189,6 +189,25 @@ def test_gc_aborts_stale_uploads_and_deletes_record_less_objects(
     assert app.test_client().get(f"/{kept}").data == b"has a record"
 
 
+def test_gc_judges_an_upload_in_progress_by_its_last_part(
+        s3_app: Callable[..., Flask], s3_server: S3Endpoint, s3_bucket: str) -> None:
+    """An upload that began long ago but is still sending is not debris."""
+    service = service_of(s3_app())
+    client = s3_server.client()
+    key = f"blobs/{uuid.uuid4().hex}"
+    sending = client.create_multipart_upload(Bucket=s3_bucket, Key=key)
+    time.sleep(3)
+    client.upload_part(Bucket=s3_bucket, Key=key, UploadId=sending["UploadId"], PartNumber=1,
+                       Body=b"x" * 5 * MIB)
+    assert list(gc.collect(service, older_than=2)) == []
+    assert [u["UploadId"] for u in uploads_of(s3_server, s3_bucket)] == [sending["UploadId"]]
+    time.sleep(3)
+    removed = list(gc.collect(service, older_than=2))
+    assert [(r.kind, r.name) for r in removed] == [
+        ("staging", f"{key.split('/')[1]}.{sending['UploadId']}")]
+    assert uploads_of(s3_server, s3_bucket) == []
+
+
 def test_gc_dry_run_removes_nothing(s3_app: Callable[..., Flask], s3_server: S3Endpoint,
                                     s3_bucket: str) -> None:
     service = service_of(s3_app())

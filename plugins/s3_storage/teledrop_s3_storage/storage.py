@@ -152,12 +152,31 @@ class S3Storage:
 
     def list_staging(self) -> Iterator[StoredItem]:
         for blob_id, upload in self._listed("list_multipart_uploads", "Uploads"):
-            yield StoredItem(f"{blob_id}.{upload['UploadId']}", _age(upload["Initiated"]))
+            yield StoredItem(f"{blob_id}.{upload['UploadId']}", _age(self._last_activity(upload)))
         with self._writers_lock:
             in_memory = [writer for writer in self._writers.values()
                          if writer.upload_id is None and not writer.removed]
         for writer in in_memory:
             yield StoredItem(writer.blob_id, max(0.0, time.time() - writer.created))
+
+    def _last_activity(self, upload: dict[str, Any]) -> datetime:
+        """When an in-progress upload last received a part (else when it began): an upload
+        still sending is as young as its last part, as a local staging file is as young as
+        its last write, so gc never aborts an upload that is making progress. A part reaches
+        the bucket only once it is full: a client slower than a part per gc age is judged
+        by its last full part."""
+        latest = upload["Initiated"]
+        with s3_errors("listing an upload's parts"):
+            pages = self.client.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            try:
+                for page in pages:
+                    for part in page.get("Parts", []):
+                        latest = max(latest, part["LastModified"])
+            except ClientError as exc:
+                if error_code(exc) != "NoSuchUpload":  # completed or aborted meanwhile
+                    raise
+        return latest
 
     def remove_staging(self, name: str) -> None:
         match = _STAGING_NAME.fullmatch(name)
