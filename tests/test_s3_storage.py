@@ -435,3 +435,17 @@ def test_seaweedfs_stops_and_starts_again_on_its_ports_and_data(seaweedfs: Seawe
     assert [u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]] == \
         [upload["UploadId"]]
     assert all(seconds < 30 for seconds in seaweedfs.start_times), seaweedfs.start_times
+
+
+def test_a_part_shipped_while_the_storage_shuts_down_is_storage_unavailable(
+        s3_server: S3Endpoint, s3_bucket: str) -> None:
+    """A worker stopping closes its storage while an upload may still be filling a part:
+    that upload fails as a 503, never with the thread pool's own RuntimeError."""
+    store = make_storage(s3_server, s3_bucket, part_size=5 * MIB)
+    writer = store.stage()
+    writer.write(pattern(MIB))
+    store._connection.get().uploads.shutdown()  # the close racing this upload, made certain
+    with pytest.raises(StorageUnavailable, match="shutting down"):
+        write_all(writer, pattern(5 * MIB))
+    writer.close()
+    assert uploads_of(s3_server.client(), s3_bucket) == []

@@ -134,8 +134,11 @@ class S3BlobWriter:
                     Bucket=self._storage.bucket, Key=self.key)["UploadId"]
         full = self._filling
         assert full is not None
-        self._pending = self._storage.uploads.submit(self._upload_part, self._number, full,
-                                                     self._filled)
+        try:
+            self._pending = self._storage.uploads.submit(self._upload_part, self._number, full,
+                                                         self._filled)
+        except RuntimeError as exc:  # the storage was closed: the process is shutting down
+            raise StorageUnavailable("the storage is shutting down") from exc
         self._filling, self._spare = self._spare, full
         self._filled = 0
         self._number += 1
