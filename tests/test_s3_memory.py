@@ -26,8 +26,10 @@ pytestmark = [pytest.mark.gunicorn, pytest.mark.entry_points("s3_storage")]
 
 MiB = 1024 * 1024
 PART_SIZE = 16 * MiB
-#: Besides the two parts: read buffers, the multipart decoder, a request's objects.
-UPLOAD_SLACK = 8 * MiB
+#: Besides the two parts: read buffers, the multipart decoder, a request's objects, and the
+#: malloc arena of the thread that uploads parts (measured: 36-40 MiB above the start in
+#: all; a third part would pass the limit).
+UPLOAD_SLACK = 12 * MiB
 
 
 @pytest.fixture
