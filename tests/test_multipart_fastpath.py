@@ -30,7 +30,7 @@ from werkzeug.sansio.multipart import Data, MultipartDecoder, NeedData
 from teledrop.core.errors import MalformedBody
 from teledrop.web import body
 from teledrop.web.body import multipart_receiver
-from teledrop.web.multipart import ViewDecoder
+from teledrop.web.multipart import ViewDecoder, find
 
 BOUNDED = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -323,6 +323,16 @@ def test_a_file_of_framing_lookalikes_keeps_every_byte() -> None:
     # path hands the delimiter to werkzeug and so does the same.
     got = assert_same(BOUNDARY, split(HEAD + unit * 3 + TAIL, [1]))
     assert got[1] == unit * 3 + b"\r"
+
+
+@BOUNDED
+@given(st.binary(max_size=300), st.binary(min_size=1, max_size=4), st.data())
+def test_find_in_a_read_buffer_is_bytes_find(data: bytes, needle: bytes,
+                                             draw: st.DataObject) -> None:
+    data = data + needle * draw.draw(st.integers(0, 2))
+    end = draw.draw(st.integers(0, len(data)))
+    start = draw.draw(st.integers(0, end))
+    assert find(bytearray(data), needle, start, end) == data.find(needle, start, end)
 
 
 def test_a_boundary_with_a_line_break_turns_the_fast_path_off() -> None:

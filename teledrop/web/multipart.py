@@ -25,10 +25,39 @@ fast path off.) The tests compare both on generated bodies and chunkings.
 
 from __future__ import annotations
 
+import ctypes
+from typing import Any
+
 from werkzeug.sansio.multipart import NEED_DATA, Data, Event, MultipartDecoder, State
 
 #: What werkzeug accepts before ``--boundary``, longest first.
 LINE_BREAKS = (b"\r\n", b"\n", b"\r")
+
+
+def libc_memmem() -> Any:
+    """The C library's ``memmem``, or None where there is none."""
+    try:
+        memmem = ctypes.CDLL(None).memmem
+    except (OSError, AttributeError):
+        return None
+    memmem.restype = ctypes.c_void_p
+    memmem.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+    return memmem
+
+
+_memmem = libc_memmem()
+
+
+def find(data: bytes | bytearray, needle: bytes, start: int, end: int) -> int:
+    """``data.find(needle, start, end)``. In a ``bytearray`` (teledrop's read buffer) it
+    is glibc's ``memmem``: 2-3 times faster than ``bytes.find`` for a boundary, which is
+    most of what the fast path costs per byte (docs/performance.md)."""
+    if _memmem is None or not isinstance(data, bytearray) or end <= start:
+        return data.find(needle, start, end)
+    window = (ctypes.c_char * (end - start)).from_buffer(data, start)
+    base = ctypes.addressof(window)
+    found = _memmem(base, end - start, needle, len(needle))
+    return -1 if found is None else found - base + start
 
 
 def searchable(data: bytes | bytearray | memoryview) -> bytes | bytearray:
@@ -84,13 +113,13 @@ class ViewDecoder:
         """Where in ``data[:end]`` a delimiter could begin (``end`` if nowhere): the line
         break before the first ``--boundary`` that has one, or the start of a delimiter's
         beginning cut short by ``end``."""
-        find, dashed = data.find, self._dashed
-        found = find(dashed, 0, end)
+        dashed = self._dashed
+        found = find(data, dashed, 0, end)
         while found != -1:
             if found and data[found - 1] in b"\r\n":
                 return found - 2 if found >= 2 and data[found - 2:found] == b"\r\n" \
                     else found - 1
-            found = find(dashed, found + 1, end)
+            found = find(data, dashed, found + 1, end)
         tail_start = max(0, end - self._longest_cut)
         tail = bytes(data[tail_start:end])
         if b"\r" in tail or b"\n" in tail:
