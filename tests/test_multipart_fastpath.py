@@ -3,7 +3,7 @@
 Every generated body goes through teledrop's multipart receiver twice, with the same
 reads: once with :class:`~teledrop.web.multipart.ViewDecoder` (the file's plain stretches
 handed out as views) and once with werkzeug's ``MultipartDecoder``. Both must act on the
-same fields in the same order and at the same point of the file, stage the same file bytes
+same fields in the same order and at the same point of the file, store the same file bytes
 and refuse the same bodies with the same error. Bodies are built to be hard: delimiters
 that almost match or are cut at every read's edge, CR and LF on edges, transport padding,
 empty files, many fields, fields after the file, extra file parts, missing headers,
@@ -131,6 +131,10 @@ def assert_same(boundary: bytes, pieces: list[bytes], readinto: bool = True,
                 limit: int = 1 << 30) -> Outcome:
     fast = outcome(ViewDecoder, boundary, pieces, readinto, limit)
     alone = outcome(MultipartDecoder, boundary, pieces, readinto, limit)
+    if alone[2] is not None:
+        # a refused body's staged bytes are discarded, and how far staging got differs:
+        # werkzeug holds back more of a read's end than the fast path does
+        fast, alone = (fast[0], None, fast[2]), (alone[0], None, alone[2])
     assert fast == alone, (boundary, pieces)
     return fast
 
@@ -351,6 +355,16 @@ def test_find_in_a_read_buffer_is_bytes_find(data: bytes, needle: bytes,
     end = draw.draw(st.integers(0, len(data)))
     start = draw.draw(st.integers(0, end))
     assert find(bytearray(data), needle, start, end) == data.find(needle, start, end)
+
+
+def test_a_refused_body_is_refused_alike_though_staged_further() -> None:
+    form = HEAD + b"abc" * 10 + b"\nx\r"  # cut inside the file, after a line break
+    pieces = split(form, [len(HEAD) + 5, 1000])
+    fast = outcome(ViewDecoder, BOUNDARY, pieces, True, 1 << 30)
+    alone = outcome(MultipartDecoder, BOUNDARY, pieces, True, 1 << 30)
+    assert fast[2] == alone[2] == ("MalformedBody", "malformed multipart body")
+    assert fast[1] == b"abc" * 10 + b"\nx" and alone[1] == b"abc" * 10
+    assert_same(BOUNDARY, pieces)
 
 
 def test_a_boundary_with_a_line_break_turns_the_fast_path_off() -> None:
