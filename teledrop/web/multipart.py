@@ -38,7 +38,7 @@ def libc_memmem() -> Any:
     """The C library's ``memmem``, or None where there is none."""
     try:
         memmem = ctypes.CDLL(None).memmem
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return None
     memmem.restype = ctypes.c_void_p
     memmem.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
@@ -49,9 +49,10 @@ _memmem = libc_memmem()
 
 
 def find(data: bytes | bytearray, needle: bytes, start: int, end: int) -> int:
-    """``data.find(needle, start, end)``. In a ``bytearray`` (teledrop's read buffer) it
-    is glibc's ``memmem``: 2-3 times faster than ``bytes.find`` for a boundary, which is
-    most of what the fast path costs per byte (docs/performance.md)."""
+    """``data.find(needle, start, end)`` for ``0 <= start <= end <= len(data)``. In a
+    ``bytearray`` (teledrop's read buffer) it is the C library's ``memmem`` over the same
+    memory: glibc's is 2-3 times faster than ``bytes.find`` for a boundary, which is most
+    of what the fast path costs per byte (docs/performance.md)."""
     if _memmem is None or not isinstance(data, bytearray) or end <= start:
         return data.find(needle, start, end)
     window = (ctypes.c_char * (end - start)).from_buffer(data, start)
