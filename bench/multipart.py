@@ -24,7 +24,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -36,8 +35,8 @@ from typing import Any
 import blake3
 from werkzeug.sansio.multipart import MultipartDecoder
 
-from run import (GiB, HOST, KiB, MiB, RESULTS, TRANSFER_TIMEOUT, Bench, Plan, Reply, Server,
-                 log, watching)
+from run import (GiB, HOST, KiB, MiB, RESULTS, Bench, Plan, Reply, Server, log, send_body,
+                 send_multipart, watching)
 
 from teledrop.web.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
 
@@ -103,40 +102,13 @@ def receiver_cpu(reps: int, size: int = 256 * MiB) -> dict[str, float]:
     return best
 
 
-def send(port: int, method: str, target: str, headers: dict[str, str], path: Path,
-         repeat: int, head: bytes = b"", tail: bytes = b"") -> Reply:
-    """One request whose body is ``head``, ``path`` ``repeat`` times, then ``tail``."""
-    size = path.stat().st_size
-    length = len(head) + size * repeat + len(tail)
-    request = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = (f"{method} {target} HTTP/1.1\r\nHost: {HOST}:{port}\r\n{request}"
-               f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()
-    start = time.perf_counter()
-    with socket.create_connection((HOST, port), timeout=TRANSFER_TIMEOUT) as sock, \
-            open(path, "rb") as f:
-        sock.sendall(request + head)
-        for _ in range(repeat):
-            sock.sendfile(f, 0, size)
-        sock.sendall(tail)
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        body = response.read()
-    if response.status != 201:
-        raise RuntimeError(f"{method} {target}: {response.status} {body[:200]!r}")
-    return Reply(response.status, time.perf_counter() - start, body)
-
-
 def multipart(port: int, path: Path, repeat: int) -> Reply:
-    boundary = "------------------------" + uuid.uuid4().hex[:16]  # curl's shape
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
-    return send(port, "POST", "/", {"Accept": "application/json",
-                                    "Content-Type": f"multipart/form-data; boundary={boundary}"},
-                path, repeat, head, f"\r\n--{boundary}--\r\n".encode())
+    # curl's boundary shape: the length of the boundary is what the fast path's search costs
+    return send_multipart(port, path, repeat, boundary="-" * 24 + uuid.uuid4().hex[:16])
 
 
 def put(port: int, path: Path, repeat: int) -> Reply:
-    return send(port, "PUT", "/big.bin", {"Accept": "application/json"}, path, repeat)
+    return send_body(port, "PUT", "/big.bin", {"Accept": "application/json"}, path, repeat)
 
 
 def measure(server: Server, action: str, path: Path, repeat: int
@@ -146,6 +118,8 @@ def measure(server: Server, action: str, path: Path, repeat: int
     time.sleep(1.0)  # the previous run's deletion and writeback are over
     with watching(server) as usage:
         reply = (multipart if action == "multipart" else put)(server.port, path, repeat)
+    if reply.status != 201:
+        raise RuntimeError(f"{server.name} {action}: {reply.status} {reply.body[:200]!r}")
     size = path.stat().st_size * repeat
     if server.name == "teledrop":
         drop = json.loads(reply.body)
@@ -205,12 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'subject':<20}{'MiB/s':>7}{'CPU s/GiB':>11}{'(user)':>8}"
           f"{'wall x':>8}{'CPU x':>7}{'user x':>8}")
     for name, (wall, cpu, user) in best.items():
-        print(f"{name:<20}{wall:>7.0f}{cpu:>11.2f}{user:>8.2f}{wall / base[0]:>8.2f}"
-              f"{cpu / base[1]:>7.2f}{user / base[2]:>8.2f}")
+        print(f"{name:<20}{wall:>7.0f}{cpu:>11.2f}{user:>8.2f}{ratio(wall, base[0]):>8}"
+              f"{ratio(cpu, base[1]):>7}{ratio(user, base[2]):>8}")
     if rss is not None:
         print(f"peak RSS of the worker, one {args.rss_gib} GiB multipart upload: "
               f"{rss[3]:.1f} MiB ({rss[0]:.0f} MiB/s, {rss[1]:.2f} CPU s/GiB)")
     return 0
+
+
+def ratio(value: float, base: float) -> str:
+    """``value / base``, or "-" when the baseline took less than a clock tick."""
+    return f"{value / base:.2f}" if base else "-"
 
 
 def size_of(repeat: int) -> str:
