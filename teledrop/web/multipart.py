@@ -82,38 +82,50 @@ class ViewDecoder:
         self._decoder = MultipartDecoder(boundary, max_form_memory_size, max_parts=max_parts)
         self._dashed = b"--" + boundary
         self._beginnings = tuple(line_break + self._dashed for line_break in LINE_BREAKS)
-        self._longest_cut = len(self._beginnings[0]) - 1
+        self._longest = len(self._beginnings[0])
         self._enabled = b"\r" not in boundary and b"\n" not in boundary
-        self._view: Data | None = None
+        self._events: list[Data] = []
+        #: a delimiter's beginning cut by the last read's end, which werkzeug would hold
+        self._held = b""
         self._idle = False
 
     def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
-        self._view, self._idle = None, False
+        self._events.clear()
+        self._idle = False
         inner = self._decoder
+        if self._held:
+            held, self._held = self._held, b""
+            probe = held + bytes(data[:self._longest]) if data else held
+            if data and self.possible_start(probe) >= len(held):
+                self._events.append(Data(data=held, more_data=True))  # no delimiter after all
+            else:
+                inner.receive_data(held)
         if data and self._enabled and inner.state is State.DATA and not inner.buffer:
             haystack = searchable(data)
-            cut = self.first_possible_delimiter(haystack, len(data))
-            chunk = memoryview(haystack)[:len(data)]
-            if cut:
-                self._view = Data(data=chunk[:cut], more_data=True)  # type: ignore[arg-type]
-            if cut == len(chunk):
+            end = len(data)
+            chunk = memoryview(haystack)[:end]
+            cut = self.first_beginning(haystack, end)
+            if cut == end:
+                cut = self.cut_beginning(haystack, end)
+                self._held = bytes(chunk[cut:])
                 self._idle = True  # werkzeug holds nothing: its next event is NeedData
+            if cut:
+                self._events.append(Data(data=chunk[:cut], more_data=True))  # type: ignore[arg-type]
+            if self._idle:
                 return
             data = chunk[cut:]
         inner.receive_data(data)
 
     def next_event(self) -> Event:
-        if self._view is not None:
-            event, self._view = self._view, None
-            return event
+        if self._events:
+            return self._events.pop(0)
         if self._idle:
             return NEED_DATA
         return self._decoder.next_event()
 
-    def first_possible_delimiter(self, data: bytes | bytearray, end: int) -> int:
-        """Where in ``data[:end]`` a delimiter could begin (``end`` if nowhere): the line
-        break before the first ``--boundary`` that has one, or the start of a delimiter's
-        beginning cut short by ``end``."""
+    def first_beginning(self, data: bytes | bytearray, end: int) -> int:
+        """Where in ``data[:end]`` the first delimiter could begin (``end`` if nowhere):
+        the line break before the first ``--boundary`` that has one."""
         dashed = self._dashed
         found = find(data, dashed, 0, end)
         while found != -1:
@@ -121,10 +133,20 @@ class ViewDecoder:
                 return found - 2 if found >= 2 and data[found - 2:found] == b"\r\n" \
                     else found - 1
             found = find(data, dashed, found + 1, end)
-        tail_start = max(0, end - self._longest_cut)
+        return end
+
+    def cut_beginning(self, data: bytes | bytearray, end: int) -> int:
+        """Where in ``data[:end]`` a delimiter's beginning cut short by ``end`` starts
+        (``end`` if none does)."""
+        tail_start = max(0, end - self._longest + 1)
         tail = bytes(data[tail_start:end])
         if b"\r" in tail or b"\n" in tail:
             for i, byte in enumerate(tail):
                 if byte in b"\r\n" and any(b.startswith(tail[i:]) for b in self._beginnings):
                     return tail_start + i
         return end
+
+    def possible_start(self, data: bytes) -> int:
+        """Where in ``data`` a delimiter could begin, whole or cut by its end."""
+        start = self.first_beginning(data, len(data))
+        return start if start < len(data) else self.cut_beginning(data, len(data))
