@@ -170,7 +170,7 @@ def tricky_bytes(draw: st.DrawFn, boundary: bytes, max_pieces: int = 12) -> byte
 
 
 @st.composite
-def bodies(draw: st.DrawFn, boundary: bytes) -> bytes:
+def bodies(draw: st.DrawFn, boundary: bytes, big_fields: bool = True) -> bytes:
     dashed = b"--" + boundary
     line_break = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r"])
     out = draw(st.sampled_from([b"", b"", b"preamble\r\n", b"\r\n"]))
@@ -192,7 +192,7 @@ def bodies(draw: st.DrawFn, boundary: bytes) -> bytes:
                 out += b"Content-Type: application/octet-stream\r\n"
         out += draw(line_break)
         if kind == "field many":
-            out += b"v" * draw(st.sampled_from([10, 70_000]))
+            out += b"v" * draw(st.sampled_from([10, 70_000] if big_fields else [10, 300]))
         else:
             out += draw(tricky_bytes(boundary))
         out += draw(line_break)
@@ -249,8 +249,12 @@ def test_generated_bodies_and_reads_decode_as_werkzeug_alone(
     check_case(case, readinto, limit)
 
 
+#: every split of a body is quadratic in its length: no 70 KB fields there
+small_bodies = boundaries.flatmap(lambda b: st.tuples(st.just(b), bodies(b, big_fields=False)))
+
+
 @settings(BOUNDED, max_examples=40)
-@given(boundaries.flatmap(lambda b: st.tuples(st.just(b), bodies(b))))
+@given(small_bodies)
 def test_every_split_of_a_body_decodes_as_werkzeug_alone(case: tuple[bytes, bytes]) -> None:
     check_every_split(*case)
 
@@ -263,6 +267,7 @@ def test_reads_that_fill_the_buffer_decode_as_werkzeug_alone(
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1200)
 @SOAK
 @given(cases(), st.booleans(), st.sampled_from([1 << 30, 0, 100]))
 def test_soak_generated_bodies(case: tuple[bytes, bytes, list[int]], readinto: bool,
@@ -271,13 +276,15 @@ def test_soak_generated_bodies(case: tuple[bytes, bytes, list[int]], readinto: b
 
 
 @pytest.mark.soak
-@settings(SOAK, max_examples=600)
-@given(boundaries.flatmap(lambda b: st.tuples(st.just(b), bodies(b))))
+@pytest.mark.timeout(1200)
+@settings(SOAK, max_examples=500)
+@given(small_bodies)
 def test_soak_every_split(case: tuple[bytes, bytes]) -> None:
     check_every_split(*case)
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1200)
 @SOAK
 @given(cases())
 def test_soak_full_reads(case: tuple[bytes, bytes, list[int]]) -> None:
