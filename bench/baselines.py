@@ -7,8 +7,9 @@ Each runs in its own process so that its peak RSS and CPU are its own:
     body (Content-Length or chunked) from the socket into one reused 1 MiB buffer, write it
     to ``D`` (same filesystem as teledrop's storage) and ``fsync`` before answering, exactly
     as teledrop publishes. A multipart body is written as it comes, framing included: no
-    parser, no hash. ``--hash`` adds blake3 over the same bytes in the same loop. It answers
-    ``201`` with ``<size> <blake3 or -> <fsync seconds>``.
+    parser, no hash. ``--hash`` adds blake3 over the same bytes in the same loop;
+    ``--buffer N`` reads and writes N bytes at a time instead. It answers ``201`` with
+    ``<size> <blake3 or -> <fsync seconds>``.
 
 ``python bench/baselines.py sendfile --port P --file F``
     Serves ``F`` on every ``GET`` with ``os.sendfile``, single ``Range`` included, on
@@ -116,10 +117,10 @@ class BodySink:
     """Fills one reused buffer and writes it out whole: one write per MiB, like teledrop's
     raw path at its best."""
 
-    def __init__(self, fd: int, hasher: Any) -> None:
+    def __init__(self, fd: int, hasher: Any, size: int = READ_SIZE) -> None:
         self.fd = fd
         self.hasher = hasher
-        self.buffer = bytearray(READ_SIZE)
+        self.buffer = bytearray(size)
         self.view = memoryview(self.buffer)
         self.filled = 0
         self.size = 0
@@ -190,7 +191,7 @@ class ReceiveHandler(socketserver.BaseRequestHandler):
                 if self.server.hash:
                     import blake3
                     hasher = blake3.blake3()
-                sink = BodySink(fd, hasher)
+                sink = BodySink(fd, hasher, self.server.buffer_size)
                 if "chunked" in headers.get("transfer-encoding", "").lower():
                     receive_chunked(conn, sink)
                 else:
@@ -215,9 +216,11 @@ class ReceiveServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], directory: str, hash: bool) -> None:
+    def __init__(self, address: tuple[str, int], directory: str, hash: bool,
+                 buffer_size: int = READ_SIZE) -> None:
         self.directory = directory
         self.hash = hash
+        self.buffer_size = buffer_size
         super().__init__(address, ReceiveHandler)
 
 
@@ -327,13 +330,15 @@ def main(argv: list[str] | None = None) -> None:
     receive.add_argument("--port", type=int, required=True)
     receive.add_argument("--dir", required=True)
     receive.add_argument("--hash", action="store_true", help="blake3 in the same loop")
+    receive.add_argument("--buffer", type=int, default=READ_SIZE,
+                         help="bytes per read and write (default 1 MiB)")
     sendfile = sub.add_parser("sendfile", help="serve one file with os.sendfile")
     sendfile.add_argument("--port", type=int, required=True)
     sendfile.add_argument("--file", required=True)
     args = parser.parse_args(argv)
     server: socketserver.TCPServer
     if args.kind == "receive":
-        server = ReceiveServer(("127.0.0.1", args.port), args.dir, args.hash)
+        server = ReceiveServer(("127.0.0.1", args.port), args.dir, args.hash, args.buffer)
     else:
         server = SendfileServer(("127.0.0.1", args.port), args.file)
     print(f"listening on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)

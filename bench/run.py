@@ -301,22 +301,20 @@ def concurrent_curls(argv_list: list[list[str]], timeout: float = TRANSFER_TIMEO
             path.unlink(missing_ok=True)
 
 
-def send_multipart(port: int, path: Path, repeat: int, timeout: float = TRANSFER_TIMEOUT) -> Reply:
-    """``POST /`` a multipart body whose file part is ``path`` repeated ``repeat`` times,
-    sent with ``sendfile``: sizes past the payload files on disk, no client-side copy."""
-    boundary = uuid.uuid4().hex
-    part_head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                 f"filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                 ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
+def send_body(port: int, method: str, target: str, headers: dict[str, str], path: Path,
+              repeat: int, head: bytes = b"", tail: bytes = b"",
+              timeout: float = TRANSFER_TIMEOUT) -> Reply:
+    """One request whose body is ``head``, ``path`` repeated ``repeat`` times, then
+    ``tail``, sent with ``sendfile``: sizes past the payload files on disk, no client-side
+    copy."""
     file_size = path.stat().st_size
-    length = len(part_head) + file_size * repeat + len(tail)
-    head = (f"POST / HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: application/json\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-            f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()
+    length = len(head) + file_size * repeat + len(tail)
+    request = (f"{method} {target} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+               + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+               + f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()
     start = time.perf_counter()
     with socket.create_connection((HOST, port), timeout=timeout) as sock, open(path, "rb") as f:
-        sock.sendall(head + part_head)
+        sock.sendall(request + head)
         for _ in range(repeat):
             sock.sendfile(f, 0, file_size)
         sock.sendall(tail)
@@ -324,6 +322,18 @@ def send_multipart(port: int, path: Path, repeat: int, timeout: float = TRANSFER
         response.begin()
         body = response.read()
     return Reply(response.status, time.perf_counter() - start, body)
+
+
+def send_multipart(port: int, path: Path, repeat: int, timeout: float = TRANSFER_TIMEOUT,
+                   boundary: str | None = None) -> Reply:
+    """``POST /`` a multipart body whose file part is ``path`` repeated ``repeat`` times."""
+    boundary = boundary or uuid.uuid4().hex
+    part_head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                 f"filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                 ).encode()
+    return send_body(port, "POST", "/", {"Accept": "application/json", "Content-Type":
+                                         f"multipart/form-data; boundary={boundary}"},
+                     path, repeat, part_head, f"\r\n--{boundary}--\r\n".encode(), timeout)
 
 
 def range_reads(port: int, path: str, size: int, count: int, span: int, check: Path) -> float:

@@ -1,0 +1,201 @@
+"""Multipart upload against raw PUT and a plain Python receive-hash-write server, one run.
+
+    .venv/bin/python bench/multipart.py [--size-mib 1024] [--reps 3] [--rss-gib 4]
+
+All three receive the same bytes over loopback, sent with ``sendfile`` (the client costs
+next to nothing): teledrop's ``POST /`` with the file as one multipart part, teledrop's
+``PUT``, and ``bench/baselines.py receive --hash`` (``recv_into``, blake3, ``os.write``,
+``fsync``) with its write size swept from 64 KiB to 1 MiB, the fastest size (by wall
+time) the one compared against. Each figure is the best of ``--reps`` runs, the subjects
+interleaved: MiB/s from the client's clock, and the server's CPU seconds per GiB (user +
+system, and user alone, from ``/proc``), the figures this shared machine moves least. Then
+the peak RSS of the worker that served one multipart upload of ``--rss-gib``.
+
+First, in this process and without the network or the disk, the CPU that teledrop's body
+receivers spend per GiB read from memory in 256 KiB reads into blake3: the raw receiver,
+the multipart receiver, and the multipart receiver on werkzeug's decoder alone (what the
+fast path saves). See ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import blake3
+from werkzeug.sansio.multipart import MultipartDecoder
+
+from run import (GiB, HOST, KiB, MiB, RESULTS, Bench, Plan, Reply, Server, log, send_body,
+                 send_multipart, watching)
+
+from teledrop.web.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
+
+BASELINE_BUFFERS = (64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, MiB)
+PIECE = 64 * MiB
+
+
+class MemoryBody:
+    """A body read from memory into the receiver's buffer, as from a socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.at = 0
+
+    def readinto(self, buffer: bytearray) -> int:
+        n = min(len(buffer), len(self.data) - self.at)
+        buffer[:n] = self.data[self.at:self.at + n]
+        self.at += n
+        return n
+
+
+class HashSink:
+    """The upload and writer in one: fields dropped, file bytes into blake3."""
+
+    def __init__(self) -> None:
+        self.hasher = blake3.blake3()
+        self.size = 0
+
+    def open_file(self, filename: str | None, content_type: str | None) -> HashSink:
+        return self
+
+    def set_field(self, name: str, value: str) -> None:
+        pass
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.size += len(data)
+        self.hasher.update(data)
+        return len(data)
+
+
+def receiver_cpu(reps: int, size: int = 256 * MiB) -> dict[str, float]:
+    """Best-of-``reps`` process CPU s/GiB of each receiver over the same body in memory."""
+    payload = os.urandom(size)
+    boundary = b"------------------------" + uuid.uuid4().hex[:16].encode()
+    form = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="a.bin"\r\n\r\n' + payload + b"\r\n--" + boundary + b"--\r\n")
+    receivers: dict[str, tuple[bytes, Callable[[Any], Callable[[Any], None]]]] = {
+        "raw": (payload, lambda body: raw_receiver(body, None, None, size)),
+        "multipart": (form, lambda body: multipart_receiver(body, boundary)),
+        "multipart, werkzeug alone": (
+            form, lambda body: multipart_receiver(body, boundary, MultipartDecoder)),
+    }
+    best: dict[str, float] = {}
+    for _ in range(reps):
+        for name, (data, receiver) in receivers.items():
+            sink = HashSink()
+            start = time.process_time()
+            receiver(MemoryBody(data))(sink)
+            seconds = time.process_time() - start
+            if sink.size != size:
+                raise RuntimeError(f"{name}: {sink.size} bytes, not {size}")
+            best[name] = min(best.get(name, seconds * GiB / size), seconds * GiB / size)
+    return best
+
+
+def multipart(port: int, path: Path, repeat: int) -> Reply:
+    # curl's boundary shape: the length of the boundary is what the fast path's search costs
+    return send_multipart(port, path, repeat, boundary="-" * 24 + uuid.uuid4().hex[:16])
+
+
+def put(port: int, path: Path, repeat: int) -> Reply:
+    return send_body(port, "PUT", "/big.bin", {"Accept": "application/json"}, path, repeat)
+
+
+def measure(server: Server, action: str, path: Path, repeat: int
+            ) -> tuple[float, float, float, float]:
+    """MiB/s, server CPU s/GiB (all, and user), and the serving process's peak RSS (MiB)
+    of one upload."""
+    time.sleep(1.0)  # the previous run's deletion and writeback are over
+    with watching(server) as usage:
+        reply = (multipart if action == "multipart" else put)(server.port, path, repeat)
+    if reply.status != 201:
+        raise RuntimeError(f"{server.name} {action}: {reply.status} {reply.body[:200]!r}")
+    size = path.stat().st_size * repeat
+    if server.name == "teledrop":
+        drop = json.loads(reply.body)
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
+        conn.request("DELETE", f"/{drop['slug']}", headers={"X-Delete-Token": drop["delete_token"]})
+        conn.getresponse().read()
+        conn.close()
+    return (size / MiB / reply.seconds, usage[0].total_cpu_s * GiB / size,
+            usage[0].total_user_s * GiB / size, usage[0].serving_peak_mib)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="upload size (×64 MiB)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--rss-gib", type=int, default=4, help="the RSS upload (0: none)")
+    args = parser.parse_args(argv)
+    print(f"receivers in memory, {READ_SIZE // KiB} KiB reads into blake3, CPU s/GiB "
+          f"(best of {args.reps}):")
+    for name, cpu in receiver_cpu(args.reps).items():
+        print(f"  {name:<28}{cpu:.3f}")
+    repeat = max(1, args.size_mib * MiB // PIECE)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="multipart-", dir=RESULTS))
+    bench = Bench(Plan(big=repeat * PIECE, rss_sizes=[], reps=args.reps), work, {})
+    results: dict[str, list[tuple[float, float, float, float]]] = {}
+    try:
+        bench.chunk_file.write_bytes(os.urandom(PIECE))
+        bench.small.write_bytes(os.urandom(KiB))
+        teledrop = bench.warm(bench.start(bench.teledrop_server()))
+        baselines = {size: bench.start(bench.python_reference(
+            f"receive-hash-{size // KiB}k", "receive", "--hash", "--buffer", str(size),
+            "--dir", str(bench.scratch))) for size in BASELINE_BUFFERS}
+        subjects = [("multipart", teledrop, "multipart"), ("raw PUT", teledrop, "put")]
+        subjects += [(f"baseline {size // KiB} KiB", server, "put")
+                     for size, server in baselines.items()]
+        for rep in range(args.reps):
+            for name, server, action in (subjects if rep % 2 == 0 else subjects[::-1]):
+                results.setdefault(name, []).append(
+                    measure(server, action, bench.chunk_file, repeat))
+                log(f"{name}: {results[name][-1][0]:.0f} MiB/s, "
+                    f"{results[name][-1][1]:.2f} ({results[name][-1][2]:.2f}) CPU s/GiB")
+        rss = None
+        if args.rss_gib:
+            rss = measure(bench.restart_teledrop(), "multipart", bench.chunk_file,
+                          args.rss_gib * GiB // PIECE)
+    finally:
+        bench.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    best = {name: (max(r[0] for r in runs), min(r[1] for r in runs), min(r[2] for r in runs))
+            for name, runs in results.items()}
+    fastest = max((name for name in best if name.startswith("baseline")),
+                  key=lambda name: best[name][0])
+    base = best[fastest]
+    print(f"{size_of(repeat)}, best of {args.reps}; ratios against the fastest baseline, "
+          f"{fastest.removeprefix('baseline ')} writes")
+    print(f"{'subject':<20}{'MiB/s':>7}{'CPU s/GiB':>11}{'(user)':>8}"
+          f"{'wall x':>8}{'CPU x':>7}{'user x':>8}")
+    for name, (wall, cpu, user) in best.items():
+        print(f"{name:<20}{wall:>7.0f}{cpu:>11.2f}{user:>8.2f}{ratio(wall, base[0]):>8}"
+              f"{ratio(cpu, base[1]):>7}{ratio(user, base[2]):>8}")
+    if rss is not None:
+        print(f"peak RSS of the worker, one {args.rss_gib} GiB multipart upload: "
+              f"{rss[3]:.1f} MiB ({rss[0]:.0f} MiB/s, {rss[1]:.2f} CPU s/GiB)")
+    return 0
+
+
+def ratio(value: float, base: float) -> str:
+    """``value / base``, or "-" when the baseline took less than a clock tick."""
+    return f"{value / base:.2f}" if base else "-"
+
+
+def size_of(repeat: int) -> str:
+    size = repeat * PIECE
+    return f"{size // GiB} GiB" if size % GiB == 0 else f"{size // MiB} MiB"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""werkzeug's multipart decoder, with each part's body handed out as views of the chunks.
+
+werkzeug's ``MultipartDecoder`` appends every chunk to its buffer, searches the buffer and
+slices each piece of a part's body out as a new ``bytes``: about three copies of every byte
+of a file before teledrop's writer sees it. :class:`ViewDecoder` keeps werkzeug for all
+that it parses (the preamble, part headers, delimiter lines, the epilogue, every malformed
+case) and takes over only the plain stretches of a part's body.
+
+While werkzeug is inside a part's body and holds nothing back, each new chunk is searched
+(``bytes.find``) for the first byte that could begin a delimiter: a line break (CRLF, LF or
+CR, the ones werkzeug accepts) followed by ``--boundary``, or a prefix of that cut by the
+chunk's end. Everything before that byte is handed out as one ``Data`` event holding a
+view of the chunk, not a copy; from that byte on, the chunk goes to werkzeug, which decides
+what it is exactly as it would have alone.
+
+Why the result is werkzeug's own, for any chunking: in a part's body werkzeug emits all of
+its buffer but a tail that could begin a delimiter, and what it emits, keeps back or takes
+as a delimiter depends only on where a delimiter can start and on the last
+``len("\\r\\n--" + boundary)`` bytes of its buffer. The bytes handed out here are ones no
+delimiter can start in, so werkzeug, fed the rest, sees the buffer it would have had with
+a prefix of plain body bytes already emitted: the same delimiter, the same tail, the same
+events after. (A boundary holding a line break, which HTTP headers cannot carry, turns the
+fast path off.) The tests compare both on generated bodies and chunkings.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from werkzeug.sansio.multipart import NEED_DATA, Data, Event, MultipartDecoder, State
+
+#: What werkzeug accepts before ``--boundary``, longest first.
+LINE_BREAKS = (b"\r\n", b"\n", b"\r")
+
+
+def libc_memmem() -> Any:
+    """The C library's ``memmem``, or None where there is none."""
+    try:
+        memmem = ctypes.CDLL(None).memmem
+    except (OSError, AttributeError, TypeError):
+        return None
+    memmem.restype = ctypes.c_void_p
+    memmem.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+    return memmem
+
+
+_memmem = libc_memmem()
+
+
+def find(data: bytes | bytearray, needle: bytes, start: int, end: int) -> int:
+    """``data.find(needle, start, end)`` for ``0 <= start <= end <= len(data)``. In a
+    ``bytearray`` (teledrop's read buffer) it is the C library's ``memmem`` over the same
+    memory: glibc's is 2-3 times faster than ``bytes.find`` for a boundary, which is most
+    of what the fast path costs per byte (docs/performance.md)."""
+    if _memmem is None or not isinstance(data, bytearray) or end <= start:
+        return data.find(needle, start, end)
+    window = (ctypes.c_char * (end - start)).from_buffer(data, start)
+    base = ctypes.addressof(window)
+    found = _memmem(base, end - start, needle, len(needle))
+    return -1 if found is None else found - base + start
+
+
+def searchable(data: bytes | bytearray | memoryview) -> bytes | bytearray:
+    """``data`` as an object with ``find``: a view over all of a ``bytes`` or ``bytearray``
+    is searched in place (teledrop's reads are views of one buffer); another is copied."""
+    if not isinstance(data, memoryview):
+        return data
+    whole = data.obj
+    if isinstance(whole, (bytes, bytearray)) and data.c_contiguous \
+            and data.nbytes == len(whole):
+        return whole
+    return data.tobytes()
+
+
+class ViewDecoder:
+    """A ``MultipartDecoder`` whose body ``Data`` events may hold a ``memoryview`` of the
+    data given to :meth:`receive_data`, valid until the next call: copy what you keep."""
+
+    def __init__(self, boundary: bytes, max_form_memory_size: int | None = None, *,
+                 max_parts: int | None = None) -> None:
+        self._decoder = MultipartDecoder(boundary, max_form_memory_size, max_parts=max_parts)
+        self._dashed = b"--" + boundary
+        self._beginnings = tuple(line_break + self._dashed for line_break in LINE_BREAKS)
+        self._longest = len(self._beginnings[0])
+        self._enabled = b"\r" not in boundary and b"\n" not in boundary
+        self._events: list[Data] = []
+        #: a delimiter's beginning cut by the last read's end, which werkzeug would hold
+        self._held = b""
+        self._idle = False
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        self._events.clear()
+        self._idle = False
+        inner = self._decoder
+        if self._held:
+            held, self._held = self._held, b""
+            probe = held + bytes(data[:self._longest]) if data else held
+            if data and self.possible_start(probe) >= len(held):
+                self._events.append(Data(data=held, more_data=True))  # no delimiter after all
+            else:
+                inner.receive_data(held)
+        if data and self._enabled and inner.state is State.DATA and not inner.buffer:
+            haystack = searchable(data)
+            end = len(data)
+            chunk = memoryview(haystack)[:end]
+            cut = self.first_beginning(haystack, end)
+            if cut == end:
+                cut = self.cut_beginning(haystack, end)
+                self._held = bytes(chunk[cut:])
+                self._idle = True  # werkzeug holds nothing: its next event is NeedData
+            if cut:
+                self._events.append(Data(data=chunk[:cut], more_data=True))  # type: ignore[arg-type]
+            if self._idle:
+                return
+            data = chunk[cut:]
+        inner.receive_data(data)
+
+    def next_event(self) -> Event:
+        if self._events:
+            return self._events.pop(0)
+        if self._idle:
+            return NEED_DATA
+        return self._decoder.next_event()
+
+    def first_beginning(self, data: bytes | bytearray, end: int) -> int:
+        """Where in ``data[:end]`` the first delimiter could begin (``end`` if nowhere):
+        the line break before the first ``--boundary`` that has one."""
+        dashed = self._dashed
+        found = find(data, dashed, 0, end)
+        while found != -1:
+            if found and data[found - 1] in b"\r\n":
+                return found - 2 if found >= 2 and data[found - 2:found] == b"\r\n" \
+                    else found - 1
+            found = find(data, dashed, found + 1, end)
+        return end
+
+    def cut_beginning(self, data: bytes | bytearray, end: int) -> int:
+        """Where in ``data[:end]`` a delimiter's beginning cut short by ``end`` starts
+        (``end`` if none does)."""
+        tail_start = max(0, end - self._longest + 1)
+        tail = bytes(data[tail_start:end])
+        if b"\r" in tail or b"\n" in tail:
+            for i, byte in enumerate(tail):
+                if byte in b"\r\n" and any(b.startswith(tail[i:]) for b in self._beginnings):
+                    return tail_start + i
+        return end
+
+    def possible_start(self, data: bytes) -> int:
+        """Where in ``data`` a delimiter could begin, whole or cut by its end."""
+        start = self.first_beginning(data, len(data))
+        return start if start < len(data) else self.cut_beginning(data, len(data))
