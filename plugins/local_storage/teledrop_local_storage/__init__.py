@@ -226,12 +226,7 @@ class LocalStorage:
         return ResumableLocalWriter(blob_id, path, self._final_path(blob_id), fd, offset or 0)
 
     def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO:
-        try:
-            return open(self._resumable_path(blob_id), "rb")
-        except FileNotFoundError:
-            raise BlobMissing(f"the staged bytes of {blob_id} are missing") from None
-        except OSError as exc:
-            raise storage_error(exc, "reading a staged blob") from exc
+        return _read(self._resumable_path(blob_id), f"the staged bytes of {blob_id}")
 
     def remove_resumable(self, blob_id: str, state: str) -> None:
         try:
@@ -240,12 +235,7 @@ class LocalStorage:
             raise storage_error(exc, "removing a staged blob") from exc
 
     def open(self, blob_id: str) -> BinaryIO:
-        try:
-            return open(self._final_path(blob_id), "rb")
-        except FileNotFoundError:
-            raise BlobMissing(f"blob {blob_id} is missing") from None
-        except OSError as exc:
-            raise storage_error(exc, "opening a blob") from exc
+        return _read(self._final_path(blob_id), f"blob {blob_id}")
 
     def delete(self, blob_id: str) -> None:
         try:
@@ -285,6 +275,15 @@ class LocalStorage:
 
     def close(self) -> None:
         pass
+
+
+def _read(path: str, what: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise BlobMissing(f"{what} is missing") from None
+    except OSError as exc:
+        raise storage_error(exc, f"opening {what}") from exc
 
 
 def _unlink(path: str) -> None:
