@@ -151,3 +151,47 @@ def test_a_second_patch_while_one_runs_is_423(server: LiveServer, payload: Path)
         running.close()
     assert offset_of(server, url) == SIZE
     server.data.assert_consistent()
+
+
+@pytest.mark.entry_points("postgres_meta")
+def test_two_hosts_on_one_database_share_an_upload(tmp_path: Path, postgres_dsn: str,
+                                                   payload: Path) -> None:
+    """Two servers on postgres_meta, their local_storage on one shared filesystem: a PATCH
+    on one host locks the upload for the other (423), and the other resumes where a cut
+    connection left it, rebuilding the hash from the staged bytes."""
+    content = payload.read_bytes()
+    for host in ("a", "b"):
+        (tmp_path / host).mkdir()
+    shared = {"metadata": {"plugin": "postgres_meta"},
+              "plugins": {"postgres_meta": {"dsn": postgres_dsn},
+                          "local_storage": {"root": str(tmp_path / "shared")}}}
+    with live_server(tmp_path / "a", **shared) as a, live_server(tmp_path / "b", **shared) as b:
+        created = requests.post(a.url("/api/uploads"), timeout=10, headers={
+            **TUS, "Upload-Length": str(SIZE),
+            "Upload-Metadata": "filename " + base64.b64encode(b"payload.bin").decode()})
+        assert created.status_code == 201, created.text
+        on_a = created.headers["Location"]
+        on_b = on_a.replace(a.url(""), b.url(""))
+        running = connect(a)
+        try:
+            running.sendall(request_head("PATCH", f"/api/uploads/{upload_id(on_a)}", {
+                **TUS, "Upload-Offset": "0", "Content-Length": str(SIZE),
+                "Content-Type": "application/offset+octet-stream"}))
+            running.sendall(content[:3 * MiB])
+            staged = tmp_path / "shared" / "staging"
+            assert wait_until(lambda: any(p.stat().st_size >= 3 * MiB
+                                          for p in staged.iterdir()), 10)
+            refused = requests.patch(on_b, data=b"x", timeout=10, headers={
+                **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+            assert refused.status_code == 423
+            running.shutdown(socket.SHUT_WR)  # the connection ends after 3 MiB
+        finally:
+            running.close()
+        assert wait_until(lambda: offset_of(b, on_b) == 3 * MiB, 30)
+        uploader = tus(b).uploader(str(payload), url=on_b)
+        uploader.upload()
+        drop = requests.get(on_a, timeout=10).json()
+        assert (drop["size"], drop["hash"]) == (SIZE, blake3_hash(content))
+        assert requests.get(drop["url"].replace(b.url(""), a.url("")), timeout=30).content \
+            == content
+        assert list(staged.iterdir()) == []
