@@ -185,6 +185,14 @@ def test_creation_with_upload_can_complete_at_once(client: Any) -> None:
     assert "X-Drop-Url" not in part.headers
 
 
+def test_an_empty_file_is_a_drop_at_creation(client: Any) -> None:
+    answer = create(client, length=0)
+    assert answer.status_code == 201 and answer.headers["Upload-Offset"] == "0"
+    slug = answer.headers["X-Drop-Url"].rsplit("/", 1)[1]
+    assert client.get(f"/{slug}").data == b""
+    assert client.get(answer.headers["Location"]).json["size"] == 0
+
+
 def test_creation_with_bytes_of_another_type_is_415_and_creates_nothing(
         client: Any, data_dir: Path) -> None:
     answer = client.post("/api/uploads", data=b"x", headers={

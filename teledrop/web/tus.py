@@ -139,7 +139,12 @@ def create() -> Response:
                                     request.headers.get("Upload-Metadata"))
     headers = {"Location": upload_url(state), **state_headers(state)}
     if has_body():  # creation-with-upload
-        progress = append_body(state.id, 0)
+        progress: resumable.Progress | None = append_body(state.id, 0)
+    elif length == 0:  # nothing will follow (tus clients send no PATCH): complete it now
+        progress = resumable.append(service(), state.id, 0, iter(()))
+    else:
+        progress = None
+    if progress is not None:
         headers.update(state_headers(progress.state))
         headers.update(drop_headers(progress.drop))
     return empty(201, headers)
