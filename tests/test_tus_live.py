@@ -195,3 +195,27 @@ def test_two_hosts_on_one_database_share_an_upload(tmp_path: Path, postgres_dsn:
         assert requests.get(drop["url"].replace(b.url(""), a.url("")), timeout=30).content \
             == content
         assert list(staged.iterdir()) == []
+
+
+def test_a_stalled_patch_is_dropped_after_the_idle_timeout_and_keeps_its_bytes(
+        tmp_path: Path, payload: Path) -> None:
+    content = payload.read_bytes()
+    with live_server(tmp_path, limits={"idle_timeout": "2s"}) as server:
+        created = requests.post(server.url("/api/uploads"), timeout=10,
+                                headers={**TUS, "Upload-Length": str(SIZE)})
+        url = created.headers["Location"]
+        stalled = connect(server)
+        try:
+            stalled.sendall(request_head("PATCH", f"/api/uploads/{upload_id(url)}", {
+                **TUS, "Upload-Offset": "0", "Content-Length": str(SIZE),
+                "Content-Type": "application/offset+octet-stream"}))
+            stalled.sendall(content[:12345])  # then nothing
+            assert wait_until(lambda: patches_answered(server, url) == 1, 20)
+        finally:
+            stalled.close()
+        assert offset_of(server, url) == 12345
+        uploader = tus(server).uploader(str(payload), url=url)
+        uploader.upload()
+        drop = requests.get(url, timeout=10).json()
+        assert (drop["size"], drop["hash"]) == (SIZE, blake3_hash(content))
+        server.data.assert_consistent()
