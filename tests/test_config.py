@@ -59,7 +59,7 @@ DEFAULTS = {
                "metrics_dir": ""},
     "limits": {"max_upload_size": 10 * 1024**3, "default_expires": 7 * DAY,
                "max_expires": 30 * DAY, "idle_timeout": 60, "min_free_space": 1024**3,
-               "max_total_size": None},
+               "max_total_size": None, "resumable_expires": DAY},
     "auth": {"upload_tokens": [], "require_token": False},
     "storage": {"plugin": "local_storage"},
     "metadata": {"plugin": "sqlite_meta"},

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from teledrop.core.errors import BlobMissing, StorageFull, StorageUnavailable
-from teledrop.testing import StorageContract
+from teledrop.testing import ResumableStagingContract, StorageContract
 from teledrop_local_storage import LocalStorage
 from tests.small_disk import fill, small_filesystem
 from tests.support.durability import record_publish_steps
@@ -37,6 +37,31 @@ class TestLocalStorageContract(StorageContract):
     @pytest.fixture
     def storage(self, storage: LocalStorage) -> LocalStorage:
         return storage
+
+
+class TestLocalStorageResumable(ResumableStagingContract):
+    @pytest.fixture
+    def storage(self, storage: LocalStorage) -> LocalStorage:
+        return storage
+
+
+def test_a_resumable_blob_is_fsynced_before_its_offset_is_given(
+        storage: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    writer = storage.stage_resumable()
+    writer.write(b"durable")
+    writer.sync()
+    assert synced == [writer._fd]
+    writer.discard()
+
+
+def test_a_resumable_blob_id_never_names_a_path(storage: LocalStorage) -> None:
+    with pytest.raises(BlobMissing):
+        storage.resume("../../etc/passwd", "", 0)
+    with pytest.raises(BlobMissing):
+        storage.read_staged("../x", "", 0)
 
 
 def staging_path(root: Path, blob_id: str) -> Path:

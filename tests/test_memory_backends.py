@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from teledrop.testing import MetadataContract, StorageContract
+from teledrop.testing import MetadataContract, ResumableStagingContract, StorageContract
 from tests.plugins.memory import MemoryMetadata, MemoryStorage
 
 
@@ -19,3 +19,9 @@ class TestMemoryMetadata(MetadataContract):
     @pytest.fixture
     def metadata(self) -> MemoryMetadata:
         return MemoryMetadata()
+
+
+class TestMemoryStorageResumable(ResumableStagingContract):
+    @pytest.fixture
+    def storage(self) -> MemoryStorage:
+        return MemoryStorage()

@@ -47,9 +47,15 @@ def rule_template(rule: str) -> str:
 
 
 def served_operations(app: Flask) -> set[tuple[str, str]]:
+    """Every route's methods, but those Flask adds by itself (an OPTIONS a view declares,
+    as the tus endpoints do, is served)."""
     return {(rule_template(rule.rule), method.lower())
             for rule in app.url_map.iter_rules()
-            for method in (rule.methods or set()) - IMPLICIT_METHODS}
+            for method in (rule.methods or set()) - implicit_methods(rule)}
+
+
+def implicit_methods(rule: Any) -> set[str]:
+    return IMPLICIT_METHODS if getattr(rule, "provide_automatic_options", True) else {"HEAD"}
 
 
 def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:

@@ -33,6 +33,7 @@ from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, S
 from teledrop.core.interfaces import DropQuery, Metadata
 from teledrop.plugins.sql_metadata import SCHEMA_VERSION
 from teledrop.testing import MetadataContract, sample_drop
+from teledrop.testing.metadata import sample_upload
 from teledrop.testing.metadata import race
 from teledrop.web import create_app
 from teledrop.web.app import service_of
@@ -192,6 +193,23 @@ def test_the_next_migration_is_one_entry_and_all_or_nothing(
         assert ("note",) not in query(postgres_dsn, columns)  # the DDL was rolled back too
         assert query(postgres_dsn, "SELECT version FROM teledrop_schema") == [(SCHEMA_VERSION,)]
     assert query(postgres_dsn, "SELECT slug FROM drops") == [(drop.slug,)]
+
+
+def test_schema_2_gains_the_uploads_table_and_keeps_its_drops(
+        store: PostgresMetadata, postgres_dsn: str) -> None:
+    drop = sample_drop()
+    store.insert(drop)
+    query(postgres_dsn, "DROP TABLE uploads")  # as schema 2 left it
+    query(postgres_dsn, "UPDATE teledrop_schema SET version = 2")
+    migrated = PostgresMetadata(postgres_dsn)
+    try:
+        assert query(postgres_dsn, "SELECT version FROM teledrop_schema") == [(3,)]
+        assert migrated.get(drop.slug).blob_id == drop.blob_id
+        upload = sample_upload()
+        migrated.insert_upload(upload)
+        assert migrated.get_upload(upload.id) == upload
+    finally:
+        migrated.close()
 
 
 def test_a_version_without_a_migration_refuses_to_start(store: PostgresMetadata,

@@ -124,7 +124,7 @@ def test_a_client_that_closes_early_gives_a_short_body_then_nothing(
     assert wsgi_input.reader.length == 5000  # gunicorn knows the body was cut short
 
 
-def test_a_read_that_times_out_marks_the_body_failed(
+def test_a_read_that_times_out_hands_over_what_came_then_marks_the_body_failed(
         pair: tuple[socket.socket, socket.socket]) -> None:
     client, server = pair
     server.settimeout(0.2)
@@ -132,9 +132,14 @@ def test_a_read_that_times_out_marks_the_body_failed(
     client.sendall(b"x" * 300)
     reader = SocketBody.wrap(environ_for(wsgi_input, server))
     assert reader is not None
-    with pytest.raises(TimeoutError):
-        reader.readinto(bytearray(1000))
+    buffer = bytearray(1000)
+    assert reader.readinto(buffer) == 300 and buffer[:300] == b"x" * 300
     assert wsgi_input.failed  # gunicorn will not reuse a connection it lost track of
+    with pytest.raises(TimeoutError):
+        reader.readinto(buffer)
+    with pytest.raises(TimeoutError):  # and stays failed
+        reader.readinto(buffer)
+    assert wsgi_input.reader.length == 10_000 - 300
 
 
 def test_a_reset_marks_the_body_failed(pair: tuple[socket.socket, socket.socket]) -> None:

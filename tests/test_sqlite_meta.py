@@ -22,6 +22,7 @@ import pytest
 from teledrop.core.drop import now
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken
 from teledrop.testing import MetadataContract, sample_drop
+from teledrop.testing.metadata import sample_upload
 from teledrop_sqlite_meta import SCHEMA_VERSION, SqliteMetadata
 from tests.small_disk import fill, small_filesystem
 from tests.test_owner_migration import build_v1
@@ -88,6 +89,26 @@ def test_busy_timeout_is_set_on_each_connection(db_path: Path) -> None:
 
 def test_schema_version_is_recorded(metadata: SqliteMetadata, db_path: Path) -> None:
     assert pragma(db_path, "user_version") == SCHEMA_VERSION
+
+
+def test_schema_2_gains_the_uploads_table_and_keeps_its_drops(
+        metadata: SqliteMetadata, db_path: Path) -> None:
+    drop = sample_drop()
+    metadata.insert(drop)
+    metadata.close()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:  # as schema 2 left it
+        conn.execute("DROP TABLE uploads")
+        conn.execute("PRAGMA user_version = 2")
+        conn.commit()
+    migrated = SqliteMetadata(str(db_path))
+    try:
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 3
+        assert migrated.get(drop.slug) == dataclasses.replace(drop, delete_token=None)
+        upload = sample_upload()
+        migrated.insert_upload(upload)
+        assert migrated.get_upload(upload.id) == upload
+    finally:
+        migrated.close()
 
 
 def test_newer_schema_refuses_to_start(metadata: SqliteMetadata, db_path: Path) -> None:

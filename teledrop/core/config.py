@@ -80,11 +80,15 @@ class LimitsSettings:
     min_free_space: int = parsed(parse_size, "1GiB")
     #: The sizes of all drops together (gone ones until gc) may not pass this; None: no cap.
     max_total_size: int | None = parsed(parse_optional_size, "")
+    #: A resumable upload not finished this long after it began is gone (gc removes it).
+    resumable_expires: int = parsed(parse_duration, "24h")
 
     def check(self) -> dict[str, str]:
         problems = {}
         if self.idle_timeout < 1:
             problems["idle_timeout"] = "must be at least 1s"
+        if self.resumable_expires < 1:
+            problems["resumable_expires"] = "must be at least 1s"
         if self.max_expires < 1:
             problems["max_expires"] = "must be at least 1s"
         elif not 1 <= self.default_expires <= self.max_expires:

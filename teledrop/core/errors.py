@@ -75,6 +75,20 @@ class SlugTaken(TeledropError):
     code, status, default_message = "slug_taken", 409, "that slug is already taken"
 
 
+class OffsetMismatch(TeledropError):
+    code, status, default_message = "offset_mismatch", 409, \
+        "Upload-Offset is not the upload's offset"
+
+
+class UploadIncomplete(TeledropError):
+    code, status, default_message = "upload_incomplete", 409, "the upload is not complete"
+
+
+class UploadLocked(TeledropError):
+    code, status, default_message = "upload_locked", 423, \
+        "another request is continuing this upload"
+
+
 class TokenExists(TeledropError):
     code, status, default_message = "token_exists", 409, "a token with that name exists"
 
@@ -121,6 +135,15 @@ class RangeNotSatisfiable(TeledropError):
     def headers(self) -> dict[str, str]:
         # RFC 9110 15.5.17: the current length, so the client can ask again.
         return {} if self.size is None else {"Content-Range": f"bytes */{self.size}"}
+
+
+class UnsupportedMediaType(TeledropError):
+    code, status, default_message = "unsupported_media_type", 415, "unsupported content type"
+
+
+class NotImplementedByStorage(TeledropError):
+    code, status, default_message = "not_implemented", 501, \
+        "the storage backend cannot stage resumable uploads"
 
 
 class Unavailable(TeledropError):

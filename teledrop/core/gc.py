@@ -1,4 +1,5 @@
-"""Garbage collection: gone drops, staging debris and record-less blobs.
+"""Garbage collection: gone drops, expired resumable uploads, staging debris and
+record-less blobs.
 
 Safe while the server runs: a drop is removed only if the store still finds it gone at
 removal time, and files are judged by age, so a live upload (young staging file, or a
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from .drop import now
 from .drops import remove
+from .resumable import collect_expired
 from .service import Teledrop
 
 DEFAULT_STAGING_AGE = 3600
@@ -19,7 +21,7 @@ DEFAULT_STAGING_AGE = 3600
 
 @dataclass(frozen=True)
 class Removal:
-    kind: str  # "drop", "staging", "orphan"
+    kind: str  # "drop", "upload", "staging", "orphan"
     name: str
     reason: str
 
@@ -40,6 +42,8 @@ def collect(service: Teledrop, older_than: int = DEFAULT_STAGING_AGE,
                 continue
             service.notify("teledrop_drop_deleted", drop=removed, reason=reason)
         yield Removal("drop", drop.slug, reason)
+    for upload in collect_expired(service, at, dry_run):
+        yield Removal("upload", upload.id, "expired")
     for item in service.storage.list_staging():
         if item.age >= older_than:
             if not dry_run:

@@ -90,6 +90,56 @@ class PresignedDownloads(Protocol):
         serves downloads through teledrop."""
 
 
+@runtime_checkable
+class ResumableWriter(Protocol):
+    """A staged blob that outlives the request writing it: ``close()`` keeps what was
+    staged (it is reopened by :meth:`ResumableStaging.resume`); ``discard()`` removes it;
+    ``publish()`` makes it a blob, as a :class:`BlobWriter`'s."""
+
+    blob_id: str
+    #: bytes staged so far, the bytes of earlier requests included.
+    offset: int
+
+    def write(self, data: bytes | memoryview) -> int:
+        """Append ``data``. :raises StorageFull: / :raises StorageUnavailable: as a
+        :class:`BlobWriter`'s, and what was written before the failure stays counted in
+        ``offset``."""
+
+    def sync(self) -> str:
+        """Make the first ``offset`` bytes durable and return the storage's resume state
+        to record with them (opaque to teledrop)."""
+
+    def publish(self) -> None:
+        """As :meth:`BlobWriter.publish`."""
+
+    def discard(self) -> None:
+        """Remove the staged bytes (or the blob, once published). Idempotent; never raises."""
+
+    def close(self) -> None:
+        """Release resources; the staged bytes stay."""
+
+
+@runtime_checkable
+class ResumableStaging(Protocol):
+    """An optional capability of a storage: staging a blob across many requests, perhaps
+    on different hosts. Its staged pieces are not part of ``list_staging``: they live
+    until the upload they belong to expires, however old."""
+
+    def stage_resumable(self, size_hint: int | None = None) -> ResumableWriter:
+        """A new, empty resumable blob under a fresh ``blob_id``."""
+
+    def resume(self, blob_id: str, state: str, offset: int) -> ResumableWriter:
+        """Reopen a resumable blob to append at ``offset``, the count recorded with
+        ``state``; anything staged past it (never recorded) is dropped.
+        :raises BlobMissing: when its staged bytes are gone or shorter than ``offset``."""
+
+    def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO:
+        """The first ``offset`` staged bytes, for reading (to rebuild a hash)."""
+
+    def remove_resumable(self, blob_id: str, state: str) -> None:
+        """Remove everything staged for the blob. Idempotent."""
+
+
 SORT_KEYS = ("created_at", "size", "filename", "title")
 
 
@@ -117,6 +167,40 @@ class TokenRecord:
     name: str
     token_hash: str
     created_at: int
+
+
+@dataclass
+class UploadState:
+    """A resumable upload between its requests (see :mod:`teledrop.core.resumable`)."""
+
+    #: ≥ 128 random bits: its URL is the capability to continue it.
+    id: str
+    blob_id: str
+    #: the file's size; ``None`` until a deferred length is given.
+    length: int | None
+    #: bytes received and durably staged.
+    offset: int
+    #: the client's ``Upload-Metadata``, echoed as it came.
+    metadata: str
+    filename: str
+    content_type: str
+    #: the upload options as given (JSON), replayed at completion.
+    options: str
+    owner: str | None
+    created_at: int
+    expires_at: int
+    #: the storage's resume state (see :meth:`ResumableWriter.sync`).
+    storage_state: str = ""
+    #: who continues it now (one request's random id) and until when.
+    lease_holder: str | None = None
+    lease_until: int = 0
+    #: the drop it became, once complete.
+    slug: str | None = None
+
+
+#: What ``Metadata.update_upload`` may change.
+UPLOAD_UPDATABLE = frozenset({"length", "offset", "storage_state", "lease_holder",
+                              "lease_until", "slug"})
 
 
 @runtime_checkable
@@ -193,6 +277,31 @@ class Metadata(Protocol):
 
     def token_owner(self, token_hash: str) -> str | None:
         """The name of the token with this hash, or ``None``."""
+
+    def insert_upload(self, upload: UploadState) -> None:
+        """Record a new resumable upload."""
+
+    def get_upload(self, upload_id: str) -> UploadState | None:
+        """The upload, expired or not, or ``None``."""
+
+    def lease_upload(self, upload_id: str, holder: str, at: int,
+                     until: int) -> UploadState | None:
+        """Take the upload for ``holder`` until ``until``, in one atomic statement: only
+        if it is unexpired at ``at``, not complete, and nobody else's lease runs.
+
+        :returns: the upload, leased; ``None`` when it was not taken."""
+
+    def update_upload(self, upload_id: str, holder: str,
+                      changes: Mapping[str, Any]) -> UploadState | None:
+        """Change some fields (:data:`UPLOAD_UPDATABLE`) of an upload ``holder`` leases, in
+        one atomic statement. :returns: the upload after the change; ``None`` when
+        ``holder`` no longer holds it."""
+
+    def delete_upload(self, upload_id: str) -> UploadState | None:
+        """Remove the record. :returns: the removed upload, or ``None``."""
+
+    def list_expired_uploads(self, at: int) -> list[UploadState]:
+        """Uploads expired at ``at``."""
 
     def check(self) -> None:
         """:raises MetadataUnavailable: when the store cannot be queried."""

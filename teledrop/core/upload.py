@@ -163,6 +163,12 @@ class Upload:
         elif name == "password":
             self.options.password_hash = hash_password(value)
 
+    def given(self) -> dict[str, str]:
+        """The options taken so far as they were given, secrets left out (a password
+        lives on as ``options.password_hash``)."""
+        return {name: value for name, value in self._given.items()
+                if name not in SECRET_OPTIONS}
+
     def _take_slug(self, slug: str) -> None:
         self.service.hook("teledrop_check_slug", slug=slug, custom=True)
         # Refuse early to save the client's bandwidth; the UNIQUE constraint still decides.

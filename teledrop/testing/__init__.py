@@ -40,6 +40,10 @@ What the suites check:
   ``discard``, ``delete`` and ``remove_staging`` are idempotent; ``list_blobs`` lists
   published blobs with their ages; blob ids are distinct and independent of the content;
   concurrent writers do not mix; ``check()`` passes on a healthy store.
+- :class:`ResumableStagingContract`, for a storage with resumable staging: staged bytes
+  outlive their writer and are appended to at the recorded offset (anything past it is
+  dropped), ``read_staged`` gives them back, they are neither readable blobs nor staging
+  debris, and ``remove_resumable`` and ``discard`` remove them.
 - :class:`MetadataContract`: every :class:`~teledrop.core.drop.Drop` field round-trips;
   the delete token itself is never stored; a duplicate slug raises ``SlugTaken`` and leaves
   the first record untouched; ``claim_download`` counts atomically and refuses past
@@ -50,12 +54,14 @@ What the suites check:
   leave alone a drop that took the slug since; the owner search folds case for all of
   Unicode and takes ``%`` and ``_`` literally; ``delete_if_gone``, ``list_gone``,
   ``iter_drops``, ``blob_ids``, ``count``, ``total_size`` and ``check()`` do what the
-  protocol says.
+  protocol says; resumable uploads round-trip, exactly one of many racing requests takes
+  an upload's lease, none takes an expired, complete or leased one, and only the holder
+  records progress.
 """
 
 from __future__ import annotations
 
 from .metadata import MetadataContract, sample_drop
-from .storage import StorageContract
+from .storage import ResumableStagingContract, StorageContract
 
-__all__ = ["MetadataContract", "StorageContract", "sample_drop"]
+__all__ = ["MetadataContract", "ResumableStagingContract", "StorageContract", "sample_drop"]

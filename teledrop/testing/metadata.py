@@ -13,7 +13,7 @@ import pytest
 
 from teledrop.core.drop import Drop, now
 from teledrop.core.errors import SlugTaken, TokenExists
-from teledrop.core.interfaces import DropQuery, Metadata, TokenRecord
+from teledrop.core.interfaces import DropQuery, Metadata, TokenRecord, UploadState
 
 #: Threads racing in the concurrency tests.
 RACERS = 12
@@ -40,6 +40,27 @@ def sample_drop(**fields: Any) -> Drop:
     }
     values.update(fields)
     return Drop(**values)
+
+
+def sample_upload(**fields: Any) -> UploadState:
+    """A resumable upload with every field set to a value a lossy store would change."""
+    created = now()
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().hex + uuid.uuid4().hex[:8],
+        "blob_id": uuid.uuid4().hex,
+        "length": 5 * 1024**3 + 7,
+        "offset": 0,
+        "metadata": "filename UmFwcG9ydCDwn5OELnBkZg==,unknown",
+        "filename": "Rapport 📄.pdf",
+        "content_type": "application/pdf",
+        "options": '{"given": {"slug": "été"}, "password_hash": null}',
+        "owner": "alice",
+        "created_at": created,
+        "expires_at": created + 86400,
+        "storage_state": '{"parts": []}',
+    }
+    values.update(fields)
+    return UploadState(**values)
 
 
 def record(drop: Drop | None) -> dict[str, Any] | None:
@@ -461,3 +482,74 @@ class MetadataContract:
         assert metadata.revoke_token(name) is True
         assert metadata.revoke_token(name) is False
         assert metadata.token_owner(token.token_hash) is None
+
+    # -- resumable uploads ---------------------------------------------------------------
+
+    def test_an_upload_round_trips_every_field(self, metadata: Metadata) -> None:
+        upload = sample_upload()
+        metadata.insert_upload(upload)
+        assert metadata.get_upload(upload.id) == upload
+        deferred = sample_upload(length=None, owner=None)
+        metadata.insert_upload(deferred)
+        assert metadata.get_upload(deferred.id) == deferred
+        assert metadata.get_upload("no-such-upload") is None
+
+    def test_a_lease_is_taken_once_until_it_runs_out_or_is_given_back(
+            self, metadata: Metadata) -> None:
+        upload = sample_upload()
+        metadata.insert_upload(upload)
+        at = now()
+        leased = metadata.lease_upload(upload.id, "first", at, at + 60)
+        assert leased is not None and (leased.lease_holder, leased.lease_until) == ("first", at + 60)
+        assert metadata.lease_upload(upload.id, "second", at + 59, at + 120) is None
+        assert metadata.lease_upload(upload.id, "third", at + 60, at + 120) is not None
+        assert metadata.update_upload(upload.id, "first", {"offset": 9}) is None  # lost it
+        released = metadata.update_upload(upload.id, "third",
+                                          {"lease_holder": None, "lease_until": 0})
+        assert released is not None and released.lease_holder is None
+        assert metadata.lease_upload(upload.id, "fourth", at, at + 60) is not None
+
+    def test_concurrent_leases_have_one_winner(self, metadata: Metadata) -> None:
+        upload = sample_upload()
+        metadata.insert_upload(upload)
+        at = now()
+        holders = iter(range(RACERS))
+        outcomes = race(RACERS, lambda: metadata.lease_upload(
+            upload.id, f"h{next(holders)}", at, at + 60), metadata)
+        won = [outcome for outcome in outcomes if isinstance(outcome, UploadState)]
+        assert len(won) == 1 and outcomes.count(None) == RACERS - 1
+        assert metadata.get_upload(upload.id).lease_holder == won[0].lease_holder
+
+    def test_no_lease_on_an_expired_complete_or_unknown_upload(self, metadata: Metadata) -> None:
+        at = now()
+        expired = sample_upload(expires_at=at)
+        complete = sample_upload(slug="done")
+        for upload in (expired, complete):
+            metadata.insert_upload(upload)
+            assert metadata.lease_upload(upload.id, "h", at, at + 60) is None
+        assert metadata.lease_upload("no-such-upload", "h", at, at + 60) is None
+
+    def test_the_holder_records_progress_and_length(self, metadata: Metadata) -> None:
+        upload = sample_upload(length=None)
+        metadata.insert_upload(upload)
+        at = now()
+        metadata.lease_upload(upload.id, "h", at, at + 60)
+        changed = metadata.update_upload(upload.id, "h", {
+            "offset": 5 * 1024**3, "length": 5 * 1024**3 + 7, "storage_state": "s2"})
+        assert changed is not None
+        assert (changed.offset, changed.length, changed.storage_state) == \
+            (5 * 1024**3, 5 * 1024**3 + 7, "s2")
+        assert metadata.get_upload(upload.id) == changed
+        with pytest.raises(ValueError):
+            metadata.update_upload(upload.id, "h", {"owner": "mallory"})
+
+    def test_delete_and_list_expired_uploads(self, metadata: Metadata) -> None:
+        at = now()
+        live, old = sample_upload(), sample_upload(expires_at=at - 1)
+        metadata.insert_upload(live)
+        metadata.insert_upload(old)
+        expired = {upload.id for upload in metadata.list_expired_uploads(at)}
+        assert old.id in expired and live.id not in expired
+        assert metadata.delete_upload(old.id) == old
+        assert metadata.delete_upload(old.id) is None
+        assert metadata.get_upload(live.id) == live

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
 from teledrop.core.errors import BlobMissing
-from teledrop.core.interfaces import BlobWriter, Storage, StoredItem
+from teledrop.core.interfaces import BlobWriter, ResumableStaging, ResumableWriter, Storage, \
+    StoredItem
 
 #: Generous bound for "just made": ages are in seconds and backends may round.
 FRESH_AGE = 60.0
@@ -258,3 +260,81 @@ class StorageContract:
 
     def test_check_passes_on_a_healthy_store(self, storage: Storage) -> None:
         assert storage.check() is None
+
+
+class ResumableStagingContract:
+    """For a storage that also offers :class:`~teledrop.core.interfaces.ResumableStaging`:
+    subclass as ``Test<YourStorage>Resumable`` and provide the same ``storage`` fixture."""
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        raise NotImplementedError("a ResumableStagingContract subclass must provide `storage`")
+
+    def staged(self, storage: Any, *chunks: bytes) -> tuple[str, str, int]:
+        """A resumable blob written from ``chunks``, synced and released."""
+        writer = storage.stage_resumable()
+        for chunk in chunks:
+            writer.write(chunk)
+        state = writer.sync()
+        writer.close()
+        return writer.blob_id, state, writer.offset
+
+    def test_satisfies_the_protocol(self, storage: Any) -> None:
+        assert isinstance(storage, ResumableStaging)
+        writer = storage.stage_resumable()
+        try:
+            assert isinstance(writer, ResumableWriter) and writer.offset == 0
+        finally:
+            writer.discard()
+
+    def test_staged_bytes_outlive_the_writer_and_are_appended_to(self, storage: Any) -> None:
+        blob_id, state, offset = self.staged(storage, b"first ", memoryview(b"part, "))
+        assert offset == len(b"first part, ")
+        writer = storage.resume(blob_id, state, offset)
+        assert writer.offset == offset
+        writer.write(b"then the rest")
+        writer.sync()
+        writer.publish()
+        writer.close()
+        assert read_blob(storage, blob_id) == b"first part, then the rest"
+
+    def test_a_resume_drops_bytes_past_the_recorded_offset(self, storage: Any) -> None:
+        blob_id, state, _ = self.staged(storage, b"kept", b"never recorded")
+        writer = storage.resume(blob_id, state, 4)
+        writer.write(b"+new")
+        writer.publish()
+        assert read_blob(storage, blob_id) == b"kept+new"
+
+    def test_read_staged_gives_the_recorded_prefix(self, storage: Any) -> None:
+        blob_id, state, offset = self.staged(storage, b"0123456789" * 1000)
+        with storage.read_staged(blob_id, state, offset) as f:
+            assert f.read(offset) == b"0123456789" * 1000
+        storage.remove_resumable(blob_id, state)
+
+    def test_staged_blobs_are_invisible_and_not_staging_debris(self, storage: Any) -> None:
+        blob_id, state, _ = self.staged(storage, b"in progress")
+        assert_missing(storage, blob_id)
+        assert not any(blob_id in item.name for item in storage.list_staging())
+        storage.remove_resumable(blob_id, state)
+
+    def test_remove_resumable_removes_everything_idempotently(self, storage: Any) -> None:
+        blob_id, state, offset = self.staged(storage, b"to be removed")
+        storage.remove_resumable(blob_id, state)
+        storage.remove_resumable(blob_id, state)
+        with pytest.raises(BlobMissing):
+            storage.resume(blob_id, state, offset)
+
+    def test_a_resume_past_what_is_staged_is_blob_missing(self, storage: Any) -> None:
+        blob_id, state, offset = self.staged(storage, b"short")
+        with pytest.raises(BlobMissing):
+            storage.resume(blob_id, state, offset + 1)
+        storage.remove_resumable(blob_id, state)
+
+    def test_discard_removes_the_staged_bytes(self, storage: Any) -> None:
+        writer = storage.stage_resumable()
+        writer.write(b"gone")
+        state = writer.sync()
+        writer.discard()
+        writer.discard()
+        with pytest.raises(BlobMissing):
+            storage.resume(writer.blob_id, state, 0)

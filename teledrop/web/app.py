@@ -20,6 +20,7 @@ from .body import SMALL_BODY_LIMIT
 from .responses import error_response
 from .owner_routes import owner_bp
 from .routes import bp
+from .tus import tus_bp
 
 log = logging.getLogger(__name__)
 EXTENSION = "teledrop"
@@ -48,6 +49,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     app.config["MAX_CONTENT_LENGTH"] = SMALL_BODY_LIMIT
     app.register_blueprint(bp)
     app.register_blueprint(owner_bp)
+    app.register_blueprint(tus_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)

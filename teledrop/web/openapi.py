@@ -36,7 +36,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
         408: "the request body sent nothing for limits.idle_timeout",
         409: "slug taken", 410: "expired or out of downloads",
         411: "neither Content-Length nor Transfer-Encoding: chunked", 413: "over max_upload_size",
-        416: "range not satisfiable", 429: "too many wrong passwords for this drop",
+        412: "Tus-Resumable missing or not 1.0.0",
+        415: "the body is not application/offset+octet-stream",
+        416: "range not satisfiable", 423: "another request is continuing this upload",
+        429: "too many wrong passwords for this drop",
+        501: "the storage backend cannot stage resumable uploads",
         503: "storage or metadata unavailable", 507: "storage full",
     }
     return {str(status): _error(reasons[status]) for status in statuses}
@@ -170,6 +174,91 @@ def _raw_upload(summary: str) -> dict[str, Any]:
     }
 
 
+def _tus_headers(*names: str) -> dict[str, Any]:
+    return {name: {"schema": {"type": "string"}} for name in ("Tus-Resumable", *names)}
+
+
+_TUS_VERSION = [{"name": "Tus-Resumable", "in": "header", "required": True,
+                 "schema": {"const": "1.0.0"}}]
+_UPLOAD_ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_OFFSET_BODY = {"content": {"application/offset+octet-stream": {"schema": _BYTES}}}
+_TUS_PROGRESS = ("Upload-Offset", "Upload-Expires", "X-Drop-Url", "X-Delete-Token")
+_TUS_PATCH = {
+    "summary": "append the bytes at Upload-Offset; the last ones create the drop",
+    "parameters": [*_TUS_VERSION, *(
+        {"name": name, "in": "header", "required": required,
+         "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+        for name, required in (("Upload-Offset", True), ("Upload-Length", False)))],
+    "requestBody": _OFFSET_BODY,
+    "responses": {"204": {"description": "appended (X-Drop-Url once complete)",
+                          "headers": _tus_headers(*_TUS_PROGRESS)},
+                  **_errors(400, 404, 408, 409, 412, 413, 415, 423, 503, 507)},
+}
+_TUS_TERMINATE = {"summary": "terminate the upload: everything staged is removed",
+                  "parameters": _TUS_VERSION,
+                  "responses": {"204": {"description": "terminated",
+                                        "headers": _tus_headers()},
+                                **_errors(404, 412, 423, 501, 503)}}
+_TUS_HEAD = {"summary": "where the upload stands", "parameters": _TUS_VERSION,
+             "responses": {"200": {"description": "its offset, length and metadata",
+                                   "headers": _tus_headers(
+                                       "Upload-Offset", "Upload-Length", "Upload-Defer-Length",
+                                       "Upload-Metadata", "Upload-Expires", "Cache-Control")},
+                           **_errors(404, 412)}}
+
+
+def _tus_paths() -> dict[str, Any]:
+    """Resumable uploads over tus 1.0 (docs/resumable.md)."""
+    return {
+        "/api/uploads": {
+            "options": {"summary": "the tus versions, extensions and maximum size",
+                        "responses": {"204": {"description": "what this server speaks",
+                                              "headers": _tus_headers(
+                                                  "Tus-Version", "Tus-Extension",
+                                                  "Tus-Max-Size")}}},
+            "post": {
+                "summary": "create a resumable upload (and send its first bytes)",
+                "security": _ANYONE_OR_OWNER,
+                "parameters": [*_TUS_VERSION, *(
+                    {"name": name, "in": "header", "required": False, "description": what,
+                     "schema": {"type": "string"}}
+                    for name, what in (
+                        ("Upload-Length", "the file's size"),
+                        ("Upload-Defer-Length", "1: the size comes with a later PATCH"),
+                        ("Upload-Metadata", "key base64 pairs: filename, filetype, and "
+                                            + ", ".join(n for n in OPTION_NAMES
+                                                        if n not in SECRET_OPTIONS)),
+                        (PASSWORD_HEADER, _OPTION_DESCRIPTIONS["password"])))],
+                "requestBody": _OFFSET_BODY,
+                "responses": {"201": {"description": "created; its URL is in Location",
+                                      "headers": _tus_headers("Location", *_TUS_PROGRESS)},
+                              **_errors(400, 401, 408, 409, 412, 413, 415, 423, 501, 503,
+                                        507)},
+            },
+        },
+        "/api/uploads/{upload_id}": {
+            "parameters": [_UPLOAD_ID],
+            "options": {"summary": "as OPTIONS /api/uploads (a browser's preflight)",
+                        "responses": {"204": {"description": "what this server speaks",
+                                              "headers": _tus_headers("Tus-Version")}}},
+            "head": _TUS_HEAD,
+            "get": {"summary": "the drop a complete upload became",
+                    "responses": {"200": {"description": "the drop", "content": _DROP_JSON},
+                                  **_errors(404, 409, 503)}},
+            "patch": _TUS_PATCH,
+            "delete": _TUS_TERMINATE,
+            "post": {**_TUS_PATCH,
+                     "summary": "PATCH, DELETE or HEAD, named by X-HTTP-Method-Override",
+                     "parameters": [*_TUS_PATCH["parameters"],
+                                    {"name": "X-HTTP-Method-Override", "in": "header",
+                                     "required": True,
+                                     "schema": {"enum": ["PATCH", "DELETE", "HEAD"]}}],
+                     "responses": {**_TUS_TERMINATE["responses"], **_TUS_HEAD["responses"],
+                                   **_TUS_PATCH["responses"], **_errors(405)}},
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -237,6 +326,7 @@ def openapi_document() -> dict[str, Any]:
                                                 "content": _DROP_JSON},
                                         **_errors(400, 401, 404, 408, 503, 507)}},
             },
+            **_tus_paths(),
             "/metrics": {
                 "get": {"summary": "Prometheus metrics", "responses": {
                     "200": {"description": "text exposition format", "content": {

@@ -34,6 +34,8 @@ class SocketBody:
         self._reader = body.reader
         self._unreader = body.reader.unreader
         self._sock = sock
+        #: a failed receive, raised once the bytes received before it are handed over.
+        self._error: OSError | None = None
 
     @classmethod
     def wrap(cls, environ: Mapping[str, Any]) -> SocketBody | None:
@@ -51,7 +53,11 @@ class SocketBody:
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` from the body; fewer bytes only at its end or when the client
-        closed the connection early (0 once nothing is left)."""
+        closed the connection early (0 once nothing is left). A receive that fails (a
+        timeout, a reset) after some bytes arrived returns those, and raises on the next
+        call: a resumable upload keeps every byte it received."""
+        if self._error is not None:
+            raise self._error
         view = memoryview(buffer).cast("B")
         want = min(len(view), self._reader.length)
         if not want:
@@ -69,8 +75,13 @@ class SocketBody:
                 if not n:
                     break
                 filled += n
-        except BaseException:
+        except OSError as exc:
             self._body.failed = True  # where the next request starts is unknown now
+            if not filled:
+                raise
+            self._error = exc
+        except BaseException:
+            self._body.failed = True
             raise
         finally:
             self._reader.length -= filled

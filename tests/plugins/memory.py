@@ -15,7 +15,8 @@ from typing import Any, BinaryIO
 from teledrop import hookimpl
 from teledrop.core.drop import Drop
 from teledrop.core.errors import BlobMissing, SlugTaken, TokenExists
-from teledrop.core.interfaces import DropQuery, StoredItem, TokenRecord
+from teledrop.core.interfaces import UPLOAD_UPDATABLE, DropQuery, StoredItem, TokenRecord, \
+    UploadState
 
 
 class MemoryBlobWriter:
@@ -46,9 +47,42 @@ class MemoryBlobWriter:
             self.discard()
 
 
+class MemoryResumableWriter(MemoryBlobWriter):
+    """Its staged bytes live in ``storage.resumable`` until published or discarded."""
+
+    def __init__(self, storage: MemoryStorage, blob_id: str | None = None) -> None:
+        self.storage = storage
+        self.blob_id = blob_id or uuid.uuid4().hex
+        self.published = self.discarded = False
+        self.data = storage.resumable.setdefault(self.blob_id, bytearray())
+        self.offset = len(self.data)
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.data.extend(data)
+        self.offset += len(data)
+        return len(data)
+
+    def sync(self) -> str:
+        return f"synced {self.offset}"
+
+    def publish(self) -> None:
+        self.storage.blobs[self.blob_id] = (bytes(self.storage.resumable.pop(self.blob_id)),
+                                            time.time())
+        self.published = True
+
+    def discard(self) -> None:
+        self.storage.resumable.pop(self.blob_id, None)
+        self.storage.blobs.pop(self.blob_id, None)
+        self.published, self.discarded = False, True
+
+    def close(self) -> None:
+        pass
+
+
 class MemoryStorage:
     def __init__(self, free: int | None = None) -> None:
         self.staging: dict[str, tuple[bytearray, float]] = {}
+        self.resumable: dict[str, bytearray] = {}
         self.blobs: dict[str, tuple[bytes, float]] = {}
         #: what free_space() answers: None (unknown), or bytes less what is held
         self.free = free
@@ -58,6 +92,23 @@ class MemoryStorage:
     def stage(self, size_hint: int | None = None) -> MemoryBlobWriter:
         self.size_hints.append(size_hint)
         return MemoryBlobWriter(self)
+
+    def stage_resumable(self, size_hint: int | None = None) -> MemoryResumableWriter:
+        self.size_hints.append(size_hint)
+        return MemoryResumableWriter(self)
+
+    def resume(self, blob_id: str, state: str, offset: int) -> MemoryResumableWriter:
+        data = self.resumable.get(blob_id)
+        if data is None or len(data) < offset:
+            raise BlobMissing(f"the staged bytes of {blob_id} are missing")
+        del data[offset:]
+        return MemoryResumableWriter(self, blob_id)
+
+    def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO:
+        return io.BytesIO(bytes(self.resumable[blob_id][:offset]))
+
+    def remove_resumable(self, blob_id: str, state: str) -> None:
+        self.resumable.pop(blob_id, None)
 
     def open(self, blob_id: str) -> BinaryIO:
         if blob_id not in self.blobs:
@@ -99,6 +150,7 @@ class MemoryMetadata:
         self.drops: dict[str, Drop] = {}
         self.failures: dict[str, tuple[int, int]] = {}
         self.tokens: dict[str, TokenRecord] = {}
+        self.uploads: dict[str, UploadState] = {}
         self.lock = threading.Lock()
 
     def insert(self, drop: Drop) -> None:
@@ -214,6 +266,43 @@ class MemoryMetadata:
 
     def token_owner(self, token_hash: str) -> str | None:
         return next((t.name for t in self.tokens.values() if t.token_hash == token_hash), None)
+
+    def insert_upload(self, upload: UploadState) -> None:
+        with self.lock:
+            self.uploads[upload.id] = dataclasses.replace(upload)
+
+    def get_upload(self, upload_id: str) -> UploadState | None:
+        upload = self.uploads.get(upload_id)
+        return None if upload is None else dataclasses.replace(upload)
+
+    def lease_upload(self, upload_id: str, holder: str, at: int,
+                     until: int) -> UploadState | None:
+        with self.lock:
+            upload = self.uploads.get(upload_id)
+            if upload is None or upload.expires_at <= at or upload.slug is not None \
+                    or (upload.lease_holder is not None and upload.lease_until > at):
+                return None
+            upload.lease_holder, upload.lease_until = holder, until
+            return dataclasses.replace(upload)
+
+    def update_upload(self, upload_id: str, holder: str,
+                      changes: Mapping[str, Any]) -> UploadState | None:
+        if set(changes) - UPLOAD_UPDATABLE or not changes:
+            raise ValueError(f"cannot update {sorted(changes)}")
+        with self.lock:
+            upload = self.uploads.get(upload_id)
+            if upload is None or upload.lease_holder != holder:
+                return None
+            for name, value in changes.items():
+                setattr(upload, name, value)
+            return dataclasses.replace(upload)
+
+    def delete_upload(self, upload_id: str) -> UploadState | None:
+        with self.lock:
+            return self.uploads.pop(upload_id, None)
+
+    def list_expired_uploads(self, at: int) -> list[UploadState]:
+        return [dataclasses.replace(u) for u in self.uploads.values() if u.expires_at <= at]
 
     def check(self) -> None:
         pass

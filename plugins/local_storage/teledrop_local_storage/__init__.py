@@ -3,6 +3,7 @@
 Layout under ``root``::
 
     staging/<blob_id>.part      being written (the only place an upload's bytes go)
+    staging/<blob_id>.upload    a resumable upload's bytes, appended to by each request
     blobs/<ab>/<blob_id>        published: fsync(file) → rename → fsync(dir)
 
 Staging and blobs share a filesystem, so publishing is one atomic rename: a half-written
@@ -29,6 +30,7 @@ from teledrop.core.interfaces import StoredItem
 log = logging.getLogger(__name__)
 
 STAGING_SUFFIX = ".part"
+RESUMABLE_SUFFIX = ".upload"
 _BLOB_ID = re.compile(r"[0-9a-f]{32}")
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -71,6 +73,8 @@ class LocalBlobWriter:
         self.final_path = final_path
         self._fd: int | None = fd
         self.published = False
+        #: bytes in the staging file (what a failed write wrote before failing included).
+        self.offset = 0
 
     def write(self, data: bytes | memoryview) -> int:
         if self._fd is None:
@@ -79,7 +83,9 @@ class LocalBlobWriter:
         total = len(view)
         try:
             while view:
-                view = view[os.write(self._fd, view):]
+                n = os.write(self._fd, view)
+                self.offset += n
+                view = view[n:]
         except OSError as exc:
             raise storage_error(exc, "writing") from exc
         return total
@@ -125,6 +131,33 @@ class LocalBlobWriter:
             self.discard()
 
 
+class ResumableLocalWriter(LocalBlobWriter):
+    """A resumable blob: its staging file outlives the writer (see
+    :class:`teledrop.core.interfaces.ResumableWriter`)."""
+
+    def __init__(self, blob_id: str, staging_path: str, final_path: str, fd: int,
+                 offset: int) -> None:
+        super().__init__(blob_id, staging_path, final_path, fd)
+        self.offset = offset
+
+    def sync(self) -> str:
+        if self._fd is None:
+            raise StorageUnavailable("sync of a closed blob")
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise storage_error(exc, "syncing") from exc
+        return ""  # the file's path is all a resume needs
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                log.exception("local_storage: could not close blob %s", self.blob_id)
+
+
 class LocalStorage:
     """Blobs under one root directory."""
 
@@ -157,13 +190,52 @@ class LocalStorage:
             raise storage_error(exc, "staging") from exc
         return LocalBlobWriter(blob_id, staging_path, self._final_path(blob_id), fd)
 
-    def open(self, blob_id: str) -> BinaryIO:
+    def _resumable_path(self, blob_id: str) -> str:
+        if not _BLOB_ID.fullmatch(blob_id):
+            raise BlobMissing(f"not a blob id: {blob_id!r}")
+        return os.path.join(self.staging_dir, blob_id + RESUMABLE_SUFFIX)
+
+    def stage_resumable(self, size_hint: int | None = None) -> ResumableLocalWriter:
+        return self._open_resumable(uuid.uuid4().hex, None)
+
+    def resume(self, blob_id: str, state: str, offset: int) -> ResumableLocalWriter:
+        return self._open_resumable(blob_id, offset)
+
+    def _open_resumable(self, blob_id: str, offset: int | None) -> ResumableLocalWriter:
+        """A new staging file (``offset`` None) or the one at ``offset``, cut back to it:
+        bytes past it were written by a request that failed before recording them."""
+        path = self._resumable_path(blob_id)
+        flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if offset is None else 0)
         try:
-            return open(self._final_path(blob_id), "rb")
+            fd = os.open(path, flags, 0o640)
         except FileNotFoundError:
-            raise BlobMissing(f"blob {blob_id} is missing") from None
+            raise BlobMissing(f"the staged bytes of {blob_id} are missing") from None
         except OSError as exc:
-            raise storage_error(exc, "opening a blob") from exc
+            raise storage_error(exc, "staging") from exc
+        try:
+            if offset is not None:
+                if os.fstat(fd).st_size < offset:
+                    raise BlobMissing(f"the staged bytes of {blob_id} are shorter than recorded")
+                os.ftruncate(fd, offset)
+                os.lseek(fd, offset, os.SEEK_SET)
+        except BaseException as exc:
+            os.close(fd)
+            if isinstance(exc, OSError):
+                raise storage_error(exc, "reopening a staged blob") from exc
+            raise
+        return ResumableLocalWriter(blob_id, path, self._final_path(blob_id), fd, offset or 0)
+
+    def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO:
+        return _read(self._resumable_path(blob_id), f"the staged bytes of {blob_id}")
+
+    def remove_resumable(self, blob_id: str, state: str) -> None:
+        try:
+            _unlink(self._resumable_path(blob_id))
+        except OSError as exc:
+            raise storage_error(exc, "removing a staged blob") from exc
+
+    def open(self, blob_id: str) -> BinaryIO:
+        return _read(self._final_path(blob_id), f"blob {blob_id}")
 
     def delete(self, blob_id: str) -> None:
         try:
@@ -203,6 +275,15 @@ class LocalStorage:
 
     def close(self) -> None:
         pass
+
+
+def _read(path: str, what: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise BlobMissing(f"{what} is missing") from None
+    except OSError as exc:
+        raise storage_error(exc, f"opening {what}") from exc
 
 
 def _unlink(path: str) -> None:

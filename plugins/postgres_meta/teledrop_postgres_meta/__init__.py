@@ -25,7 +25,7 @@ from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 from psycopg.conninfo import conninfo_to_dict
 
 from teledrop import hookimpl
-from teledrop.plugins.sql_metadata import SqlMetadata, operation, transaction
+from teledrop.plugins.sql_metadata import SqlMetadata, add_uploads_table, operation, transaction
 
 DEFAULT_DSN = "postgresql://teledrop@127.0.0.1:5432/teledrop"
 #: Seconds a thread waits for a pooled connection before its request fails (503).
@@ -76,6 +76,7 @@ def teledrop_config_schema() -> dict[str, type]:
 
 class PostgresMetadata(SqlMetadata):
     driver_errors = (psycopg.Error, MaxConnectionsExceeded)
+    migrations = {3: add_uploads_table}
 
     def __init__(self, dsn: str = DEFAULT_DSN, max_connections: int = 8) -> None:
         self.dsn = dsn
@@ -110,7 +111,7 @@ class PostgresMetadata(SqlMetadata):
         alone (psycopg never closes a connection from another process), and so are its
         locks, which another thread may have held at the fork."""
         self.db = self._open()
-        self.db.bind([self.Row, self.Token])
+        self.db.bind([self.Row, self.Token, self.Upload])
 
     @operation
     def _has_icu(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee
 
 #: The layout a new store is created at; a store at an older one is migrated to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The columns that make a :class:`~teledrop.core.drop.Drop`, in the order of every
 #: statement that reads or writes one.
@@ -13,14 +13,19 @@ FIELDS = ("slug", "blob_id", "filename", "size", "content_type", "hash", "create
           "expires_at", "max_downloads", "downloads", "delete_token_hash", "custom_slug",
           "owner", "title", "description", "private", "password_hash")
 
+#: The columns that make an :class:`~teledrop.core.interfaces.UploadState`, in order.
+UPLOAD_FIELDS = ("id", "blob_id", "length", "offset", "metadata", "filename", "content_type",
+                 "options", "owner", "created_at", "expires_at", "storage_state",
+                 "lease_holder", "lease_until", "slug")
+
 #: What ``Metadata.update`` may change.
 UPDATABLE = frozenset({"title", "description", "expires_at", "max_downloads", "private",
                        "password_hash"})
 
 
-def bind_models(db: peewee.Database) -> tuple[type[peewee.Model], type[peewee.Model]]:
-    """The drops table and the token store, bound to one database (several stores may
-    live in one process)."""
+def bind_models(db: peewee.Database) -> tuple[type[peewee.Model], ...]:
+    """The drops table, the token store and the resumable uploads, bound to one database
+    (several stores may live in one process)."""
 
     class DropRow(peewee.Model):
         slug = peewee.CharField(max_length=64, unique=True)
@@ -57,4 +62,26 @@ def bind_models(db: peewee.Database) -> tuple[type[peewee.Model], type[peewee.Mo
             database = db
             table_name = "tokens"
 
-    return DropRow, TokenRow
+    # schema 3: resumable uploads
+    class UploadRow(peewee.Model):
+        id = peewee.CharField(max_length=64, primary_key=True)
+        blob_id = peewee.CharField(max_length=64)
+        length = peewee.BigIntegerField(null=True)
+        offset = peewee.BigIntegerField()
+        metadata = peewee.TextField()
+        filename = peewee.TextField()
+        content_type = peewee.CharField(max_length=255)
+        options = peewee.TextField()
+        owner = peewee.CharField(max_length=80, null=True)
+        created_at = peewee.BigIntegerField()
+        expires_at = peewee.BigIntegerField(index=True)
+        storage_state = peewee.TextField()
+        lease_holder = peewee.CharField(max_length=64, null=True)
+        lease_until = peewee.BigIntegerField()
+        slug = peewee.CharField(max_length=64, null=True)
+
+        class Meta:
+            database = db
+            table_name = "uploads"
+
+    return DropRow, TokenRow, UploadRow

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .schema import FIELDS
+from .schema import FIELDS, UPLOAD_FIELDS
 
 COLUMNS = ", ".join(f'"{name}"' for name in FIELDS)
+UPLOAD_COLUMNS = ", ".join(f'"{name}"' for name in UPLOAD_FIELDS)
 #: Counting a download, with ``?`` for the slug and the time: the condition that it has
 #: not expired comes with it; the caller adds the limit and ``RETURNING``.
 COUNT_DOWNLOAD = ('UPDATE "drops" SET "downloads" = "downloads" + 1 '
@@ -63,6 +64,20 @@ class Statements:
                             'ORDER BY "created_at", "id"')
         self.revoke_token = self._sql('DELETE FROM "tokens" WHERE "name" = ? RETURNING "name"')
         self.token_owner = self._sql('SELECT "name" FROM "tokens" WHERE "token_hash" = ?')
+        self.insert_upload = self._sql(f'INSERT INTO "uploads" ({UPLOAD_COLUMNS}) '
+                                       f'VALUES ({", ".join("?" * len(UPLOAD_FIELDS))})')
+        self.select_upload = self._sql(f'SELECT {UPLOAD_COLUMNS} FROM "uploads" WHERE "id" = ?')
+        # one statement: a second request for the same upload, on any host, finds it taken
+        self.lease_upload = self._sql(
+            'UPDATE "uploads" SET "lease_holder" = ?, "lease_until" = ? '
+            'WHERE "id" = ? AND "expires_at" > ? AND "slug" IS NULL '
+            'AND ("lease_holder" IS NULL OR "lease_until" <= ?) '
+            f'RETURNING {UPLOAD_COLUMNS}')
+        self.delete_upload = self._sql(
+            f'DELETE FROM "uploads" WHERE "id" = ? RETURNING {UPLOAD_COLUMNS}')
+        self.expired_uploads = self._sql(
+            f'SELECT {UPLOAD_COLUMNS} FROM "uploads" WHERE "expires_at" <= ? '
+            'ORDER BY "created_at", "id"')
 
     def _sql(self, template: str) -> str:
         return template.replace("?", self.param)
@@ -72,3 +87,9 @@ class Statements:
         assignments = ", ".join(f'"{name}" = ?' for name in names)
         return self._sql(f'UPDATE "drops" SET {assignments} WHERE {_SAME_DROP} '
                          f'RETURNING {COLUMNS}')
+
+    def update_upload(self, names: Iterable[str]) -> str:
+        """Set the named columns of an upload, only while the given holder leases it."""
+        assignments = ", ".join(f'"{name}" = ?' for name in names)
+        return self._sql(f'UPDATE "uploads" SET {assignments} '
+                         f'WHERE "id" = ? AND "lease_holder" = ? RETURNING {UPLOAD_COLUMNS}')

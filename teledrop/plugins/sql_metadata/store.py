@@ -18,9 +18,9 @@ import peewee
 from teledrop.core.drop import Drop
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, TeledropError, \
     TokenExists
-from teledrop.core.interfaces import DropQuery, TokenRecord
+from teledrop.core.interfaces import UPLOAD_UPDATABLE, DropQuery, TokenRecord, UploadState
 
-from .schema import FIELDS, SCHEMA_VERSION, UPDATABLE, bind_models
+from .schema import FIELDS, SCHEMA_VERSION, UPDATABLE, UPLOAD_FIELDS, bind_models
 from .statements import Statements
 
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class SqlMetadata(abc.ABC):
         self.db = db
         #: what the store is called in messages (a path, a database name).
         self.location = location
-        self.Row, self.Token = bind_models(db)
+        self.Row, self.Token, self.Upload = bind_models(db)
         self.sql = Statements(db.param)
         #: Each column's stored value into its Python one (0/1 into a bool, for example).
         self._converters = [getattr(self.Row, name).python_value for name in FIELDS]
@@ -144,7 +144,7 @@ class SqlMetadata(abc.ABC):
             if version == SCHEMA_VERSION:
                 return  # another process migrated it meanwhile
             if version == 0:
-                self.db.create_tables([self.Row, self.Token])
+                self.db.create_tables([self.Row, self.Token, self.Upload])
             else:
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     if step not in self.migrations:
@@ -157,6 +157,10 @@ class SqlMetadata(abc.ABC):
     def drop_of(self, values: tuple[Any, ...]) -> Drop:
         return Drop(**{name: convert(value) for name, convert, value
                        in zip(FIELDS, self._converters, values)})
+
+    def one_upload(self, sql: str, params: tuple[Any, ...]) -> UploadState | None:
+        row = self.db.execute_sql(sql, params).fetchone()
+        return None if row is None else UploadState(*row)
 
     def one(self, sql: str, params: tuple[Any, ...]) -> Drop | None:
         row = self.db.execute_sql(sql, params).fetchone()
@@ -288,3 +292,40 @@ class SqlMetadata(abc.ABC):
     @operation
     def check(self) -> None:
         self.db.execute_sql('SELECT 1 FROM "drops" LIMIT 1').fetchall()
+
+    @operation
+    def insert_upload(self, upload: UploadState) -> None:
+        self.db.execute_sql(self.sql.insert_upload,
+                            tuple(getattr(upload, name) for name in UPLOAD_FIELDS))
+
+    @operation
+    def get_upload(self, upload_id: str) -> UploadState | None:
+        return self.one_upload(self.sql.select_upload, (upload_id,))
+
+    @operation
+    def lease_upload(self, upload_id: str, holder: str, at: int,
+                     until: int) -> UploadState | None:
+        return self.one_upload(self.sql.lease_upload, (holder, until, upload_id, at, at))
+
+    @operation
+    def update_upload(self, upload_id: str, holder: str,
+                      changes: Mapping[str, Any]) -> UploadState | None:
+        unknown = set(changes) - UPLOAD_UPDATABLE
+        if unknown or not changes:
+            raise ValueError(f"cannot update {', '.join(sorted(unknown)) or 'nothing'}")
+        return self.one_upload(self.sql.update_upload(changes),
+                               (*changes.values(), upload_id, holder))
+
+    @operation
+    def delete_upload(self, upload_id: str) -> UploadState | None:
+        return self.one_upload(self.sql.delete_upload, (upload_id,))
+
+    @operation
+    def list_expired_uploads(self, at: int) -> list[UploadState]:
+        return [UploadState(*row)
+                for row in self.db.execute_sql(self.sql.expired_uploads, (at,)).fetchall()]
+
+
+def add_uploads_table(store: SqlMetadata) -> None:
+    """Schema 2 → 3: the resumable uploads."""
+    store.db.create_tables([store.Upload])
