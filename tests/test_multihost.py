@@ -7,8 +7,7 @@ The hosts are separate ``teledrop serve`` processes, each run from a directory o
 with a config of its own (one worker of four threads), sharing only a SeaweedFS bucket and
 a PostgreSQL database that this session started (the fault tests stop and start them).
 Part size is 5 MiB, S3's minimum, so files of a few MiB are multipart uploads. The host
-cut off the network runs in a network namespace of its own (root only; skipped, saying
-why, elsewhere).
+cut off the network runs in a network namespace of its own (root, as under ``make test``).
 """
 
 from __future__ import annotations

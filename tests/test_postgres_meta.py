@@ -256,7 +256,7 @@ def restartable_dsn(restartable_postgres: ThrowawayPostgres) -> Iterator[str]:
 def tiny_tablespace(restartable_postgres: ThrowawayPostgres) -> Iterator[str]:
     """A 1 MiB tmpfs the server may put tables in (needs root to mount)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+        pytest.fail("mounting a small tmpfs needs root: the suite runs as root (make test)")
     mount = restartable_postgres.root / "tiny"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M,uid=postgres,gid=postgres,mode=700",

@@ -342,7 +342,7 @@ def full_store(tmp_path: Path) -> Iterator[tuple[SqliteMetadata, list[Any], Path
     disk = tmp_path / "disk"
     with small_filesystem(disk, 2 * 1024 * 1024) as mounted:
         if not mounted:
-            pytest.skip("mounting a tmpfs needs root")
+            pytest.fail("mounting a tmpfs failed: the suite runs as root (make test)")
         store = SqliteMetadata(str(disk / "teledrop.db"))
         drops = [sample_drop() for _ in range(20)]
         for drop in drops:
@@ -390,7 +390,7 @@ def test_a_migration_failing_on_a_full_disk_says_so_and_keeps_schema_1(
     failures: list[MetadataUnavailable | MetadataFull] = []
     with small_filesystem(disk, 2 * 1024 * 1024) as mounted:
         if not mounted:
-            pytest.skip("mounting a tmpfs needs root")
+            pytest.fail("mounting a tmpfs failed: the suite runs as root (make test)")
         # from room for the WAL's index (8 pages; with less, opening is a disk I/O error)
         # to enough for the migration
         for leave_pages in range(8, 40):

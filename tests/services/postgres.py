@@ -151,7 +151,7 @@ def find_bin_dir() -> Path | None:
 def launch_throwaway() -> ThrowawayPostgres:
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        pytest.skip(f"no PostgreSQL binaries (install Debian's postgresql, or set {ENV})")
+        pytest.fail(f"no PostgreSQL binaries: `make test` installs Debian's postgresql, or set {ENV}")
     return ThrowawayPostgres.launch(bin_dir)
 
 

@@ -4,8 +4,8 @@ can cut off the network (``ip link set down``) and put back.
 :func:`network_namespace` makes the namespace and a veth pair into it, ``10.x.y.1`` on this
 side and ``10.x.y.2`` inside (nothing is routed anywhere else). A server started inside
 reaches the loopback-only servers of this side through a :class:`Relay`: a TCP forwarder
-listening on this side's veth address. Needs root (``ip netns add``); without it the
-tests that use it are skipped, saying why.
+listening on this side's veth address. Needs root (``ip netns add``), as the suite has under
+``make test``; without it the tests that use it fail, saying why.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def network_namespace() -> Iterator[Namespace]:
     try:
         ip("netns", "add", name)
     except (RuntimeError, OSError) as exc:
-        pytest.skip(f"no network namespaces here ({exc})")
+        pytest.fail(f"cannot make a network namespace (the suite runs as root, with iproute2): {exc}")
     try:
         subnet = _free_subnet()
         ns = Namespace(name, link, f"{subnet}.1", f"{subnet}.2")
