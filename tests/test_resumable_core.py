@@ -250,6 +250,20 @@ def test_termination_removes_the_upload_and_its_staged_bytes(service: Teledrop,
         resumable.terminate(service, state.id)
 
 
+def test_gc_removes_a_resumable_blob_no_upload_names(service: Teledrop, data_dir: Path) -> None:
+    """A process killed between staging an upload's blob and recording the upload leaves a
+    staged blob that no record names: gc removes it once it is older than the limit."""
+    live = create(service)
+    stray = service.storage.stage_resumable()
+    stray.write(b"never recorded")
+    stray.sync()
+    stray.close()
+    assert list(gc.collect(service, older_than=3600)) == []
+    removed = list(gc.collect(service, older_than=0))
+    assert [(r.kind, r.name) for r in removed] == [("staging", stray.blob_id)]
+    assert [p.name for p in staged_files(data_dir)] == [f"{live.blob_id}.upload"]
+
+
 def test_gc_removes_expired_uploads_and_their_staged_bytes(service: Teledrop,
                                                            data_dir: Path) -> None:
     live, old = create(service), create(service)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .drop import now
 from .drops import remove
-from .resumable import collect_expired
+from .resumable import collect_expired, unrecorded_resumable
 from .service import Teledrop
 
 DEFAULT_STAGING_AGE = 3600
@@ -44,6 +44,8 @@ def collect(service: Teledrop, older_than: int = DEFAULT_STAGING_AGE,
         yield Removal("drop", drop.slug, reason)
     for upload in collect_expired(service, at, dry_run):
         yield Removal("upload", upload.id, "expired")
+    for blob_id in unrecorded_resumable(service, older_than, dry_run):
+        yield Removal("staging", blob_id, "a resumable blob no upload names")
     for item in service.storage.list_staging():
         if item.age >= older_than:
             if not dry_run:

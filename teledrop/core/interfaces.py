@@ -139,6 +139,11 @@ class ResumableStaging(Protocol):
     def remove_resumable(self, blob_id: str, state: str) -> None:
         """Remove everything staged for the blob. Idempotent."""
 
+    def list_resumable(self) -> Iterable[StoredItem]:
+        """Every resumable blob staged here (named by its blob id), with the age of its
+        last write: gc removes those no upload record names (a process killed between
+        staging one and recording its upload)."""
+
 
 SORT_KEYS = ("created_at", "size", "filename", "title")
 
@@ -235,7 +240,7 @@ class Metadata(Protocol):
         """Every drop."""
 
     def blob_ids(self) -> set[str]:
-        """The blob id of every record."""
+        """The blob id of every record: every drop's, and every resumable upload's."""
 
     def count(self) -> int:
         """How many records there are (gone ones included until gc removes them)."""

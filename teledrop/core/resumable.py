@@ -360,6 +360,26 @@ def completed_drop(service: Teledrop, upload_id: str) -> Drop:
     return drop
 
 
+def unrecorded_resumable(service: Teledrop, older_than: int,
+                         dry_run: bool = False) -> Iterable[str]:
+    """Remove the resumable blobs older than ``older_than`` seconds that no record names
+    (staged by a process killed before it recorded their upload), yielding each blob id.
+    The storage is listed before the records are read, so a blob staged after the listing
+    is not seen, and one whose record lands after the read is younger than the limit."""
+    storage = service.storage
+    if not isinstance(storage, ResumableStaging):
+        return
+    old = [item.name for item in storage.list_resumable() if item.age >= older_than]
+    if not old:
+        return
+    known = service.metadata.blob_ids()
+    for blob_id in old:
+        if blob_id not in known:
+            if not dry_run:
+                storage.remove_resumable(blob_id, "")
+            yield blob_id
+
+
 def collect_expired(service: Teledrop, at: int, dry_run: bool = False) -> Iterable[UploadState]:
     """Remove the expired uploads and their staged bytes (none that a request continues
     right now), yielding each."""

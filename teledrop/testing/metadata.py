@@ -553,3 +553,10 @@ class MetadataContract:
         assert metadata.delete_upload(old.id) == old
         assert metadata.delete_upload(old.id) is None
         assert metadata.get_upload(live.id) == live
+
+    def test_blob_ids_name_the_blob_of_every_upload_too(self, metadata: Metadata) -> None:
+        upload = sample_upload()
+        metadata.insert_upload(upload)
+        assert upload.blob_id in metadata.blob_ids()
+        metadata.delete_upload(upload.id)
+        assert upload.blob_id not in metadata.blob_ids()

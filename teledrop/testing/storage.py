@@ -287,6 +287,13 @@ class ResumableStagingContract:
         finally:
             writer.discard()
 
+    def test_staged_blobs_are_listed_by_blob_id_until_removed(self, storage: Any) -> None:
+        blob_id, state, _ = self.staged(storage, b"staged")
+        listed = {item.name: item for item in storage.list_resumable()}
+        assert blob_id in listed and 0 <= listed[blob_id].age < FRESH_AGE
+        storage.remove_resumable(blob_id, state)
+        assert blob_id not in {item.name for item in storage.list_resumable()}
+
     def test_staged_bytes_outlive_the_writer_and_are_appended_to(self, storage: Any) -> None:
         blob_id, state, offset = self.staged(storage, b"first ", memoryview(b"part, "))
         assert offset == len(b"first part, ")

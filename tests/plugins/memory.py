@@ -110,6 +110,9 @@ class MemoryStorage:
     def remove_resumable(self, blob_id: str, state: str) -> None:
         self.resumable.pop(blob_id, None)
 
+    def list_resumable(self) -> list[StoredItem]:
+        return [StoredItem(blob_id, 0.0) for blob_id in self.resumable]
+
     def open(self, blob_id: str) -> BinaryIO:
         if blob_id not in self.blobs:
             raise BlobMissing(f"blob {blob_id} is missing")
@@ -196,7 +199,7 @@ class MemoryMetadata:
         return [dataclasses.replace(d) for d in self.drops.values()]
 
     def blob_ids(self) -> set[str]:
-        return {d.blob_id for d in self.drops.values()}
+        return {d.blob_id for d in self.drops.values()} | {u.blob_id for u in self.uploads.values()}
 
     def count(self) -> int:
         return len(self.drops)

@@ -250,6 +250,12 @@ class LocalStorage:
                     if _BLOB_ID.fullmatch(entry.name):
                         yield StoredItem(entry.name, _age(entry))
 
+    def list_resumable(self) -> Iterator[StoredItem]:
+        for entry in _scandir(self.staging_dir):
+            blob_id = entry.name[:-len(RESUMABLE_SUFFIX)]
+            if entry.name.endswith(RESUMABLE_SUFFIX) and _BLOB_ID.fullmatch(blob_id):
+                yield StoredItem(blob_id, _age(entry))
+
     def list_staging(self) -> Iterator[StoredItem]:
         for entry in _scandir(self.staging_dir):
             if entry.name.endswith(STAGING_SUFFIX):

@@ -44,7 +44,7 @@ class Statements:
             f'DELETE FROM "drops" WHERE "slug" = ? AND {_GONE} RETURNING {COLUMNS}')
         self.list_gone = self._sql(f'SELECT {COLUMNS} FROM "drops" WHERE {_GONE} ORDER BY "id"')
         self.every_drop = f'SELECT {COLUMNS} FROM "drops" ORDER BY "id"'
-        self.blob_ids = 'SELECT "blob_id" FROM "drops"'
+        self.blob_ids = 'SELECT "blob_id" FROM "drops" UNION SELECT "blob_id" FROM "uploads"'
         self.count = 'SELECT COUNT(*) FROM "drops"'
         self.total_size = 'SELECT COALESCE(SUM("size"), 0) FROM "drops"'
         # one statement: the window restarts, or the attempt is added to it
