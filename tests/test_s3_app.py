@@ -3,9 +3,11 @@ real S3 server (SeaweedFS unless TELEDROP_TEST_S3_ENDPOINT)."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -166,6 +168,34 @@ def test_an_unreachable_server_starts_and_answers_503(s3_app: Callable[..., Flas
     assert f"127.0.0.1:{port}" in response.json["error"]["message"]
     upload = post_file(app.test_client(), b"nowhere to go")
     assert upload.status_code == 503
+
+
+class _ServerError(BaseHTTPRequestHandler):
+    """An object store that is up but failing: every request is a 500."""
+
+    def _fail(self) -> None:
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_GET = do_PUT = do_POST = _fail
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_server_answering_5xx_at_start_up_starts_and_answers_503(
+        s3_app: Callable[..., Flask]) -> None:
+    failing = ThreadingHTTPServer(("127.0.0.1", 0), _ServerError)
+    thread = threading.Thread(target=failing.serve_forever, daemon=True)
+    thread.start()
+    try:
+        app = s3_app(endpoint_url=f"http://127.0.0.1:{failing.server_port}")
+        response = app.test_client().get("/healthz")
+        assert response.status_code == 503
+        assert response.json["error"]["code"] == "storage_unavailable"
+    finally:
+        failing.shutdown()
 
 
 # -- gc ------------------------------------------------------------------------------------

@@ -203,10 +203,17 @@ class S3Storage:
 
     def verify_bucket(self) -> None:
         """At start-up: a bucket that does not exist or refuses these credentials stops
-        teledrop with one line naming it. An object store that cannot be reached does not:
-        teledrop starts, answers 503 meanwhile, and recovers when it is back."""
+        teledrop with one line naming it. An object store that cannot be reached, or that
+        answers with a server error (restarting, overloaded), does not: teledrop starts,
+        answers 503 meanwhile, and recovers when it is back."""
         try:
             self._head_bucket()
+        except StorageUnavailable as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, ClientError) and (http_status(cause) or 0) >= 500):
+                raise
+            log.warning("s3_storage: bucket %r at %s answers %s for now: starting anyway",
+                        self.bucket, self.where, http_status(cause))
         except (BotoCoreError, OSError) as exc:
             log.warning("s3_storage: bucket %r at %s cannot be reached yet (%s): starting "
                         "anyway", self.bucket, self.where, exc)
