@@ -125,9 +125,10 @@ class SqlMetadata(abc.ABC):
 
     def failure(self, exc: BaseException) -> TeledropError:
         """teledrop's error for a backend error."""
+        reason = " ".join(str(exc).split())  # one line: drivers put tabs and newlines in
         if self.is_full(driver_error(exc)):
-            return MetadataFull(f"the metadata store's disk is full: {exc}")
-        return MetadataUnavailable(f"metadata store error: {exc}")
+            return MetadataFull(f"the metadata store's disk is full ({self.location}): {reason}")
+        return MetadataUnavailable(f"metadata store error ({self.location}): {reason}")
 
     @operation
     def migrate(self) -> None:
