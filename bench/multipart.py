@@ -35,12 +35,16 @@ from typing import Any
 import blake3
 from werkzeug.sansio.multipart import MultipartDecoder
 
-from run import (GiB, HOST, KiB, MiB, RESULTS, Bench, Plan, Reply, Server, log, send_body,
-                 send_multipart, watching)
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The repository is on the path now.
+from bench.clients import Reply, send_body, send_multipart  # noqa: E402
+from bench.common import GiB, HOST, KiB, MiB, RESULTS, log  # noqa: E402
+from bench.measures import Plan  # noqa: E402
+from bench.procfs import watching  # noqa: E402
+from bench.scenarios import BASELINE_BUFFERS, Bench  # noqa: E402
+from bench.servers import Server  # noqa: E402
 from teledrop.web.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
 
-BASELINE_BUFFERS = (64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, MiB)
 PIECE = 64 * MiB
 
 

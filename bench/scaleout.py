@@ -42,7 +42,9 @@ sys.path.insert(0, str(REPO))
 import requests  # noqa: E402
 from boto3.s3.transfer import TransferConfig  # noqa: E402
 
-from bench.run import RESULTS, curl, proc_status, reset_peak  # noqa: E402
+from bench.clients import curl  # noqa: E402
+from bench.common import RESULTS  # noqa: E402
+from bench.procfs import proc_status, reset_peak  # noqa: E402
 from teledrop.core.units import format_size, parse_size  # noqa: E402
 from tests.live_server import LiveServer, live_server  # noqa: E402
 from tests.services.postgres import ThrowawayPostgres, find_bin_dir  # noqa: E402
