@@ -27,7 +27,7 @@ from tests.plugins.faults import (
     BrokenDiscard, CreatedLog, FailingInsert, LogEntry, RaiseInCommit, RaisingEvents,
     SideEffect, SlugSequence, SlugThief, TryfirstSideEffect, UndoRaises,
 )
-from tests.test_upload_core import sending
+from tests.support.uploads import sending
 
 
 @pytest.fixture

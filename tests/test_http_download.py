@@ -8,10 +8,9 @@ import os
 import types
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from werkzeug.http import http_date, parse_options_header
+from werkzeug.http import http_date
 
 import teledrop.core.drop
 from teledrop import hookimpl
@@ -26,6 +25,7 @@ from tests.http_helpers import (
     slug_of,
     upload,
 )
+from tests.support.downloads import disposition, put_named
 
 DATA = bytes(range(256)) * 40  # 10240 bytes, every byte value
 SIZE = len(DATA)
@@ -155,20 +155,6 @@ def test_head_has_the_get_headers_no_body_and_is_not_counted(client: Any,
 
 
 # --- Content-Disposition ---------------------------------------------------------------
-
-def disposition(response: Any) -> tuple[str, dict[str, str]]:
-    header = response.headers["Content-Disposition"]
-    assert header.isascii() and header.isprintable(), header
-    return parse_options_header(header)
-
-
-def put_named(client: Any, name: str, content_type: str | None = None,
-              preview: bool = False) -> Any:
-    headers = {**JSON, **({"Content-Type": content_type} if content_type else {})}
-    created = created_json(put_file(client, "/" + quote(name, safe=""), b"content",
-                                    headers=headers))
-    assert created["filename"] == name
-    return client.get(f"/{created['slug']}" + ("?preview" if preview else ""))
 
 
 def test_a_non_ascii_name_is_carried_by_filename_star(client: Any) -> None:

@@ -49,7 +49,8 @@ from tests.http_helpers import (
     upload,
 )
 from tests.live_server import LiveServer, live_server
-from tests.test_owner_api import Owners, bearer, owner_of, owner_upload, two_owners
+from tests.support.owners import Owners, bearer, owner_of, owner_upload
+from tests.support.owners import owners  # noqa: F401 - a fixture
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 PASSWORD = "correct horse"
@@ -61,11 +62,6 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 def with_password(password: str) -> dict[str, str]:
     return {"X-Drop-Password": password}
-
-
-@pytest.fixture
-def owners(app: Flask) -> Owners:
-    return two_owners(app)
 
 
 # --- owners ----------------------------------------------------------------------------

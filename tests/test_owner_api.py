@@ -4,20 +4,18 @@ token holder's drops (pagination, every sort key both ways, the filters, search,
 value without changing anything, and the owner deletes without the delete token while
 nobody else learns that a private drop exists.
 
-The helpers at the top (tokens, owner uploads, a drop as its owner sees it) are shared with
-the other owner test modules.
+Its helpers (tokens, owner uploads, a drop as its owner sees it) live in
+``tests/support/owners.py``, shared with the other owner test modules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
 
 import teledrop.core.upload
 from teledrop.core.drop import now
@@ -28,79 +26,18 @@ from tests.http_helpers import (
     JSON,
     assert_json_error,
     assert_text_error,
-    created_json,
     epoch,
-    post_file,
     stored_paths,
     upload,
 )
+from tests.support.owners import Owners, as_owner, bearer, listed_slugs, listing, owner_upload, \
+    patch
+from tests.support.owners import owners  # noqa: F401 - a fixture
 
 DAY = 86400
 
 
 # --- shared helpers -------------------------------------------------------------------
-
-def bearer(token: str, accept_json: bool = True) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {token}"}
-    return {**headers, **JSON} if accept_json else headers
-
-
-def owner_upload(client: Any, token: str, data: bytes = b"hello", filename: str = "hello.txt",
-                 headers: Mapping[str, str] | None = None, **fields: str) -> dict[str, Any]:
-    """``curl -H 'Authorization: Bearer T' -F file=@x -F k=v``: the drop as JSON."""
-    response = post_file(client, data, filename, fields=fields,
-                         headers={**bearer(token), **(headers or {})})
-    return created_json(response)
-
-
-def owner_of(app: Flask, slug: str) -> str | None:
-    drop = service_of(app).metadata.get(slug)
-    assert drop is not None, slug
-    return drop.owner
-
-
-@dataclass(frozen=True)
-class Owners:
-    """Two store tokens on one app."""
-
-    alice: str
-    bob: str
-
-
-def two_owners(app: Flask) -> Owners:
-    service = service_of(app)
-    return Owners(create_token(service, "alice"), create_token(service, "bob"))
-
-
-@pytest.fixture
-def owners(app: Flask) -> Owners:
-    return two_owners(app)
-
-
-def listing(client: Any, token: str, **params: str) -> dict[str, Any]:
-    response = client.get("/api/drops", headers=bearer(token), query_string=params)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"total", "page", "page_size", "drops"}
-    for drop in body["drops"]:
-        assert set(drop) == DROP_FIELDS
-    return body
-
-
-def listed_slugs(client: Any, token: str, **params: str) -> list[str]:
-    return [drop["slug"] for drop in listing(client, token, **params)["drops"]]
-
-
-def patch(client: Any, slug: str, body: Any, token: str | None, **kwargs: Any) -> TestResponse:
-    headers = bearer(token) if token is not None else dict(JSON)
-    return client.patch(f"/api/drops/{slug}", json=body, headers=headers, **kwargs)
-
-
-def as_owner(client: Any, slug: str, token: str) -> dict[str, Any]:
-    response = client.get(f"/api/drops/{slug}", headers=bearer(token))
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
 
 
 # --- GET /api/drops: who sees what ------------------------------------------------------

@@ -42,7 +42,7 @@ from tests.http_helpers import JSON, assert_json_error, post_file, upload
 from tests.support.entry_points import is_teledrop_setting
 from tests.services.postgres import PostgresServer, ThrowawayPostgres, free_port
 from tests.live_server import live_server, wait_until
-from tests.test_live_startup import assert_refused_with_one_line, start_refused
+from tests.support.startup import assert_refused_with_one_line, start_refused
 
 
 #: Apps and servers started here load postgres_meta besides the suite's own plugins.

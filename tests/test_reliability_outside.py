@@ -26,8 +26,8 @@ from tests.http_helpers import (
     upload,
 )
 from tests.live_server import LiveServer, connect, live_server, read_response
-from tests.test_http_download import disposition, put_named
-from tests.test_owner_api import as_owner, bearer, owner_upload, patch, two_owners
+from tests.support.downloads import disposition, put_named
+from tests.support.owners import as_owner, bearer, owner_upload, patch, two_owners
 
 live = pytest.mark.gunicorn
 

@@ -15,7 +15,7 @@ from teledrop.testing import sample_drop
 from teledrop.web.app import service_of
 from tests.http_helpers import JSON, upload
 from tests.plugins.memory import MemoryMetadata, MemoryPlugin
-from tests.test_owner_api import bearer, owner_upload, patch
+from tests.support.owners import bearer, owner_upload, patch
 
 
 def retake_after_read(metadata: MemoryMetadata, monkeypatch: pytest.MonkeyPatch, slug: str,

@@ -25,7 +25,7 @@ from teledrop.testing import MetadataContract, sample_drop
 from teledrop.testing.metadata import sample_upload
 from teledrop_sqlite_meta import SCHEMA_VERSION, SqliteMetadata
 from tests.small_disk import fill, small_filesystem
-from tests.test_owner_migration import build_v1
+from tests.support.schema_v1 import build_v1
 
 SHARED_SLUG = "shared-by-all"
 PROCESSES, THREADS, INSERTS_PER_THREAD = 2, 4, 10
