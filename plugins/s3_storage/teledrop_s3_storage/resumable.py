@@ -30,6 +30,7 @@ once it is published.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -46,7 +47,6 @@ from teledrop.core.units import format_size
 from .ages import age
 from .errors import s3_errors
 from .parts import capacity, initial_part_size, part_size
-from .reader import S3ReadFile
 from .writer import GROWING_BUFFER, PartBody, part_body
 
 if TYPE_CHECKING:
@@ -316,14 +316,15 @@ class ResumableS3Staging:
         return buffer
 
     def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO | None:
-        """The tail, while no part is uploaded; ``None`` after (parts cannot be read)."""
+        """The tail (shorter than a part), while no part is uploaded; ``None`` after
+        (parts cannot be read)."""
         staged = self._staged(blob_id, state)
         if staged.parts and offset:
             return None
         if offset > staged.tail_length:
             raise BlobMissing(f"the staged bytes of {blob_id} are shorter than {offset}")
-        return S3ReadFile(self.client, self.bucket, self.tail_key(blob_id, staged.tail_end),
-                          offset)
+        return io.BytesIO(self._read_tail(blob_id, self.tail_key(blob_id, staged.tail_end),
+                                          offset))
 
     def upload_part(self, key: str, upload_id: str, number: int, buffer: bytearray,
                     length: int) -> str:
