@@ -241,6 +241,7 @@ class Reply:
     status: int
     seconds: float
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def curl(args: list[str], timeout: float = TRANSFER_TIMEOUT, keep_body: bool = True) -> Reply:
@@ -321,7 +322,7 @@ def send_body(port: int, method: str, target: str, headers: dict[str, str], path
         response = http.client.HTTPResponse(sock)
         response.begin()
         body = response.read()
-    return Reply(response.status, time.perf_counter() - start, body)
+    return Reply(response.status, time.perf_counter() - start, body, dict(response.getheaders()))
 
 
 def send_multipart(port: int, path: Path, repeat: int, timeout: float = TRANSFER_TIMEOUT,
