@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import HOST, RESULTS, TRANSFER_TIMEOUT
@@ -22,6 +22,7 @@ class Reply:
     status: int
     seconds: float
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def curl(args: list[str], timeout: float = TRANSFER_TIMEOUT, keep_body: bool = True) -> Reply:
@@ -102,7 +103,7 @@ def send_body(port: int, method: str, target: str, headers: dict[str, str], path
         response = http.client.HTTPResponse(sock)
         response.begin()
         body = response.read()
-    return Reply(response.status, time.perf_counter() - start, body)
+    return Reply(response.status, time.perf_counter() - start, body, dict(response.getheaders()))
 
 
 def send_multipart(port: int, path: Path, repeat: int, timeout: float = TRANSFER_TIMEOUT,

@@ -27,6 +27,7 @@ from teledrop.core.service import Teledrop
 from teledrop.core.upload import UploadRequest
 from teledrop.web.app import service_of
 from tests.http_helpers import blake3_hash
+from tests.plugins.memory import MemoryPlugin
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 
@@ -141,6 +142,54 @@ def test_another_process_rebuilds_the_hash_from_the_staged_bytes(
     monkeypatch.setattr(resumable, "HASHERS", resumable.Hashers())  # a fresh process
     drop = resumable.append(service, state.id, 500_000, [DATA[500_000:]]).drop
     assert drop is not None and drop.hash == blake3_hash(DATA)
+
+
+def test_unreadable_staged_bytes_are_hashed_once_published(
+        memory_app: Flask, memory: MemoryPlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage that cannot read its staged bytes back (an object store's multipart parts)
+    gets the hash from the published blob: the completing request publishes, reads it once,
+    then commits through the chain."""
+    service = service_of(memory_app)
+    memory.storage.staged_readable = False
+    state = create(service)
+    resumable.append(service, state.id, 0, [DATA[:500_000]])
+    monkeypatch.setattr(resumable, "HASHERS", resumable.Hashers())  # another host
+    resumable.append(service, state.id, 500_000, [DATA[500_000:700_000]])
+    drop = resumable.append(service, state.id, 700_000, [DATA[700_000:]]).drop
+    assert drop is not None and drop.hash == blake3_hash(DATA)
+    assert memory.storage.blobs[drop.blob_id][0] == DATA and memory.storage.resumable == {}
+
+
+def test_a_blob_published_to_be_hashed_goes_when_its_commit_fails(
+        make_app: Callable[..., Flask], memory: MemoryPlugin,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service = service_of(make_app(plugins=[memory, Wrapper(fail=True)],
+                                  storage={"plugin": "memory"}, metadata={"plugin": "memory"}))
+    memory.storage.staged_readable = False
+    state = create(service)
+    resumable.append(service, state.id, 0, [DATA[:10]])
+    monkeypatch.setattr(resumable, "HASHERS", resumable.Hashers())
+    with pytest.raises(StorageUnavailable):
+        resumable.append(service, state.id, 10, [DATA[10:]])
+    assert memory.storage.blobs == {} and memory.storage.resumable == {}
+    assert service.metadata.get_upload(state.id) is None and service.metadata.count() == 0
+
+
+def test_a_blob_published_to_be_hashed_goes_when_it_cannot_be_read(
+        memory_app: Flask, memory: MemoryPlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = service_of(memory_app)
+    memory.storage.staged_readable = False
+    state = create(service)
+    resumable.append(service, state.id, 0, [DATA[:10]])
+    monkeypatch.setattr(resumable, "HASHERS", resumable.Hashers())
+
+    def unreadable(blob_id: str) -> Any:
+        raise StorageUnavailable("the object store went away")
+
+    monkeypatch.setattr(memory.storage, "open", unreadable)
+    with pytest.raises(StorageUnavailable):
+        resumable.append(service, state.id, 10, [DATA[10:]])
+    assert memory.storage.blobs == {} and service.metadata.count() == 0
 
 
 def test_a_wrong_offset_is_refused_and_the_upload_goes_on(service: Teledrop) -> None:

@@ -15,7 +15,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from teledrop.core.errors import BlobMissing, StorageUnavailable, TooLarge
-from teledrop.testing import StorageContract
+from teledrop.testing import ResumableStagingContract, StorageContract
 from teledrop_s3_storage import S3Storage, S3StorageSettings
 from teledrop_s3_storage.parts import MAX_PART_SIZE, MAX_PARTS, MIB, capacity, \
     initial_part_size, part_size
@@ -36,6 +36,12 @@ def storage(s3_server: S3Endpoint, s3_bucket: str) -> Iterator[S3Storage]:
 
 
 class TestS3Storage(StorageContract):
+    @pytest.fixture
+    def storage(self, storage: S3Storage) -> S3Storage:
+        return storage
+
+
+class TestS3StorageResumable(ResumableStagingContract):
     @pytest.fixture
     def storage(self, storage: S3Storage) -> S3Storage:
         return storage

@@ -105,12 +105,15 @@ class ResumableWriter(Protocol):
         :class:`BlobWriter`'s, and what was written before the failure stays counted in
         ``offset``."""
 
-    def sync(self) -> str:
+    def sync(self, final: bool = False) -> str:
         """Make the first ``offset`` bytes durable and return the storage's resume state
-        to record with them (opaque to teledrop)."""
+        to record with them (opaque to teledrop). ``final``: no byte will follow, only
+        ``publish()`` (a storage may put the last bytes where the blob needs them rather
+        than where a later request would continue them)."""
 
     def publish(self) -> None:
-        """As :meth:`BlobWriter.publish`."""
+        """As :meth:`BlobWriter.publish`; again once published, nothing (a blob published
+        to be hashed is published again by the commit chain)."""
 
     def discard(self) -> None:
         """Remove the staged bytes (or the blob, once published). Idempotent; never raises."""
@@ -133,8 +136,10 @@ class ResumableStaging(Protocol):
         ``state``; anything staged past it (never recorded) is dropped.
         :raises BlobMissing: when its staged bytes are gone or shorter than ``offset``."""
 
-    def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO:
-        """The first ``offset`` staged bytes, for reading (to rebuild a hash)."""
+    def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO | None:
+        """The first ``offset`` staged bytes, for reading (to rebuild a hash); ``None``
+        when they cannot be read back before the blob is published (an object store's
+        multipart parts): the hash is then taken from the published blob."""
 
     def remove_resumable(self, blob_id: str, state: str) -> None:
         """Remove everything staged for the blob. Idempotent."""

@@ -12,7 +12,10 @@ streamed upload does.
 
 A hash's running state cannot be saved, so each process keeps the hashers of the uploads
 it last continued (:data:`HASHERS`); a request that finds none for its offset (another
-host or worker took the last one) reads the staged bytes once to rebuild it.
+host or worker took the last one) reads the staged bytes once to rebuild it. Where the
+storage cannot read them back before publishing (an object store's multipart parts), the
+hash waits (:class:`LaterHash`): the request that completes the upload publishes the blob,
+hashes it by reading it once, then commits.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from .drop import Drop, now
 from .errors import BlobMissing, InvalidOption, NotFound, NotImplementedByStorage, \
@@ -211,18 +214,36 @@ def append(service: Teledrop, upload_id: str, offset: int,
     return Continuation(service, state, holder, writer, hasher).run(chunks)
 
 
+class LaterHash:
+    """Stands for the hasher of an upload whose staged bytes cannot be read back: the
+    bytes pass unhashed, and the published blob is hashed at completion."""
+
+    def update(self, data: bytes | memoryview) -> None:
+        pass
+
+
 def rehash(service: Teledrop, state: UploadState) -> Any:
     """A hasher over the staged bytes, read once: the one that hashed them lives in
-    another process (or was forgotten)."""
+    another process (or was forgotten). A :class:`LaterHash` where the storage cannot
+    read them back."""
+    staged = staging_of(service).read_staged(state.blob_id, state.storage_state, state.offset)
+    if staged is None:
+        return LaterHash()
+    with staged as f:
+        return hash_file(service, f, state.offset, f"the staged bytes of upload {state.id}")
+
+
+def hash_file(service: Teledrop, f: BinaryIO, size: int, what: str) -> Any:
+    """A new hasher over the first ``size`` bytes of ``f``.
+    :raises BlobMissing: when ``f`` is shorter."""
     hasher = service.hook("teledrop_hasher")
-    remaining = state.offset
-    with staging_of(service).read_staged(state.blob_id, state.storage_state, remaining) as f:
-        while remaining:
-            data = f.read(min(REHASH_READ, remaining))
-            if not data:
-                raise BlobMissing(f"the staged bytes of upload {state.id} are short")
-            hasher.update(data)
-            remaining -= len(data)
+    remaining = size
+    while remaining:
+        data = f.read(min(REHASH_READ, remaining))
+        if not data:
+            raise BlobMissing(f"{what} are short")
+        hasher.update(data)
+        remaining -= len(data)
     return hasher
 
 
@@ -292,7 +313,8 @@ class Continuation:
         if not complete and self.ingest.size == offset:  # it has hashed the staged bytes
             HASHERS.keep(self.state.id, offset, self.ingest.hasher)
         try:
-            changes: dict[str, Any] = {"offset": offset, "storage_state": self.writer.sync()}
+            changes: dict[str, Any] = {"offset": offset,
+                                       "storage_state": self.writer.sync(final=complete)}
         finally:
             if not complete:
                 self.writer.close()
@@ -311,6 +333,8 @@ class Continuation:
         failed commit has undone everything, the staged bytes included: the upload goes."""
         upload = restore(self.service, self.state, self.ingest)
         try:
+            if isinstance(self.ingest.hasher, LaterHash):
+                self.hash_published()
             drop = upload.commit()
         except BaseException:
             try:
@@ -322,6 +346,19 @@ class Continuation:
             self.writer.close()
         saved = release(self.service, self.state, self.holder, {"slug": drop.slug})
         return Progress(saved or self.state, drop)
+
+
+    def hash_published(self) -> None:
+        """Publish the blob and hash it by reading it once (the commit chain publishes it
+        again, which changes nothing, and discards it if the commit fails)."""
+        try:
+            self.writer.publish()
+            with self.service.storage.open(self.writer.blob_id) as f:
+                self.ingest.hasher = hash_file(self.service, f, self.writer.offset,
+                                               f"the bytes of upload {self.state.id}")
+        except BaseException:
+            self.writer.discard()
+            raise
 
 
 def restore(service: Teledrop, state: UploadState, ingest: IngestWriter) -> Upload:

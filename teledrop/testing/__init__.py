@@ -42,8 +42,11 @@ What the suites check:
   concurrent writers do not mix; ``check()`` passes on a healthy store.
 - :class:`ResumableStagingContract`, for a storage with resumable staging: staged bytes
   outlive their writer and are appended to at the recorded offset (anything past it is
-  dropped), ``read_staged`` gives them back, they are neither readable blobs nor staging
-  debris, and ``remove_resumable`` and ``discard`` remove them.
+  dropped, a resume from an older record ignores what followed it), cut anywhere (around
+  5 MiB multiples too) they round-trip, ``read_staged`` gives them back (or ``None``
+  where they cannot be read before publishing), a final sync can be resumed and
+  published, publishing twice changes nothing, they are neither readable blobs nor
+  staging debris, and ``remove_resumable`` and ``discard`` remove them.
 - :class:`MetadataContract`: every :class:`~teledrop.core.drop.Drop` field round-trips;
   the delete token itself is never stored; a duplicate slug raises ``SlugTaken`` and leaves
   the first record untouched; ``claim_download`` counts atomically and refuses past

@@ -62,10 +62,12 @@ class MemoryResumableWriter(MemoryBlobWriter):
         self.offset += len(data)
         return len(data)
 
-    def sync(self) -> str:
+    def sync(self, final: bool = False) -> str:
         return f"synced {self.offset}"
 
     def publish(self) -> None:
+        if self.published:
+            return
         self.storage.blobs[self.blob_id] = (bytes(self.storage.resumable.pop(self.blob_id)),
                                             time.time())
         self.published = True
@@ -88,6 +90,8 @@ class MemoryStorage:
         self.free = free
         #: the size hint of each stage() call, in order.
         self.size_hints: list[int | None] = []
+        #: whether read_staged gives the staged bytes back (an object store's may not).
+        self.staged_readable = True
 
     def stage(self, size_hint: int | None = None) -> MemoryBlobWriter:
         self.size_hints.append(size_hint)
@@ -104,7 +108,9 @@ class MemoryStorage:
         del data[offset:]
         return MemoryResumableWriter(self, blob_id)
 
-    def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO:
+    def read_staged(self, blob_id: str, state: str, offset: int) -> BinaryIO | None:
+        if not self.staged_readable:
+            return None
         return io.BytesIO(bytes(self.resumable[blob_id][:offset]))
 
     def remove_resumable(self, blob_id: str, state: str) -> None:

@@ -140,7 +140,7 @@ class ResumableLocalWriter(LocalBlobWriter):
         super().__init__(blob_id, staging_path, final_path, fd)
         self.offset = offset
 
-    def sync(self) -> str:
+    def sync(self, final: bool = False) -> str:
         if self._fd is None:
             raise StorageUnavailable("sync of a closed blob")
         try:
@@ -148,6 +148,10 @@ class ResumableLocalWriter(LocalBlobWriter):
         except OSError as exc:
             raise storage_error(exc, "syncing") from exc
         return ""  # the file's path is all a resume needs
+
+    def publish(self) -> None:
+        if not self.published:
+            super().publish()
 
     def close(self) -> None:
         if self._fd is not None:

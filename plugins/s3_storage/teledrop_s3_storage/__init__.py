@@ -2,10 +2,12 @@
 
 Layout in the bucket::
 
-    {prefix}blobs/<blob_id>     published objects (blob ids are uuid4 hex)
+    {prefix}blobs/<blob_id>                 published objects (blob ids are uuid4 hex)
+    {prefix}resumable/<blob_id>/<offset>    a resumable upload's bytes past its last part
 
 An upload is a multipart upload on its blob's final key, published by completing it (one
-PutObject for a file smaller than a part); see :mod:`.writer`. Downloads either stream
+PutObject for a file smaller than a part); see :mod:`.writer`, and :mod:`.resumable` for
+uploads sent over many requests. Downloads either stream
 through teledrop (``proxy``) or are redirected to a presigned GET (``redirect``).
 """
 

@@ -3,7 +3,7 @@
 Staging is S3's own: an upload in progress is a multipart upload on the blob's final key
 (listed for gc with its ``Initiated`` time, removed by aborting it). A writer still below
 one part has sent nothing yet; it is listed as staging by the process that holds it, under
-its blob id alone.
+its blob id alone. Resumable blobs are staged by :mod:`.resumable`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uuid
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -24,10 +24,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from teledrop.core.errors import BlobMissing, StorageUnavailable
 from teledrop.core.interfaces import StoredItem
 
+from .ages import age
 from .connection import PerProcess
 from .errors import error_code, http_status, s3_error, s3_errors
 from .parts import MAX_PARTS, initial_part_size
 from .reader import S3ReadFile
+from .resumable import ResumableS3Staging
 from .settings import S3StorageSettings
 from .writer import S3BlobWriter
 
@@ -39,7 +41,7 @@ _STAGING_NAME = re.compile(r"(?P<blob_id>[0-9a-f]{32})(?:\.(?P<upload_id>.+))?",
 _GONE_UPLOAD_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "404"})
 
 
-class S3Storage:
+class S3Storage(ResumableS3Staging):
     #: parts per multipart upload: S3's limit (lower only to test what happens past it).
     max_parts = MAX_PARTS
 
@@ -148,11 +150,17 @@ class S3Storage:
 
     def list_blobs(self) -> Iterator[StoredItem]:
         for blob_id, item in self._listed("list_objects_v2", "Contents"):
-            yield StoredItem(blob_id, _age(item["LastModified"]))
+            yield StoredItem(blob_id, age(item["LastModified"]))
 
     def list_staging(self) -> Iterator[StoredItem]:
-        for blob_id, upload in self._listed("list_multipart_uploads", "Uploads"):
-            yield StoredItem(f"{blob_id}.{upload['UploadId']}", _age(self._last_activity(upload)))
+        """Multipart uploads in progress, but resumable blobs' (listed after them, so one
+        staged meanwhile is too young to matter and one removed meanwhile is aborted)."""
+        uploads = list(self._listed("list_multipart_uploads", "Uploads"))
+        resumable = self.resumable_blob_ids()
+        for blob_id, upload in uploads:
+            if blob_id in resumable:
+                continue
+            yield StoredItem(f"{blob_id}.{upload['UploadId']}", age(self._last_activity(upload)))
         with self._writers_lock:
             in_memory = [writer for writer in self._writers.values()
                          if writer.upload_id is None and not writer.removed]
@@ -245,9 +253,3 @@ class S3Storage:
 
     def close(self) -> None:
         self._connection.close()
-
-
-def _age(when: datetime) -> float:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, time.time() - when.timestamp())
