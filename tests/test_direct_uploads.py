@@ -456,3 +456,18 @@ def test_local_storage_answers_501(make_app: Callable[..., Flask], method: str,
     answer = make_app().test_client().open(path, method=method, json={"size": 1}, headers=JSON)
     assert answer.status_code == 501
     assert answer.json["error"]["code"] == "direct_uploads_unavailable"
+
+
+def test_abort_while_a_completion_runs_is_409_and_keeps_the_upload(
+        app: Flask, s3_server: S3Endpoint, s3_bucket: str) -> None:
+    upload = started(app, 10)
+    metadata = service_of(app).metadata
+    at = now()
+    assert metadata.lease_upload(upload["id"], "another-host", at, at + 60) is not None
+    for answer in (app.test_client().delete(f"/api/direct-uploads/{upload['id']}",
+                                            headers=JSON),
+                   complete(app, upload["id"], [])):
+        assert answer.status_code == 409
+        assert answer.json["error"]["code"] == "direct_upload_busy"
+    assert metadata.get_upload(upload["id"]) is not None
+    assert len(bucket_state(s3_server, s3_bucket)[1]) == 1
