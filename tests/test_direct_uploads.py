@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from teledrop_s3_storage import S3Storage
 
 from teledrop.core import gc
 from teledrop.core.config import Config
@@ -471,3 +472,12 @@ def test_abort_while_a_completion_runs_is_409_and_keeps_the_upload(
         assert answer.json["error"]["code"] == "direct_upload_busy"
     assert metadata.get_upload(upload["id"]) is not None
     assert len(bucket_state(s3_server, s3_bucket)[1]) == 1
+
+
+def test_the_part_size_grows_so_the_file_fits_the_part_limit(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S3Storage, "max_parts", 2)
+    upload = started(app, 3 * PART)
+    assert upload["part_size"] == 8 * MIB  # 7.5 MiB, in whole MiB
+    assert [part["number"] for part in upload["parts"]] == [1, 2]
+    app.test_client().delete(f"/api/direct-uploads/{upload['id']}")
