@@ -26,6 +26,7 @@ from teledrop.core.interfaces import StoredItem
 
 from .ages import age
 from .connection import PerProcess
+from .direct import DirectUploadsMixin
 from .errors import error_code, http_status, s3_error, s3_errors
 from .parts import MAX_PARTS, initial_part_size
 from .reader import S3ReadFile
@@ -41,7 +42,7 @@ _STAGING_NAME = re.compile(r"(?P<blob_id>[0-9a-f]{32})(?:\.(?P<upload_id>.+))?",
 _GONE_UPLOAD_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "404"})
 
 
-class S3Storage(ResumableS3Staging):
+class S3Storage(ResumableS3Staging, DirectUploadsMixin):
     #: parts per multipart upload: S3's limit (lower only to test what happens past it).
     max_parts = MAX_PARTS
 
@@ -160,7 +161,8 @@ class S3Storage(ResumableS3Staging):
         for blob_id, upload in uploads:
             if blob_id in resumable:
                 continue
-            yield StoredItem(f"{blob_id}.{upload['UploadId']}", age(self._last_activity(upload)))
+            yield StoredItem(f"{blob_id}.{upload['UploadId']}", age(self._last_activity(upload)),
+                             blob_id)
         with self._writers_lock:
             in_memory = [writer for writer in self._writers.values()
                          if writer.upload_id is None and not writer.removed]
