@@ -19,12 +19,13 @@ from teledrop.core.passwords import PASSWORD_HEADER, reader_password
 from teledrop.core.service import Teledrop
 from teledrop.core.slugs import RESERVED, could_be_slug
 from teledrop.core.upload import UploadRequest, check_size, create_drop
+from teledrop.hosts.body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
+from teledrop.hosts.download import presigned_url
+from teledrop.hosts.openapi import openapi_document
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
-from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
-from .download import file_response, presigned_url, redirect_response
-from .openapi import openapi_document
+from .download import file_response, redirect_response
 from .page import index_html, password_html, result_html, usage_text
 from .responses import json_response, text_response, wants_html, wants_json
 from .socket_body import SocketBody

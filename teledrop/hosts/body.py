@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from mmap import PAGESIZE as PAGE_SIZE
-from typing import IO
+from typing import IO, Protocol
 
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import ClientDisconnected as WerkzeugClientDisconnected
@@ -25,9 +25,15 @@ from teledrop.core.errors import ClientDisconnected, MalformedBody, TooLarge, Up
 from teledrop.core.upload import IngestWriter, Upload
 
 from .multipart import ViewDecoder
-from .socket_body import SocketBody
 
 Decoder = ViewDecoder | MultipartDecoder
+
+
+class BodyStream(Protocol):
+    """A request body as a host hands it over: a file object, or the WSGI host's reader
+    straight from gunicorn's socket (which has ``readinto`` and no ``read``)."""
+
+    def readinto(self, buffer: memoryview | bytearray) -> int: ...
 
 #: Bytes per read, into one reused buffer (a body of known length is received straight
 #: from the socket). 256 KiB measured the same CPU per GiB as 1 MiB and 6 MiB less RSS per
@@ -88,7 +94,7 @@ def decoder_errors() -> Iterator[None]:
                             "too large") from None
 
 
-def body_chunks(stream: IO[bytes] | SocketBody, end_with_empty: bool = False,
+def body_chunks(stream: IO[bytes] | BodyStream, end_with_empty: bool = False,
                 read_size: Callable[[], int] | None = None) -> Iterator[bytes | memoryview]:
     """The body in pieces of up to READ_SIZE bytes (or what ``read_size`` asks for before
     each read, at most that), then one empty piece if asked.
@@ -124,7 +130,7 @@ def decoded_events(decoder: Decoder, data: bytes | memoryview) -> Iterator[objec
         yield event
 
 
-def multipart_receiver(stream: IO[bytes] | SocketBody, boundary: bytes,
+def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
                        decoder_type: Callable[..., Decoder] = ViewDecoder
                        ) -> Callable[[Upload], None]:
     """A multipart body into the upload. ``decoder_type`` is werkzeug's own
@@ -193,7 +199,7 @@ def multipart_receiver(stream: IO[bytes] | SocketBody, boundary: bytes,
     return receive
 
 
-def raw_receiver(stream: IO[bytes] | SocketBody, filename: str | None, content_type: str | None,
+def raw_receiver(stream: IO[bytes] | BodyStream, filename: str | None, content_type: str | None,
                  expected_size: int | None = None) -> Callable[[Upload], None]:
     """A raw body into the upload. With ``expected_size`` (Content-Length) a body that ends
     short is a vanished client: gunicorn reports a clean end of stream, not an error."""
