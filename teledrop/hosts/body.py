@@ -11,6 +11,7 @@ altogether.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from mmap import PAGESIZE as PAGE_SIZE
@@ -19,6 +20,7 @@ from typing import IO, Protocol
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import ClientDisconnected as WerkzeugClientDisconnected
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from teledrop.core.errors import ClientDisconnected, MalformedBody, TooLarge, UploadTimeout
@@ -49,9 +51,24 @@ MAX_PARTS = 16
 #: Room the multipart framing and option fields may add on top of the file itself.
 MULTIPART_OVERHEAD = 1024 * 1024
 FILE_FIELD = "file"
+#: RFC 2046's boundary length, in any printable ASCII (clients stray from its exact set).
+_BOUNDARY = re.compile(r"[ -~]{1,70}")
 #: gunicorn's own limits for a request's headers, applied to each part's.
 MAX_PART_HEADERS = 100
 MAX_PART_HEADER_BYTES = 8190
+
+
+def multipart_boundary(content_type: str | None) -> bytes:
+    """The boundary of a ``multipart/form-data`` body.
+
+    :raises MalformedBody: for another type, or a boundary RFC 2046 would not allow."""
+    mimetype, options = parse_options_header(content_type or "")
+    if mimetype != "multipart/form-data" or not options.get("boundary"):
+        raise MalformedBody("send multipart/form-data with a part named 'file', "
+                            "or PUT the raw body")
+    if not _BOUNDARY.fullmatch(options["boundary"]):
+        raise MalformedBody("the multipart boundary must be 1-70 printable ASCII characters")
+    return options["boundary"].encode("latin-1")
 
 
 def check_part_headers(headers: Headers) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
 
@@ -107,6 +108,33 @@ def download_headers(request_headers: Mapping[str, str], drop: Drop, preview: bo
         http_if_match=request_headers.get("If-Match"),
         etag=drop.hash, last_modified=modified)
     return (304 if current else 200), headers
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What a download of the bytes answers: 200, 206 or 304, its headers (the length and
+    range included), and the stretch ``[start, stop)`` of the file its body is."""
+
+    status: int
+    headers: dict[str, str]
+    start: int = 0
+    stop: int = 0
+
+
+def plan_file(request_headers: Mapping[str, str], drop: Drop, preview: bool) -> FilePlan:
+    """The answer to a download of ``drop``'s bytes, but the bytes.
+
+    :raises RangeNotSatisfiable: for a range past the end."""
+    status, headers = download_headers(request_headers, drop, preview)
+    if status == 304:
+        return FilePlan(status, headers)
+    selected = byte_range(request_headers, drop)
+    start, stop = selected or (0, drop.size)
+    if selected is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{drop.size}"
+    headers["Content-Length"] = str(stop - start)
+    return FilePlan(status, headers, start, stop)
 
 
 def presigned_url(storage: Storage, drop: Drop, preview: bool) -> str | None:

@@ -42,34 +42,21 @@ class FileSlice:
         self.f.close()
 
 
-def download_headers(request: Request, drop: Drop, preview: bool) -> Response:
-    """A response with every header of a download of ``drop``: 304 when the client's copy
-    is current, else 200 without a body yet."""
-    status, headers = download.download_headers(request.headers, drop, preview)
-    response = Response(status=status)
-    response.headers.update(headers)
-    return response
-
-
 def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = False) -> Response:
     """The drop's bytes (200), a slice of them (206), 304 or 416. An attachment, unless
     ``preview`` asks to show a safe type (image, PDF, plain text, audio, video) inline."""
-    environ = request.environ
-    response = download_headers(request, drop, preview)
-    if response.status_code == 304:
+    plan = download.plan_file(request.headers, drop, preview)  # 416: the caller closes ``f``
+    response = Response(status=plan.status)
+    response.headers.update(plan.headers)
+    if plan.status == 304:
         f.close()
         return response
-    selected = download.byte_range(request.headers, drop)  # 416: the caller closes ``f``
-    start, stop = selected or (0, drop.size)
-    if selected is not None:
-        response.status_code = 206
-        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{drop.size}"
-    if start:
-        f.seek(start)
-    response.response = wrap_file(environ, FileSlice(f, stop - start),  # type: ignore[assignment]
+    if plan.start:
+        f.seek(plan.start)
+    response.response = wrap_file(request.environ,  # type: ignore[assignment]
+                                  FileSlice(f, plan.stop - plan.start),
                                   buffer_size=STREAM_READ_SIZE)
     response.direct_passthrough = True
-    response.content_length = stop - start
     return response
 
 
