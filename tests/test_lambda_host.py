@@ -437,6 +437,68 @@ def test_tus_is_refused_naming_direct_uploads(host: LambdaHost) -> None:
         assert "/api/direct-uploads" in error["message"]
 
 
+# -- direct uploads ---------------------------------------------------------------------------
+
+def direct_create(host: LambdaHost, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+    return host(event("POST", "/api/direct-uploads",
+                      headers={"content-type": "application/json", **headers},
+                      body=json.dumps(body).encode()))
+
+
+def test_a_file_past_the_event_limit_goes_up_directly_and_downloads(
+        host: LambdaHost, s3_server: S3Endpoint, s3_bucket: str) -> None:
+    data = pattern(EVENT_FILE_LIMIT * 2 + 12345)  # two parts of 5 MiB's
+    created = direct_create(host, {"filename": "big.iso", "size": len(data),
+                                   "max_downloads": 3})
+    assert created["statusCode"] == 201, body_of(created)
+    assert created["headers"]["Cache-Control"] == "no-store"
+    upload = json.loads(body_of(created))
+    assert created["headers"]["Location"] == f"/api/direct-uploads/{upload['id']}"
+    size = upload["part_size"]
+    parts = []
+    for part in upload["parts"]:
+        start = (part["number"] - 1) * size
+        answer = requests.put(part["url"], data=data[start:start + size], timeout=60)
+        assert answer.status_code == 200, answer.text
+        parts.append({"number": part["number"], "etag": answer.headers["ETag"]})
+    assert len(parts) == 2
+    done = host(event("POST", f"/api/direct-uploads/{upload['id']}/complete",
+                      headers={"content-type": "application/json"},
+                      body=json.dumps({"parts": parts}).encode()))
+    assert done["statusCode"] == 201, body_of(done)
+    drop = json.loads(body_of(done))
+    assert drop["delete_token"] == done["headers"]["X-Delete-Token"]
+    assert (drop["size"], drop["filename"], drop["max_downloads"]) == (len(data), "big.iso", 3)
+    assert follow(host(event("GET", f"/{drop['slug']}"))).content == data
+    assert bucket_uploads(s3_server, s3_bucket) == []
+
+
+def test_an_aborted_direct_upload_leaves_nothing(
+        host: LambdaHost, s3_server: S3Endpoint, s3_bucket: str) -> None:
+    created = direct_create(host, {"filename": "x.bin", "size": 10})
+    upload_id = json.loads(body_of(created))["id"]
+    assert len(bucket_uploads(s3_server, s3_bucket)) == 1
+    assert host(event("DELETE", f"/api/direct-uploads/{upload_id}"))["statusCode"] == 204
+    assert bucket_uploads(s3_server, s3_bucket) == []
+    assert bucket_keys(s3_server, s3_bucket) == []
+    again = host(event("POST", f"/api/direct-uploads/{upload_id}/complete",
+                       body=b'{"parts": []}'))
+    assert again["statusCode"] == 404
+
+
+def test_a_direct_upload_is_refused_as_any_upload_before_anything_is_signed(
+        make_host: Callable[..., LambdaHost], s3_server: S3Endpoint, s3_bucket: str) -> None:
+    host = make_host(TELEDROP_LIMITS__MAX_UPLOAD_SIZE="1MiB")
+    too_large = direct_create(host, {"filename": "x.bin", "size": 2 * 1024 * 1024},
+                              accept="application/json")
+    assert too_large["statusCode"] == 413
+    assert json.loads(body_of(too_large))["error"]["code"] == "too_large"
+    not_json = host(event("POST", "/api/direct-uploads", body=b"{size"))
+    assert (not_json["statusCode"], body_of(not_json)) == \
+        (400, b"send a JSON body (Content-Type: application/json)\n")
+    assert bucket_uploads(s3_server, s3_bucket) == []
+
+
 # -- the same errors as the WSGI host ------------------------------------------------------
 
 ERROR_REQUESTS = [
@@ -456,6 +518,12 @@ ERROR_REQUESTS = [
     ("GET", "/api/drops", "", {"accept": "application/json"}, None),
     ("PATCH", "/api/drops/abc", "", {"authorization": f"Bearer {OWNER_TOKEN}"}, b"[1]"),
     ("GET", "/api/drops", "sort=colour", {"authorization": f"Bearer {OWNER_TOKEN}"}, None),
+    ("PATCH", "/api/drops/abc", "", {"authorization": f"Bearer {OWNER_TOKEN}"}, b"x" * 70_000),
+    ("POST", "/api/direct-uploads", "", {"accept": "application/json"}, b'{"size": -1}'),
+    ("POST", "/api/direct-uploads", "", {}, b'{"size": 1, "colour": "red"}'),
+    ("POST", "/api/direct-uploads", "slug=api", {}, b'{"size": 1}'),
+    ("POST", "/api/direct-uploads/nosuch/complete", "", {}, b'{"parts": []}'),
+    ("DELETE", "/api/direct-uploads/nosuch", "", {"accept": "application/json"}, None),
 ]
 
 

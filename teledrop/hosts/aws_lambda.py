@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -30,16 +31,16 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from werkzeug.datastructures import Headers, MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 
 from teledrop import composition, logs
 from teledrop.composition import PluginTeledrop
-from teledrop.core import drops, manage
+from teledrop.core import direct, drops, manage
 from teledrop.core.config import Config, load_config
 from teledrop.core.drop import Drop
-from teledrop.core.errors import ConfigError, InvalidFilename, MalformedBody, NotFound, \
-    NotImplementedByStorage, StartupError, TeledropError, TooLarge
+from teledrop.core.errors import BadRequest, ConfigError, InvalidFilename, MalformedBody, \
+    NotFound, NotImplementedByStorage, StartupError, TeledropError, TooLarge
 from teledrop.core.owners import require_owner
 from teledrop.core.upload import Upload, UploadRequest, check_size, create_drop
 from teledrop.core.units import format_size
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 EVENT_FILE_LIMIT = 4 * 1024 * 1024
 #: Where a larger file goes instead.
 DIRECT_UPLOADS = "/api/direct-uploads"
+#: A direct upload's completion lists every part (up to 10,000, about 60 bytes each).
+COMPLETE_BODY_LIMIT = 2 * 1024 * 1024
 #: The only backends a function may use: everything else lives on one machine's disk.
 BACKENDS = {"storage": "s3_storage", "metadata": "postgres_meta"}
 #: Under Lambda a download always redirects.
@@ -83,6 +86,9 @@ _ROUTES = Map([
     _rule("/openapi.json", "GET", endpoint="openapi"),
     _rule("/healthz", "GET", endpoint="healthz"),
     _rule("/metrics", "GET", endpoint="metrics"),
+    _rule(DIRECT_UPLOADS, "POST", endpoint="direct_create"),
+    _rule(f"{DIRECT_UPLOADS}/<upload_id>/complete", "POST", endpoint="direct_complete"),
+    _rule(f"{DIRECT_UPLOADS}/<upload_id>", "DELETE", endpoint="direct_abort"),
     _rule("/api/uploads", endpoint="tus"),
     _rule("/api/uploads/<upload_id>", endpoint="tus"),
 ])
@@ -271,13 +277,18 @@ class LambdaHost:
                                    keep_blank_values=True))
         return form.get("password")
 
+    @staticmethod
+    def upload_request(request: Request, filename: str | None = None,
+                       declared_size: int | None = None, max_size: int | None = None
+                       ) -> UploadRequest:
+        return UploadRequest(method=request.method, headers=request.headers,
+                             query=request.args, remote_addr=request.source_ip,
+                             declared_size=declared_size, max_size=max_size, filename=filename)
+
     def upload(self, request: Request, receive: Callable[[Upload], None],
                filename: str | None = None, declared_size: int | None = None,
                max_size: int | None = None) -> http.Reply:
-        upload_request = UploadRequest(method=request.method, headers=request.headers,
-                                       query=request.args, remote_addr=request.source_ip,
-                                       declared_size=declared_size, max_size=max_size,
-                                       filename=filename)
+        upload_request = self.upload_request(request, filename, declared_size, max_size)
         drop = create_drop(self.service, upload_request, within_event(receive))
         return http.created_reply(request.headers, drop, self.drop_url(request, drop),
                                   f"{request.root}/{drop.slug}")
@@ -353,6 +364,31 @@ class LambdaHost:
         # Counters of one short-lived instance mean nothing: CloudWatch has the function's.
         raise NotFound("metrics are not served by the AWS Lambda host")
 
+    def direct_create(self, request: Request) -> http.Reply:
+        """``201`` with the upload's id, part size, part URLs and expiry."""
+        direct.direct_uploads_of(self.service)  # 501 before anything else
+        small_body(request)
+        upload = direct.create_direct_upload(self.service, self.upload_request(request),
+                                             json_body(request.body))
+        return http.json_reply(upload.to_json(), 201, {
+            "Location": f"{request.root}{DIRECT_UPLOADS}/{upload.id}",
+            # the URLs are capabilities: no cache keeps them
+            "Cache-Control": "no-store"})
+
+    def direct_complete(self, request: Request, upload_id: str) -> http.Reply:
+        """``201`` with the drop as JSON and its delete token, as an upload's answer."""
+        direct.direct_uploads_of(self.service)
+        small_body(request, COMPLETE_BODY_LIMIT)
+        drop = direct.complete_direct_upload(self.service, upload_id, json_body(request.body))
+        return http.json_reply(drop.to_json(self.drop_url(request, drop), with_delete_token=True),
+                               201, {"Location": f"{request.root}/{drop.slug}",
+                                     "X-Delete-Token": drop.delete_token or "",
+                                     "Cache-Control": "no-store"})
+
+    def direct_abort(self, request: Request, upload_id: str) -> http.Reply:
+        direct.abort_direct_upload(self.service, upload_id)
+        return http.Reply(204)
+
     def tus(self, request: Request, upload_id: str | None = None) -> http.Reply:
         raise NotImplementedByStorage(
             "resumable uploads (tus) need a streamed body, which AWS Lambda does not "
@@ -380,10 +416,21 @@ def within_event(receive: Callable[[Upload], None]) -> Callable[[Upload], None]:
     return receive_within
 
 
-def small_body(request: Request) -> None:
-    """:raises TooLarge: for a body larger than any request but an upload needs."""
-    if len(request.body) > SMALL_BODY_LIMIT:
-        raise TooLarge("the request body is too large")
+def small_body(request: Request, limit: int = SMALL_BODY_LIMIT) -> None:
+    """:raises RequestEntityTooLarge: (werkzeug's, as the WSGI host refuses it) for a body
+    larger than any request but an upload needs."""
+    if len(request.body) > limit:
+        raise RequestEntityTooLarge()
+
+
+def json_body(body: bytes) -> Any:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        value = None
+    if value is None:
+        raise BadRequest("send a JSON body (Content-Type: application/json)")
+    return value
 
 
 def utf8_name(raw_path: str) -> str:
