@@ -28,6 +28,7 @@ from teledrop.hosts.openapi import openapi_document
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.lambda_events import event, multipart, stored
+from tests.test_direct_uploads import put_parts
 from tests.live_server import REPO
 from tests.services.seaweedfs import S3Endpoint
 
@@ -447,20 +448,14 @@ def direct_create(host: LambdaHost, body: dict[str, Any], **headers: str) -> dic
 
 def test_a_file_past_the_event_limit_goes_up_directly_and_downloads(
         host: LambdaHost, s3_server: S3Endpoint, s3_bucket: str) -> None:
-    data = pattern(EVENT_FILE_LIMIT * 2 + 12345)  # two parts of 5 MiB's
+    data = pattern(EVENT_FILE_LIMIT * 2 + 12345)  # two parts, of 5 MiB each
     created = direct_create(host, {"filename": "big.iso", "size": len(data),
                                    "max_downloads": 3})
     assert created["statusCode"] == 201, body_of(created)
     assert created["headers"]["Cache-Control"] == "no-store"
     upload = json.loads(body_of(created))
     assert created["headers"]["Location"] == f"/api/direct-uploads/{upload['id']}"
-    size = upload["part_size"]
-    parts = []
-    for part in upload["parts"]:
-        start = (part["number"] - 1) * size
-        answer = requests.put(part["url"], data=data[start:start + size], timeout=60)
-        assert answer.status_code == 200, answer.text
-        parts.append({"number": part["number"], "etag": answer.headers["ETag"]})
+    parts = put_parts(upload, data)
     assert len(parts) == 2
     done = host(event("POST", f"/api/direct-uploads/{upload['id']}/complete",
                       headers={"content-type": "application/json"},
@@ -578,6 +573,24 @@ def test_drop_errors_read_as_the_wsgi_host_writes_them(host: LambdaHost, wsgi_ap
     assert lambda_answer(host, *gone)[0] == 410
     assert host(event("DELETE", "/taken-one", headers={"x-delete-token": token})
                 )["statusCode"] == 204
+
+
+class Broken:
+    @hookimpl
+    def teledrop_authorize_upload(self, request: Any) -> None:
+        raise RuntimeError("a plugin's bug, with a secret path /srv/keys")
+
+
+def test_a_server_error_is_one_line_without_a_traceback_and_logged(
+        make_host: Callable[..., LambdaHost], caplog: pytest.LogCaptureFixture) -> None:
+    host = make_host(plugins=(Broken(),))
+    with caplog.at_level(logging.ERROR, "teledrop"):
+        result = host(event("PUT", "/a.bin", headers={"accept": "application/json"},
+                            body=b"x"))
+    assert result["statusCode"] == 500
+    assert json.loads(body_of(result)) == {"error": {"code": "error",
+                                                     "message": "internal server error"}}
+    assert any(r.exc_info and "secret path" in str(r.exc_info[1]) for r in caplog.records)
 
 
 # -- the cold start ---------------------------------------------------------------------------
