@@ -43,7 +43,7 @@ from bench.measures import Plan  # noqa: E402
 from bench.procfs import watching  # noqa: E402
 from bench.scenarios import BASELINE_BUFFERS, Bench  # noqa: E402
 from bench.servers import Server  # noqa: E402
-from teledrop.web.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
+from teledrop.hosts.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
 
 PIECE = 64 * MiB
 
