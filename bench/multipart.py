@@ -38,7 +38,7 @@ from werkzeug.sansio.multipart import MultipartDecoder
 from run import (GiB, HOST, KiB, MiB, RESULTS, Bench, Plan, Reply, Server, log, send_body,
                  send_multipart, watching)
 
-from teledrop.web.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
+from teledrop.hosts.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
 
 BASELINE_BUFFERS = (64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, MiB)
 PIECE = 64 * MiB

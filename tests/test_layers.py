@@ -1,7 +1,8 @@
-"""Dependencies point down: hosts (web, cli, server) → the composition root → plugins →
-core. teledrop's core imports no framework, no host and nothing of the plugin machinery,
-neither in its import statements nor in what importing it loads; the plugins import no
-host and not the composition root."""
+"""Dependencies point down: hosts (web, cli, server, hosts) → the composition root →
+plugins → core. teledrop's core imports no framework, no host and nothing of the plugin
+machinery, neither in its import statements nor in what importing it loads; the plugins
+import no host and not the composition root; what every host shares (teledrop.hosts, the
+Lambda host among them) imports neither Flask nor the WSGI host."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import teledrop.core
+import teledrop.hosts
 import teledrop.plugins
 from tests.live_server import REPO
 
@@ -25,6 +27,8 @@ HOSTS = ("teledrop.web", "teledrop.cli", "teledrop.server", "teledrop.client",
 FORBIDDEN = {
     "teledrop.core": (*HOSTS, "teledrop.plugins", "pluggy"),
     "teledrop.plugins": HOSTS,
+    "teledrop.hosts": ("teledrop.web", "teledrop.cli", "teledrop.server", "flask", "gunicorn",
+                       "click"),
 }
 LOADED = "import importlib, json, sys; importlib.import_module(sys.argv[1]); " \
          "print(json.dumps(sorted(sys.modules)))"
@@ -66,7 +70,8 @@ def loaded_by(module: str, pythonpath: str = str(REPO)) -> list[str]:
 
 
 LAYER_MODULES = [(layer, name) for layer, package in (("teledrop.core", teledrop.core),
-                                                     ("teledrop.plugins", teledrop.plugins))
+                                                     ("teledrop.plugins", teledrop.plugins),
+                                                     ("teledrop.hosts", teledrop.hosts))
                  for name in [package.__name__, *modules_of(package)]]
 
 
@@ -90,6 +95,17 @@ def test_the_load_check_finds_what_an_import_drags_in(tmp_path: Path) -> None:
     (tmp_path / "looks_harmless.py").write_text("import teledrop.plugins.manager\n")
     loaded = loaded_by("looks_harmless", f"{tmp_path}:{REPO}")
     assert "pluggy" in matching(loaded, FORBIDDEN["teledrop.core"])
+
+
+def test_the_shared_host_modules_are_the_ones_the_wsgi_host_uses() -> None:
+    """What moved out of teledrop.web is imported back from teledrop.hosts, not kept twice."""
+    web = Path(teledrop.hosts.__file__).parent.parent / "web"
+    shared = {f"teledrop.hosts.{name}" for name in ("body", "download", "http", "openapi")}
+    used: set[str] = set()
+    for path in web.glob("*.py"):
+        used.update(matching(imported_names(path, "teledrop.web"), tuple(shared)))
+    assert shared <= used
+    assert not {path.stem for path in web.glob("*.py")} & {"body", "multipart", "openapi"}
 
 
 def test_importing_teledrop_loads_no_plugin_machinery_until_a_marker_is_used() -> None:

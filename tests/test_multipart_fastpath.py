@@ -1,7 +1,7 @@
 """The multipart fast path against werkzeug's decoder alone.
 
 Every generated body goes through teledrop's multipart receiver twice, with the same
-reads: once with :class:`~teledrop.web.multipart.ViewDecoder` (the file's plain stretches
+reads: once with :class:`~teledrop.hosts.multipart.ViewDecoder` (the file's plain stretches
 handed out as views) and once with werkzeug's ``MultipartDecoder``. Both must act on the
 same fields in the same order and at the same point of the file, store the same file bytes
 and refuse the same bodies with the same error. Bodies are built to be hard: delimiters
@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from werkzeug.sansio.multipart import Data, MultipartDecoder, NeedData
 
 from teledrop.core.errors import MalformedBody
-from teledrop.web import body
-from teledrop.web.body import multipart_receiver
-from teledrop.web.multipart import ViewDecoder, find
+from teledrop.hosts import body
+from teledrop.hosts.body import multipart_receiver
+from teledrop.hosts.multipart import ViewDecoder, find
 
 BOUNDED = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -48,7 +48,7 @@ from teledrop.core.drop import Drop
 from teledrop.core.interfaces import BlobWriter
 from teledrop.web import create_app
 from teledrop.web.app import service_of
-from teledrop.web.body import READ_SIZE
+from teledrop.hosts.body import READ_SIZE
 from tests.live_server import (
     LAST_CHUNK,
     DataDir,

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from teledrop.core.owners import create_token
 from teledrop.web.app import service_of
-from teledrop.web.openapi import openapi_document
+from teledrop.hosts.openapi import openapi_document
 
 MAX_EXAMPLES = 25
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

@@ -20,7 +20,7 @@ import pytest
 from gunicorn.http.body import Body, ChunkedReader, EOFReader, LengthReader
 from gunicorn.http.unreader import IterUnreader, SocketUnreader
 
-from teledrop.web.body import READ_SIZE, body_chunks
+from teledrop.hosts.body import READ_SIZE, body_chunks
 from teledrop.web.socket_body import SocketBody
 
 MiB = 1024 * 1024

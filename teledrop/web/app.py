@@ -12,11 +12,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from teledrop import composition, logs
 from teledrop.composition import PluginTeledrop
 from teledrop.core.config import Config, load_config
-from teledrop.core.errors import RequestTimeout, TeledropError, TooLarge
+from teledrop.core.errors import RequestTimeout, TeledropError
+from teledrop.hosts.body import SMALL_BODY_LIMIT
+from teledrop.hosts.http import DEFAULT_HEADERS, SECURITY_HEADERS, http_error
 from teledrop.metrics import Metrics
 
 from . import observe
-from .body import SMALL_BODY_LIMIT
 from .responses import error_response
 from .owner_routes import owner_bp
 from .routes import bp
@@ -77,16 +78,7 @@ def _http_error(exc: HTTPException) -> Response:
     if isinstance(exc.__context__, TimeoutError):
         # werkzeug's body stream reports any failed read as a vanished client (400)
         return _body_timeout()
-    error = TeledropError(exc.description or exc.name)
-    error.status = exc.code or 500
-    # werkzeug's 413 is teledrop's too_large, whichever of the two refused the body.
-    error.code = TooLarge.code if exc.code == 413 else \
-        (exc.name or "error").lower().replace(" ", "_")
-    response = _teledrop_error(error)
-    for name, value in exc.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
+    return _teledrop_error(http_error(exc))
 
 
 def _body_timeout() -> Response:
@@ -103,7 +95,7 @@ def _server_error(exc: Exception) -> Response:
 
 
 def _security_headers(response: Response) -> Response:
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"  # no page of teledrop's is ever framed
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.update(SECURITY_HEADERS)
+    for name, value in DEFAULT_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response

@@ -1,5 +1,5 @@
-"""``GET /``: the upload page for browsers, its no-JavaScript result page, the password form
-of a protected drop, and usage text for curl.
+"""``GET /``: the upload page for browsers, its no-JavaScript result page and the password form
+of a protected drop (curl's usage text is :mod:`teledrop.hosts.usage`).
 
 The page is plain HTML that works as a multipart form on its own; ``static/page.js`` turns it
 into a drop zone with one XMLHttpRequest per file, and ``static/drops.js`` fills the "My drops"
@@ -50,44 +50,6 @@ def expiry_choices(limits: LimitsSettings) -> list[int]:
     """The expiry presets the page offers, in seconds, shortest first."""
     offered = {p for p in EXPIRY_PRESETS if p <= limits.max_expires}
     return sorted(offered | {limits.default_expires, limits.max_expires})
-
-
-def usage_text(base: str, limits: LimitsSettings) -> str:
-    return f"""teledrop - share a file with a short link
-
-Upload (prints the link):
-    curl -F file=@report.pdf {base}/
-    curl -T report.pdf {base}/
-
-Options (form fields with -F, or query parameters):
-    slug=NAME          a custom link: {CUSTOM_SLUG_MIN}-{CUSTOM_SLUG_MAX} of A-Z a-z 0-9 . _ -
-    expires=7d         seconds, or with s m h d (default {format_duration(limits.default_expires)}, \
-max {format_duration(limits.max_expires)})
-    max_downloads=N    gone after N downloads
-    title=TEXT         up to {MAX_TITLE} characters
-    description=TEXT   up to {MAX_DESCRIPTION} characters
-    private=true       only your token can read it (upload with your token)
-    curl -F file=@x.tar -F expires=1h -F max_downloads=3 {base}/
-
-A password (a form field or a header, never in the query string):
-    curl -F file=@x.tar -F password=SECRET {base}/
-    curl -T x.tar -H 'X-Drop-Password: SECRET' {base}/
-    curl -OJ -H 'X-Drop-Password: SECRET' {base}/SLUG
-
-Download, inspect, delete:
-    curl -OJ {base}/SLUG
-    curl {base}/api/drops/SLUG
-    curl -X DELETE -H 'X-Delete-Token: TOKEN' {base}/SLUG
-    (the delete token is in the upload's X-Delete-Token header: curl -i)
-
-With an upload token (Authorization: Bearer TOKEN), your drops:
-    curl -H 'Authorization: Bearer TOKEN' '{base}/api/drops?q=report&sort=size'
-    curl -X PATCH -H 'Authorization: Bearer TOKEN' -H 'Content-Type: application/json' \\
-         -d '{{"title": "Q3", "max_downloads": 5}}' {base}/api/drops/SLUG
-    curl -X DELETE -H 'Authorization: Bearer TOKEN' {base}/SLUG
-
-Largest upload: {format_size(limits.max_upload_size)}
-"""
 
 
 def _render(template: str, title: str, root: str = "", **context: Any) -> str:

@@ -1,36 +1,38 @@
-"""Content negotiation and error bodies."""
+"""Flask responses from the host-neutral replies of :mod:`teledrop.hosts.http`."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Request, Response
 
 from teledrop.core.errors import TeledropError
+from teledrop.hosts import http
 
 
 def wants_json(request: Request) -> bool:
-    return any(mime == "application/json" and q > 0 for mime, q in request.accept_mimetypes)
+    return http.wants_json(request.headers)
 
 
 def wants_html(request: Request) -> bool:
-    return any(mime == "text/html" and q > 0 for mime, q in request.accept_mimetypes)
+    return http.wants_html(request.headers)
+
+
+def flask_response(reply: http.Reply) -> Response:
+    response = Response(reply.body, status=reply.status, headers=reply.headers)
+    if reply.content_type is not None:
+        response.content_type = reply.content_type
+    return response
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(data) + "\n", status=status, headers=headers,
-                    mimetype="application/json")
+    return flask_response(http.json_reply(data, status, headers))
 
 
 def text_response(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(text, status=status, headers=headers, mimetype="text/plain")
+    return flask_response(http.text_reply(text, status, headers))
 
 
 def error_response(request: Request, error: TeledropError) -> Response:
     """The error as JSON when the client asks for it, else one line of plain text."""
-    headers = error.headers()
-    if wants_json(request):
-        body = {"error": {"code": error.code, "message": error.message}}
-        return json_response(body, error.status, headers)
-    return text_response(f"{error.message}\n", error.status, headers)
+    return flask_response(http.error_reply(request.headers, error))

@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import MethodNotAllowed
-from werkzeug.http import parse_options_header
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
 from teledrop.core.errors import InvalidFilename, LengthRequired, MalformedBody, NotFound, \
-    PasswordRequired, StorageFull, TeledropError, TooManyAttempts
-from teledrop.core.owners import identify
-from teledrop.core.passwords import PASSWORD_HEADER, reader_password
+    PasswordRequired, TooManyAttempts
+from teledrop.core.passwords import PASSWORD_HEADER
 from teledrop.core.service import Teledrop
-from teledrop.core.slugs import RESERVED, could_be_slug
 from teledrop.core.upload import UploadRequest, check_size, create_drop
+from teledrop.hosts.body import MULTIPART_OVERHEAD, multipart_boundary, multipart_receiver, \
+    raw_receiver
+from teledrop.hosts.download import presigned_url
+from teledrop.hosts.http import checked as http_checked
+from teledrop.hosts.http import created_reply, health_reply, reader_of
+from teledrop.hosts.openapi import openapi_document
+from teledrop.hosts.usage import usage_text
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
-from .body import MULTIPART_OVERHEAD, multipart_receiver, raw_receiver
-from .download import file_response, presigned_url, redirect_response
-from .openapi import openapi_document
-from .page import index_html, password_html, result_html, usage_text
-from .responses import json_response, text_response, wants_html, wants_json
+from .download import file_response, redirect_response
+from .page import index_html, password_html, result_html
+from .responses import flask_response, json_response, text_response, wants_html, wants_json
 from .socket_body import SocketBody
 
 bp = Blueprint("teledrop", __name__)
 
 
-#: RFC 2046's boundary length, in any printable ASCII (clients stray from its exact set).
-_BOUNDARY = re.compile(r"[ -~]{1,70}")
-#: Methods only the slug routes take: on one of the app's own paths they mean nothing.
-_SLUG_ONLY_METHODS = frozenset({"POST", "DELETE"})
 
 
 def service() -> Teledrop:
@@ -110,14 +106,10 @@ def path_is_utf8() -> bool:
 
 def created(drop: Drop) -> Response:
     observe.note_drop(drop)
-    headers = {"Location": f"{request.script_root}/{drop.slug}",
-               "X-Delete-Token": drop.delete_token or ""}
     url = drop_url(drop)
-    if wants_json(request):
-        return json_response(drop.to_json(url, with_delete_token=True), 201, headers)
-    if wants_html(request):  # the upload page's form, posted without JavaScript
-        return Response(result_html(drop, url), 201, headers, mimetype="text/html")
-    return text_response(url + "\n", 201, headers)
+    return flask_response(created_reply(request.headers, drop, url,
+                                        f"{request.script_root}/{drop.slug}",
+                                        lambda: result_html(drop, url)))
 
 
 @bp.get("/")
@@ -130,14 +122,9 @@ def index() -> Response:
 
 @bp.post("/")
 def upload_form() -> Response:
-    mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
-    if mimetype != "multipart/form-data" or not options.get("boundary"):
-        raise MalformedBody("send multipart/form-data with a part named 'file', "
-                            "or PUT the raw body")
-    if not _BOUNDARY.fullmatch(options["boundary"]):
-        raise MalformedBody("the multipart boundary must be 1-70 printable ASCII characters")
+    boundary = multipart_boundary(request.headers.get("Content-Type"))
     allow_upload_body(MULTIPART_OVERHEAD)
-    receive = multipart_receiver(body_stream(), options["boundary"].encode("latin-1"))
+    receive = multipart_receiver(body_stream(), boundary)
     req = upload_request(max_size=request.content_length)
     return created(create_drop(service(), req, receive))
 
@@ -226,26 +213,11 @@ def metrics() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """``ok`` (200); ``full`` (507) below ``limits.min_free_space``; ``unavailable`` (503)
-    when storage or metadata cannot be reached."""
-    try:
-        drops.health(service())
-    except TeledropError as exc:
-        full = isinstance(exc, StorageFull)
-        return json_response({"status": "full" if full else "unavailable",
-                              "error": {"code": exc.code, "message": exc.message}},
-                             507 if full else 503)
-    return json_response({"status": "ok"})
+    return flask_response(health_reply(service()))
 
 
 def reader() -> drops.Reader:
-    """Who is asking: the owner their bearer token names, and a drop password from the
-    X-Drop-Password header, HTTP Basic (any user name) or the page's form — never the query
-    string, which lands in access logs."""
-    auth = request.authorization
-    basic = auth.password if auth is not None and auth.type == "basic" else None
-    password = reader_password(request.args, request.headers, basic, form_password)
-    return drops.Reader(owner=identify(service(), request.headers), password=password)
+    return reader_of(service(), request.headers, request.args, form_password)
 
 
 def form_password() -> str | None:
@@ -256,19 +228,5 @@ def form_password() -> str | None:
 
 
 def checked(slug: str) -> str:
-    """``slug`` if it could name a drop, in a top-level ``/<slug>`` route. One of the app's
-    own paths (``POST /healthz``) is not a drop: other methods than GET get 405 there, as
-    if the slug routes did not exist."""
-    if slug.lower() in RESERVED and request.method not in ("GET", "HEAD"):
-        adapter = current_app.url_map.bind_to_environ(request.environ)
-        allowed = set(adapter.allowed_methods()) - _SLUG_ONLY_METHODS
-        raise MethodNotAllowed(valid_methods=sorted(allowed))
-    return sluglike(slug)
-
-
-def sluglike(slug: str) -> str:
-    """``slug`` if it could name a drop, else 404 without a lookup (a reserved word never
-    does: custom slugs cannot be one)."""
-    if not could_be_slug(slug):
-        raise NotFound()
-    return slug
+    return http_checked(slug, request.method, lambda: current_app.url_map.bind_to_environ(
+        request.environ).allowed_methods())

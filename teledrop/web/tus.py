@@ -16,9 +16,9 @@ from teledrop.core.drop import Drop
 from teledrop.core.errors import BadRequest, MethodNotAllowed, TeledropError, \
     UnsupportedMediaType
 from teledrop.core.interfaces import UploadState
+from teledrop.hosts.body import body_chunks
 
 from . import observe
-from .body import body_chunks
 from .responses import json_response
 from .routes import allow_upload_body, base_url, body_stream, drop_url, service, upload_request
 
