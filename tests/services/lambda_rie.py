@@ -40,7 +40,8 @@ from tests.services.seaweedfs import HOST, _die_with_parent, free_ports
 from tests.support.entry_points import is_teledrop_setting
 
 BINARY_ENV = "TELEDROP_TEST_LAMBDA_RIE"
-#: awslambdaric imports the handler's module from its working directory: the repository.
+#: On the handler's ``sys.path`` (its working directory is a directory of its own, as a
+#: function's is: no ``conf/`` of the repository's is read).
 REPO = Path(__file__).resolve().parents[2]
 #: The wheel the binary comes from (an exact version, so the cache names what it holds).
 RIE_WHEEL = ("aws-sam-cli", "1.170.0")
@@ -123,7 +124,8 @@ class LambdaEmulator:
                  python: str = sys.executable) -> None:
         self.binary = binary
         self.handler = handler
-        self.env = handler_env(env)
+        self.env = handler_env({"PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **env})
         self.python = python
         self.log_path = base_dir / "lambda-rie.log"
         self.port, self.runtime_api_port = free_ports(2)
@@ -144,8 +146,8 @@ class LambdaEmulator:
         is whatever the first :meth:`invoke` pays on top of a warm one."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=self.env, cwd=REPO,
-                                            preexec_fn=_die_with_parent)
+                                            stdin=subprocess.DEVNULL, env=self.env,
+                                            cwd=self.log_path.parent, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while not self._listening():
             if self.process.poll() is not None or time.monotonic() > deadline:
