@@ -14,23 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.live_server import _toml_value
-from tests.services.seaweedfs import S3Endpoint
 from tests.support.entry_points import entry_points_env
+from tests.support.hosts import BACKEND_ENTRY_POINTS
 
 HANDLER = "teledrop.hosts.aws_lambda.handler"
-BACKENDS = ("s3_storage", "postgres_meta")
-
-
-def backend_sections(endpoint: S3Endpoint, bucket: str, dsn: str,
-                     **storage: Any) -> dict[str, Any]:
-    """The config tables that put a function on ``bucket`` and the database ``dsn``."""
-    return {"storage": {"plugin": "s3_storage"}, "metadata": {"plugin": "postgres_meta"},
-            "plugins": {"s3_storage": endpoint.storage_settings(bucket, **storage),
-                        "postgres_meta": {"dsn": dsn, "max_connections": 2}}}
 
 
 def function_env(sections: Mapping[str, Any], prefix: str = "TELEDROP") -> dict[str, str]:
-    """``sections`` (nested config tables) as a function's environment variables."""
+    """``sections`` (nested config tables, e.g. ``SharedBackends.host_sections()``) as a
+    function's environment variables."""
     env: dict[str, str] = {}
     for key, value in sections.items():
         name = f"{prefix}_{key.upper()}" if prefix == "TELEDROP" else f"{prefix}__{key.upper()}"
@@ -39,7 +31,7 @@ def function_env(sections: Mapping[str, Any], prefix: str = "TELEDROP") -> dict[
         else:
             env[name] = _toml_value(value)
     if prefix == "TELEDROP":
-        env.update(entry_points_env(*BACKENDS))
+        env.update(entry_points_env(*BACKEND_ENTRY_POINTS))
     return env
 
 
