@@ -13,8 +13,11 @@ cache_dir()``), and the server is started with that directory first on its ``sys
 the Lambda workers it spawns do not inherit it and import teledrop's own botocore.
 
 The server listens on a free loopback port (``BIND_HOST=127.0.0.1``) with S3, Lambda, API
-Gateway (v1 and v2), IAM, STS and CloudWatch Logs, one root identity whose secret is
-random (a request signed or presigned with another secret is refused), state in memory.
+Gateway (v1 and v2), IAM, STS and CloudWatch Logs, state in memory, and one root identity
+whose secret is drawn per session. Its S3 verifies every SigV4 presigned URL (signature,
+expiry, credentials: one altered or signed with another secret is a 403), which is what
+the security tests rely on; it does not check header-signed requests (nor does it with
+``AUTH=true``, which refuses only anonymous ones and needs real IAM roles for functions).
 ``TELEDROP_TEST_MINISTACK_URL`` names a running ministack to use instead (its root
 credentials in ``TELEDROP_TEST_MINISTACK_ACCESS_KEY`` and ``..._SECRET``; its Lambda
 workers must be able to import teledrop).
@@ -31,7 +34,6 @@ Fixtures: ``ministack`` (session).
 from __future__ import annotations
 
 import io
-import json
 import os
 import secrets
 import shutil
@@ -262,10 +264,3 @@ def ministack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ministack]:
     finally:
         server.stop()
 
-
-def json_body(answer: requests.Response) -> Any:
-    """``answer``'s JSON body, or an assertion naming what came instead."""
-    try:
-        return answer.json()
-    except ValueError:
-        raise AssertionError(f"{answer.status_code} {answer.headers}: {answer.text[:500]}") from None

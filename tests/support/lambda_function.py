@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tests.live_server import _toml_value
@@ -20,19 +20,20 @@ from tests.support.hosts import BACKEND_ENTRY_POINTS
 HANDLER = "teledrop.hosts.aws_lambda.handler"
 
 
-def function_env(sections: Mapping[str, Any], prefix: str = "TELEDROP") -> dict[str, str]:
+def function_env(sections: Mapping[str, Any]) -> dict[str, str]:
     """``sections`` (nested config tables, e.g. ``SharedBackends.host_sections()``) as a
     function's environment variables."""
-    env: dict[str, str] = {}
-    for key, value in sections.items():
-        name = f"{prefix}_{key.upper()}" if prefix == "TELEDROP" else f"{prefix}__{key.upper()}"
+    return {**dict(_variables(sections, "TELEDROP_")),
+            **entry_points_env(*BACKEND_ENTRY_POINTS)}
+
+
+def _variables(tables: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
+    for key, value in tables.items():
+        name = prefix + key.upper()
         if isinstance(value, Mapping):
-            env.update(function_env(value, name))
+            yield from _variables(value, f"{name}__")
         else:
-            env[name] = _toml_value(value)
-    if prefix == "TELEDROP":
-        env.update(entry_points_env(*BACKEND_ENTRY_POINTS))
-    return env
+            yield name, _toml_value(value)
 
 
 def result_body(result: Mapping[str, Any]) -> bytes:
