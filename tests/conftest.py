@@ -19,7 +19,8 @@ from tests.live_server import merged
 from tests.plugins.memory import MemoryPlugin
 from tests.support.entry_points import also_load, entry_points_env
 
-pytest_plugins = ["tests.services.postgres", "tests.services.seaweedfs"]
+pytest_plugins = ["tests.services.postgres", "tests.services.seaweedfs", "tests.services.lambda_rie",
+                  "tests.services.ministack"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
