@@ -59,8 +59,17 @@ class TransportError(ClientError):
 RETRY_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
 
 
+class GaveUp(ClientError):
+    """Tries ran out on a failure that may pass: the upload can be continued later."""
+
+
 def retryable(exc: ClientError) -> bool:
     return isinstance(exc, TransportError) or exc.status in RETRY_STATUSES
+
+
+def resumable_failure(exc: ClientError) -> bool:
+    """Whether what is on the server is still worth keeping after ``exc``."""
+    return isinstance(exc, GaveUp) or retryable(exc)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from teledrop.client import (
     READ_TIMEOUT,
     Client,
     ClientError,
+    GaveUp,
     Progress,
     RetryPolicy,
     SizedBody,
@@ -32,6 +33,7 @@ from teledrop.client import (
     error_message,
     ignore,
     json_of,
+    resumable_failure,
     retryable,
 )
 from teledrop.tus_client import Notify, with_retries
@@ -143,7 +145,7 @@ class DirectUpload:
         try:
             self._send_parts(plan, etags)
         except ClientError as exc:
-            if not retryable(exc):
+            if not resumable_failure(exc):
                 self._abort(plan)
             raise
         return self._complete(plan, etags)
@@ -197,7 +199,7 @@ class DirectUpload:
             return
         if isinstance(failure, ClientError) and retryable(failure):
             left = len(plan.urls) - len(etags)
-            raise type(failure)(f"{failure.message}; {left} of {len(plan.urls)} parts are "
+            raise GaveUp(f"{failure.message}; {left} of {len(plan.urls)} parts are "
                                 "not on the server yet: run the same command again to send "
                                 "only those", failure.status) from None
         raise failure

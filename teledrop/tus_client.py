@@ -28,11 +28,13 @@ from teledrop.client import (
     CONNECT_TIMEOUT,
     Client,
     ClientError,
+    GaveUp,
     Progress,
     RetryPolicy,
     SizedBody,
     ignore,
     json_of,
+    resumable_failure,
     retryable,
 )
 from teledrop.upload_state import StateFile
@@ -119,7 +121,7 @@ class TusUpload:
         try:
             drop = self._send(url, offset)
         except ClientError as exc:
-            if retryable(exc):
+            if resumable_failure(exc):
                 raise  # the state file stays: running the command again continues
             self._forget(url)
             raise
@@ -145,14 +147,14 @@ class TusUpload:
                               "teledrop server?", response.status_code)
         return urljoin(self.client.server + PREFIX, location)
 
-    def _offset(self, url: str) -> int | None:
+    def _offset(self, url: str, retry: bool = True) -> int | None:
         """Where the upload stands by the server; ``None`` when it is gone (expired)."""
         def head() -> requests.Response:
             return self.client.request("HEAD", url, headers=TUS)
 
         try:
             response = with_retries(self.policy, self.notify, "asking where the upload stands",
-                                    head)
+                                    head) if retry else head()
         except ClientError as exc:
             if exc.status == 404:
                 return None
@@ -173,7 +175,7 @@ class TusUpload:
         while True:
             try:
                 if known is None:
-                    known = self._offset(url)
+                    known = self._offset(url, retry=False)  # this loop does the retrying
                     if known is None:
                         raise ClientError("the upload is gone from the server (it expired?): "
                                           "run the command again to start it afresh", 404)
@@ -187,10 +189,11 @@ class TusUpload:
                     raise
                 failures += 1
                 if failures >= self.policy.attempts:
-                    raise ClientError(
-                        f"{exc.message}; gave up after {failures} tries in a row with "
-                        f"{best} of {self.size} bytes on the server: run the same command "
-                        "again to continue from there", exc.status) from None
+                    raise GaveUp(
+                        f"{exc.message}; gave up after {failures} tries in a row (the "
+                        f"server had {best} of {self.size} bytes when last asked): run the "
+                        "same command again to continue where it stopped",
+                        exc.status) from None
                 self.notify(f"{exc.message}; continuing from the server's offset")
                 self.policy.pause(failures)
                 known = None
