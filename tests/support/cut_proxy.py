@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from contextlib import suppress
 
@@ -41,6 +42,11 @@ class CutProxy:
         self.refuse_after_cut = False
         self.cuts = 0
         self.held = threading.Event()
+        #: Seconds to wait before handing each chunk of a body on (a slower line).
+        self.pace = 0.0
+        #: The most requests of ``method`` whose bodies were passing at once.
+        self.most_at_once = 0
+        self._at_once = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._sockets: list[socket.socket] = []
@@ -83,6 +89,27 @@ class CutProxy:
             connection = _Connection(self, client, server)
             threading.Thread(target=connection.upstream, daemon=True).start()
             threading.Thread(target=connection.downstream, daemon=True).start()
+
+    def reset(self) -> None:
+        """Counters and settings as new (the proxy stays where it is)."""
+        with self._lock:
+            self.body_bytes.clear()
+            self.cut_after = self.hold_after = None
+            self.refusing = self.refuse_after_cut = False
+            self.cuts = self.most_at_once = 0
+            self.pace = 0.0
+            self.held.clear()
+
+    def _begin(self, method: str) -> None:
+        if method == self.method:
+            with self._lock:
+                self._at_once += 1
+                self.most_at_once = max(self.most_at_once, self._at_once)
+
+    def _end(self, method: str) -> None:
+        if method == self.method:
+            with self._lock:
+                self._at_once -= 1
 
     def _allowance(self, method: str, wanted: int) -> tuple[int, str | None]:
         """How many of ``wanted`` body bytes of a ``method`` request go on, and whether
@@ -128,26 +155,40 @@ class _Connection:
                 if length is None:  # chunked: no more requests to tell apart
                     self.through(method, buffer)
                     return
-                while length:
-                    if not buffer:
-                        buffer = self.client.recv(min(CHUNK, length))
-                        if not buffer:
-                            return
-                    piece, buffer = buffer[:length], buffer[length:]
-                    allowed, action = self.proxy._allowance(method, len(piece))
-                    self.server.sendall(piece[:allowed])
-                    length -= len(piece)
-                    if action == "cut":
-                        self.cut()
-                        return
-                    if action == "hold":
-                        self.hold()
-                        return
+                self.proxy._begin(method)
+                try:
+                    buffer = self.body(method, length, buffer)
+                finally:
+                    self.proxy._end(method)
+                if buffer is None:
+                    return
         except OSError:
             pass
         finally:
             with suppress(OSError):
                 self.server.shutdown(socket.SHUT_WR)
+
+    def body(self, method: str, length: int, buffer: bytes) -> bytes | None:
+        """Hand on ``length`` body bytes (``buffer`` first); the bytes read past them, or
+        ``None`` when the connection is done (cut, held, or closed by the client)."""
+        while length:
+            if not buffer:
+                buffer = self.client.recv(min(CHUNK, length))
+                if not buffer:
+                    return None
+            piece, buffer = buffer[:length], buffer[length:]
+            if self.proxy.pace:
+                time.sleep(self.proxy.pace)
+            allowed, action = self.proxy._allowance(method, len(piece))
+            self.server.sendall(piece[:allowed])
+            length -= len(piece)
+            if action == "cut":
+                self.cut()
+                return None
+            if action == "hold":
+                self.hold()
+                return None
+        return buffer
 
     def through(self, method: str, buffer: bytes) -> None:
         """Everything from here on as it comes, counted as ``method``'s body."""
