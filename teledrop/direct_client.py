@@ -187,12 +187,14 @@ class DirectUpload:
         missing = sorted(set(plan.urls) - set(etags))
         if not missing:
             return
-        with ThreadPoolExecutor(min(max(1, self.parallel), len(missing)),
-                                thread_name_prefix="teledrop-part") as pool:
+        pool = ThreadPoolExecutor(min(max(1, self.parallel), len(missing)),
+                                  thread_name_prefix="teledrop-part")
+        try:
             futures = [pool.submit(self._send_part, plan, n, etags, tally) for n in missing]
             wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                future.cancel()
+        finally:
+            # On a failure or a Ctrl-C no part starts; those running finish and are kept.
+            pool.shutdown(wait=True, cancel_futures=True)
         failure = next((f.exception() for f in futures
                         if not f.cancelled() and f.exception() is not None), None)
         if failure is None:
