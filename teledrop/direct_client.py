@@ -22,22 +22,18 @@ import requests
 from teledrop.client import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
-    Client,
     ClientError,
     GaveUp,
     Progress,
-    RetryPolicy,
     SizedBody,
     TransportError,
-    reason_of,
     error_message,
-    ignore,
     json_of,
+    reason_of,
     resumable_failure,
     retryable,
 )
-from teledrop.tus_client import Notify, with_retries
-from teledrop.upload_state import StateFile
+from teledrop.transfer import Transfer, with_retries
 
 PREFIX = "/api/direct-uploads"
 DEFAULT_PARALLEL = 4
@@ -112,23 +108,13 @@ class _Tally:
             self.on_progress(self.done + sum(self.running.values()))
 
 
-@dataclass
-class DirectUpload:
-    """One file sent to ``client``'s server by direct upload."""
+@dataclass(kw_only=True)
+class DirectUpload(Transfer):
+    """One file sent by direct upload."""
 
-    client: Client
     fd: int
-    size: int
     fields: dict[str, Any]
-    #: Sent with the creation only (the password).
-    headers: dict[str, str | bytes]
-    on_progress: Progress
-    state: StateFile | None
-    policy: RetryPolicy
-    notify: Notify
     parallel: int = DEFAULT_PARALLEL
-    #: Told the bytes already stored when this run starts.
-    on_start: Progress = ignore
     _local: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -259,20 +245,16 @@ class DirectUpload:
                                         complete))
         except ClientError as exc:
             if not retryable(exc):  # refused: the server aborted it, nothing is left
-                self._forget()
+                self.forget()
                 raise ClientError(f"the server refused the upload: {exc.message}",
                                   exc.status) from None
             raise
-        self._forget()
+        self.forget()
         return drop
 
     def _abort(self, plan: Plan) -> None:
-        self._forget()
+        self.forget()
         try:
             self.client.request("DELETE", f"{PREFIX}/{plan.id}")
         except ClientError:
             pass
-
-    def _forget(self) -> None:
-        if self.state:
-            self.state.remove()

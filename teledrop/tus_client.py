@@ -17,9 +17,8 @@ from there: a byte the server kept is never sent twice.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 from urllib.parse import urljoin
 
 import requests
@@ -29,22 +28,17 @@ from teledrop.client import (
     Client,
     ClientError,
     GaveUp,
-    Progress,
-    RetryPolicy,
     SizedBody,
-    ignore,
     json_of,
     resumable_failure,
     retryable,
 )
-from teledrop.upload_state import StateFile
+from teledrop.transfer import Transfer, with_retries
 
 PREFIX = "/api/uploads"
 TUS_VERSION = "1.0.0"
 TUS = {"Tus-Resumable": TUS_VERSION}
 OFFSET_STREAM = "application/offset+octet-stream"
-T = TypeVar("T")
-Notify = Callable[[str], None]
 
 
 class TusUnavailable(Exception):
@@ -72,36 +66,12 @@ def encode_metadata(values: dict[str, str]) -> str:
                     for key, value in values.items())
 
 
-def with_retries(policy: RetryPolicy, notify: Notify, what: str, call: Callable[[], T]) -> T:
-    """``call()``, tried again after a failure that may pass (no answer, 423, 5xx)."""
-    failures = 0
-    while True:
-        try:
-            return call()
-        except ClientError as exc:
-            failures += 1
-            if not retryable(exc) or failures >= policy.attempts:
-                raise
-            notify(f"{what}: {exc.message}; trying again")
-            policy.pause(failures)
+@dataclass(kw_only=True)
+class TusUpload(Transfer):
+    """One file sent over tus."""
 
-
-@dataclass
-class TusUpload:
-    """One file sent to ``client``'s server over tus."""
-
-    client: Client
     stream: IO[bytes]
-    size: int
     metadata: dict[str, str]
-    #: Sent with the creation only (the password).
-    headers: dict[str, str | bytes]
-    on_progress: Progress
-    state: StateFile | None
-    policy: RetryPolicy
-    notify: Notify
-    #: Told the offset this run starts from.
-    on_start: Progress = ignore
 
     def run(self) -> dict[str, Any]:
         """Send the file (continuing the upload the state file names, if it still
@@ -125,8 +95,7 @@ class TusUpload:
                 raise  # the state file stays: running the command again continues
             self._forget(url)
             raise
-        if self.state:
-            self.state.remove()
+        self.forget()
         return drop
 
     def _create(self) -> str:
@@ -227,8 +196,7 @@ class TusUpload:
     def _forget(self, url: str) -> None:
         """A refused upload is of no further use: remove it from the server (best effort)
         and from the state file."""
-        if self.state:
-            self.state.remove()
+        self.forget()
         try:
             self.client.request("DELETE", url, headers=TUS)
         except ClientError:

@@ -25,7 +25,8 @@ from teledrop.client import (
     ignore,
 )
 from teledrop.direct_client import DEFAULT_PARALLEL, DirectUnavailable, DirectUpload
-from teledrop.tus_client import Notify, TusUnavailable, TusUpload, offers_tus
+from teledrop.transfer import Notify
+from teledrop.tus_client import TusUnavailable, TusUpload, offers_tus
 from teledrop.upload_state import StateFile, UploadKey
 
 
@@ -62,9 +63,9 @@ class Uploader:
             self.tus = offers_tus(self.client)
         if self.tus:
             try:
-                return TusUpload(self.client, source.stream, source.size, fields,
-                                 options.headers(), on_progress, state, self.policy,
-                                 self.notify, on_start).run()
+                return TusUpload(stream=source.stream, metadata=fields,
+                                 **self._transfer(source.size, options, state, on_progress,
+                                                  on_start)).run()
             except TusUnavailable:
                 self.tus = False
         source.stream.seek(0)
@@ -80,9 +81,16 @@ class Uploader:
             body["content_type"] = content_type
         if options.max_downloads is not None:
             body["max_downloads"] = options.max_downloads
-        return DirectUpload(self.client, source.stream.fileno(), source.size, body,
-                            options.headers(), on_progress, state, self.policy, self.notify,
-                            self.parallel, on_start).run()
+        return DirectUpload(fd=source.stream.fileno(), fields=body, parallel=self.parallel,
+                            **self._transfer(source.size, options, state, on_progress,
+                                             on_start)).run()
+
+    def _transfer(self, size: int, options: UploadOptions, state: StateFile,
+                  on_progress: Progress, on_start: Progress) -> dict[str, Any]:
+        """What either resumable way takes (:class:`~teledrop.transfer.Transfer`)."""
+        return {"client": self.client, "size": size, "headers": options.headers(),
+                "on_progress": on_progress, "state": state, "policy": self.policy,
+                "notify": self.notify, "on_start": on_start}
 
 
 def _regular(stream: IO[bytes]) -> bool:

@@ -23,7 +23,7 @@ import requests
 from tests.live_server import LiveServer, live_server
 from tests.services.postgres import PostgresServer
 from tests.services.seaweedfs import S3Endpoint
-from tests.support.command import clean_env, process_env, teledrop  # noqa: F401
+from tests.support.command import clean_env, state_files, teledrop, write  # noqa: F401
 from tests.support.cut_proxy import CutProxy
 from tests.support.hosts import SharedBackends, host, shared_backends
 
@@ -69,14 +69,7 @@ def content() -> bytes:
 
 @pytest.fixture
 def payload(tmp_path: Path, content: bytes) -> Path:
-    path = tmp_path / "direct.bin"
-    path.write_bytes(content)
-    return path
-
-
-def state_files() -> list[Path]:
-    directory = Path(os.environ["XDG_STATE_HOME"]) / "teledrop" / "uploads"
-    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+    return write(tmp_path, "direct.bin", content)
 
 
 def upload(server: LiveServer, payload: Path, *args: str) -> tuple[int, str, str]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.live_server import TELEDROP_SCRIPT, LiveServer, live_server, wait_until
-from tests.support.command import clean_env, how, process_env, teledrop  # noqa: F401
+from tests.support.command import clean_env, how, process_env, state_files, teledrop, write  # noqa: F401
 from tests.support.cut_proxy import CutProxy
 from tests.support.live import assert_stored
 
@@ -50,14 +50,7 @@ def content() -> bytes:
 
 @pytest.fixture
 def payload(tmp_path: Path, content: bytes) -> Path:
-    path = tmp_path / "payload.bin"
-    path.write_bytes(content)
-    return path
-
-
-def state_files() -> list[Path]:
-    directory = Path(os.environ["XDG_STATE_HOME"]) / "teledrop" / "uploads"
-    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+    return write(tmp_path, "payload.bin", content)
 
 
 def test_a_file_goes_up_over_tus(server: LiveServer, proxy: CutProxy, payload: Path,

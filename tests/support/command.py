@@ -36,6 +36,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 
 
+def state_files() -> list[Path]:
+    """The unfinished uploads ``teledrop upload`` remembers (in the test's own directory)."""
+    directory = Path(os.environ["XDG_STATE_HOME"]) / "teledrop" / "uploads"
+    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+
+
 def process_env(extra: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not _foreign(k)}, **extra}
 

@@ -15,12 +15,13 @@ import time
 from collections import Counter
 from contextlib import suppress
 
-CHUNK = 256 * 1024
+from tests.support.netns import CHUNK, Relay
+
 #: How long a cut waits for the server to answer the request it ended.
 ANSWER_TIMEOUT = 30.0
 
 
-class CutProxy:
+class CutProxy(Relay):
     """Forwards each connection to ``target``.
 
     ``cut_after = N`` (for requests of ``method``): once ``N`` body bytes of such requests
@@ -33,7 +34,8 @@ class CutProxy:
     so from the cut on."""
 
     def __init__(self, target: tuple[str, int], method: str = "PATCH") -> None:
-        self.target, self.method = target, method
+        super().__init__("127.0.0.1", target)
+        self.method = method
         self.body_bytes: Counter[str] = Counter()
         self.cut_after: int | None = None
         self.hold_after: int | None = None
@@ -47,27 +49,6 @@ class CutProxy:
         #: The most requests of ``method`` whose bodies were passing at once.
         self.most_at_once = 0
         self._at_once = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._sockets: list[socket.socket] = []
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        host, port = self._listener.getsockname()
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> CutProxy:
-        threading.Thread(target=self._accept, name="cut-proxy", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._closed = True
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                with suppress(OSError):
-                    sock.close()
 
     def _accept(self) -> None:
         while not self._closed:
