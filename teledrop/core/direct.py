@@ -260,40 +260,49 @@ def part_count(size: int, part_size: int) -> int:
 
 
 def check_parts(listed: list[StoredPart], claimed: list[tuple[int, str]], size: int,
-                part_size: int, limit: int) -> None:
-    """That the storage's parts are the declared file, and the client's list is them.
+                part_size: int, limit: int) -> list[StoredPart]:
+    """That the client's list is the parts the storage holds, and they are the declared
+    file. A part number the storage lists more than once (sent again) is the one the
+    client names, if it is one of them.
 
+    :returns: the parts, one per number, in order.
     :raises TooLarge: past ``limit``; :raises DirectUploadInvalid: for any other mismatch."""
-    total = sum(part.size for part in listed)
-    check_size(total, limit)
-    held = [(part.number, bare_etag(part.etag)) for part in listed]
-    if claimed != held:
-        raise DirectUploadInvalid(f"the parts listed are not the parts the storage holds "
-                                  f"({mismatch(claimed, held)})")
-    count = part_count(size, part_size)
-    if [part.number for part in listed] != list(range(1, count + 1)):
-        raise DirectUploadInvalid(f"a file of {size} bytes is parts 1 to {count}; the "
-                                  f"storage holds {describe_numbers(listed)}")
+    held: dict[int, dict[str, StoredPart]] = {}
     for part in listed:
+        held.setdefault(part.number, {})[bare_etag(part.etag)] = part
+    problem = mismatch(claimed, held)
+    if problem:
+        raise DirectUploadInvalid(f"the parts listed are not the parts the storage holds "
+                                  f"({problem})")
+    parts = [held[number][etag] for number, etag in claimed]
+    check_size(sum(part.size for part in parts), limit)
+    count = part_count(size, part_size)
+    if [part.number for part in parts] != list(range(1, count + 1)):
+        raise DirectUploadInvalid(f"a file of {size} bytes is parts 1 to {count}; the "
+                                  f"storage holds {describe_numbers(parts)}")
+    for part in parts:
         expected = part_size if part.number < count else size - (count - 1) * part_size
         if part.size != expected:
             raise DirectUploadInvalid(f"part {part.number} has {part.size} bytes, not "
                                       f"{expected} ({format_size(part_size)} parts, the "
                                       "last one the rest)")
+    return parts
 
 
-def mismatch(claimed: list[tuple[int, str]], held: list[tuple[int, str]]) -> str:
-    """What differs first between the client's list and the storage's."""
-    mine, theirs = dict(held), dict(claimed)
+def mismatch(claimed: list[tuple[int, str]], held: dict[int, dict[str, StoredPart]]) -> str:
+    """What differs first between the client's list and the storage's; "" when nothing."""
+    numbers = [number for number, _ in claimed]
     for number, etag in claimed:
-        if number not in mine:
+        if number not in held:
             return f"part {number} is not in the storage"
-        if mine[number] != etag:
+        if etag not in held[number]:
             return f"part {number} has another ETag"
-    for number in mine:
-        if number not in theirs:
+    for number in held:
+        if number not in numbers:
             return f"part {number} is missing from the list"
-    return "the order or a repeated part differs"
+    if numbers != sorted(set(numbers)):
+        return "the parts are not listed once each, in order"
+    return ""
 
 
 def describe_numbers(listed: list[StoredPart]) -> str:
@@ -426,13 +435,14 @@ class Completion:
         except BlobMissing:
             raise DirectUploadInvalid("the storage no longer holds this upload") from None
         limits = self.service.config.limits
-        check_parts(listed, claimed, self.size, self.part_size, limits.max_upload_size)
+        parts = check_parts(listed, claimed, self.size, self.part_size,
+                            limits.max_upload_size)
         room = Room(self.service)
         room.reserve(self.size)
         hasher = self.service.hook("teledrop_hasher")
         ingest = IngestWriter(StoredBlob(self.service.storage, self.state.blob_id), hasher,
                               limits.max_upload_size, room)
-        return restore(self.service, self.state, ingest), listed
+        return restore(self.service, self.state, ingest), parts
 
     def hash(self, upload: Upload) -> None:
         """Read the completed object once, into the upload's hasher and count."""

@@ -188,8 +188,10 @@ class DirectUploads(Protocol):
         :raises TooLarge: when ``size`` does not fit in one object."""
 
     def list_direct_parts(self, blob_id: str, state: str) -> list[StoredPart]:
-        """The parts the storage holds, by number. :raises BlobMissing: when the upload
-        is gone (aborted, or completed already)."""
+        """The parts the storage holds, by number. A part sent again replaces the one
+        before, but some servers (SeaweedFS) list both: a number may come more than once.
+
+        :raises BlobMissing: when the upload is gone (aborted, or completed already)."""
 
     def complete_direct(self, blob_id: str, state: str, parts: list[StoredPart]) -> None:
         """Make ``parts`` the blob ``blob_id``, published.

@@ -383,7 +383,7 @@ def unrecorded_resumable(service: Teledrop, older_than: int,
 
 
 def collect_expired(service: Teledrop, at: int, dry_run: bool = False) -> Iterable[UploadState]:
-    """Remove the expired uploads and their staged bytes (none that a request continues
+    """Remove the expired tus uploads and their staged bytes (none that a request continues
     right now), yielding each."""
     for state in service.metadata.list_expired_uploads(at):
         if state.kind != TUS or (state.slug is None and state.lease_until > at):
