@@ -176,3 +176,16 @@ def test_a_refusal_at_creation_sends_nothing_and_leaves_no_state(
     assert "expires must be between" in out.error_line()
     assert proxy.body_bytes["PATCH"] == proxy.body_bytes["PUT"] == 0
     assert state_files() == []
+
+
+def test_a_password_goes_in_a_header_only(server: LiveServer, proxy: CutProxy,
+                                          payload: Path, content: bytes) -> None:
+    out = teledrop("process", "upload", str(payload), "--json", "--password", "s3same",
+                   "--server", proxy.url)
+    assert out.code == 0, out.stderr
+    assert proxy.body_bytes["PATCH"] == SIZE
+    slug = json.loads(out.stdout)["slug"]
+    assert server.request("GET", f"/{slug}").status_code in (401, 403)
+    unlocked = server.request("GET", f"/{slug}", headers={"X-Drop-Password": "s3same"})
+    assert unlocked.status_code == 200 and unlocked.content == content
+    assert "s3same" not in server.log()  # neither in a URL nor in the echoed metadata
