@@ -18,8 +18,10 @@ from teledrop.client import (
     Client,
     ClientError,
     ProgressLine,
+    RetryPolicy,
     Source,
     UploadOptions,
+    ignore,
     locate,
     normalize_server,
     printable,
@@ -34,8 +36,10 @@ from teledrop.core.migrate import Migration
 from teledrop.core.owners import create_token, revoke_token
 from teledrop.core.units import format_size, parse_duration
 from teledrop.core.verify import verify as verify_drops
+from teledrop.direct_client import DEFAULT_PARALLEL
 from teledrop.metrics import gc_removed_counter, use_configured_dir
 from teledrop.plugins.manager import blocked_names, describe_plugins
+from teledrop.uploader import Uploader
 
 CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE",
                              help="teledrop config file (default: $TELEDROP_CONFIG, "
@@ -327,7 +331,7 @@ def _label(path: str, name: str | None) -> str:
     return name or ("stdin" if path == "-" else path)
 
 
-def _upload_one(client: Client, path: str, name: str | None, options: UploadOptions,
+def _upload_one(uploader: Uploader, path: str, name: str | None, options: UploadOptions,
                 progress: bool) -> dict[str, Any]:
     with ExitStack() as stack:
         if path == "-":
@@ -342,7 +346,10 @@ def _upload_one(client: Client, path: str, name: str | None, options: UploadOpti
         if progress:
             bar = ProgressLine(sys.stderr, os.path.basename(_label(path, name)), source.size)
             stack.callback(bar.finish)  # on failure too: the error then starts a fresh line
-        drop = client.upload(source, options, bar.update if bar else None)
+        uploader.notify = bar.print_above if bar else lambda text: click.echo(text, err=True)
+        drop = uploader.upload(source, options, bar.update if bar else ignore,
+                               bar.begin_at if bar else ignore,
+                               None if path == "-" else path)
     if not isinstance(drop.get("url"), str):
         raise ClientError("the server's answer has no link: is this a teledrop server?")
     return drop
@@ -361,20 +368,41 @@ def _upload_one(client: Client, path: str, name: str | None, options: UploadOpti
 @click.option("--slug", metavar="S", help="a custom slug (one file only)")
 @click.option("--name", metavar="NAME",
               help="the filename to record (one file only)  [default: the file's name]")
+@click.option("--password", metavar="P", envvar="TELEDROP_DROP_PASSWORD", show_envvar=True,
+              help="a password the drop asks for before it is downloaded (sent in a "
+                   "header, never in a URL)")
 @click.option("--json", "as_json", is_flag=True,
               help="print each drop as one line of JSON, its delete_token included")
 @click.option("--progress/--no-progress", default=None,
               help="draw a progress bar on stderr  [default: when stderr is a terminal]")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="send files so that a dropped connection or a re-run continues where "
+                   "it stopped (direct or tus upload, when the server offers it); "
+                   "--no-resume sends each file in one request")
+@click.option("--parallel", type=click.IntRange(1, 64), default=DEFAULT_PARALLEL,
+              show_default=True, metavar="N", help="parts sent at once in a direct upload")
+@click.option("--retries", type=click.IntRange(1, 100), default=RetryPolicy.attempts,
+              show_default=True, metavar="N",
+              help="tries in a row without progress before an upload gives up")
 @click.pass_context
 def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str | None,
            expires: str | None, max_downloads: int | None, slug: str | None,
-           name: str | None, as_json: bool, progress: bool | None) -> None:
+           name: str | None, password: str | None, as_json: bool, progress: bool | None,
+           resume: bool, parallel: int, retries: int) -> None:
     """Upload each FILE and print its link, one per line. '-' reads stdin.
 
     Files are streamed, never read whole. A FILE that does not exist stops the command
     before anything is sent (exit status 2). When an upload fails, the server's reason goes
     to stderr and the next file is sent; the exit status is then 1. --json prints each
     drop in full, its delete token included.
+
+    When the server offers it, a file goes by direct upload (in parts, --parallel at
+    once, straight to the server's bucket) or else over tus; after a dropped connection
+    the upload continues from what the server already has, backing off between tries,
+    and gives up after --retries tries in a row without progress. Run the same command
+    again (after a failure, a crash or Ctrl-C) and it continues too: the unfinished upload
+    is remembered in $XDG_STATE_HOME/teledrop/uploads until it succeeds. stdin is always
+    sent in one request.
 
     \b
     Examples:
@@ -384,22 +412,29 @@ def upload(ctx: click.Context, files: tuple[str, ...], server: str, token: str |
       tar cz photos/ | teledrop upload --name photos.tar.gz -
       TELEDROP_URL=https://drop.example.org TELEDROP_TOKEN=s3cret teledrop upload *.log
       teledrop upload --json notes.txt    # {"slug": ..., "delete_token": ...}
+      teledrop upload --parallel 8 backup.tar    # 8 parts at once
     """
     if len(files) > 1 and (slug or name):
         raise click.UsageError("--slug and --name name one drop: give one file only")
     if files.count("-") > 1:
         raise click.UsageError("stdin ('-') can be uploaded once")
     show = sys.stderr.isatty() if progress is None else progress
-    options = UploadOptions(expires=expires, max_downloads=max_downloads, slug=slug)
+    options = UploadOptions(expires=expires, max_downloads=max_downloads, slug=slug,
+                            password=password)
     failed = 0
     with Client(server, token) as client:
+        uploader = Uploader(client, resume, parallel, RetryPolicy(attempts=retries))
         for path in files:
             try:
-                drop = _upload_one(client, path, name, options, show)
+                drop = _upload_one(uploader, path, name, options, show)
             except ClientError as exc:
                 failed += 1
                 click.echo(f"Error: {_label(path, name)}: {exc.message}", err=True)
                 continue
+            except KeyboardInterrupt:
+                click.echo(f"interrupted: run the same command again to continue "
+                           f"{_label(path, name)} where it stopped", err=True)
+                ctx.exit(130)
             click.echo(json.dumps(drop) if as_json else printable(drop["url"]))
     if failed:
         ctx.exit(1)

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 import requests
 import requests.auth
 
+from teledrop.core.passwords import PASSWORD_HEADER
 from teledrop.core.slugs import could_be_slug
 
 from teledrop.core.units import binary_unit, format_eta, format_progress_size
@@ -49,6 +50,43 @@ class ClientError(Exception):
         super().__init__(self.message)
 
 
+class TransportError(ClientError):
+    """No answer: the connection was refused, reset or timed out. Worth another try."""
+
+
+#: Answers that say "not now" rather than "no": a lease still held by a request that is
+#: gone (423), a server restarting or overloaded behind its proxy (5xx but 501).
+RETRY_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
+
+
+class GaveUp(ClientError):
+    """Tries ran out on a failure that may pass: the upload can be continued later."""
+
+
+def retryable(exc: ClientError) -> bool:
+    return isinstance(exc, TransportError) or exc.status in RETRY_STATUSES
+
+
+def resumable_failure(exc: ClientError) -> bool:
+    """Whether what is on the server is still worth keeping after ``exc``."""
+    return isinstance(exc, GaveUp) or retryable(exc)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Up to ``attempts`` tries in a row that make no progress, ``base`` seconds before the
+    second, doubling up to ``cap``."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def pause(self, failures: int) -> None:
+        """Wait before the try after ``failures`` failed ones in a row."""
+        self.sleep(min(self.base * 2 ** (failures - 1), self.cap))
+
+
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
@@ -65,11 +103,20 @@ class UploadOptions:
     expires: str | None = None
     max_downloads: int | None = None
     slug: str | None = None
+    #: Sent only in a header, never in a URL or metadata that may be logged or shown back.
+    password: str | None = None
 
     def query(self) -> dict[str, str]:
+        """The options as the server's upload fields (query, tus metadata, JSON)."""
         values = {"expires": self.expires, "max_downloads": self.max_downloads,
                   "slug": self.slug}
         return {name: str(value) for name, value in values.items() if value is not None}
+
+    def headers(self) -> dict[str, str | bytes]:
+        """The password header, UTF-8 as the server reads it."""
+        if self.password is None:
+            return {}
+        return {PASSWORD_HEADER: self.password.encode("utf-8")}
 
 
 @dataclass
@@ -91,14 +138,29 @@ class Source:
         return cls(stream, filename or os.path.basename(path), size)
 
 
-class _SizedBody:
+class SizedBody:
     """A body of known length read a chunk at a time. ``requests`` sends an iterable with a
     ``__len__`` as ``Content-Length`` plus the chunks as they come, so the file is never
     held whole. Exactly ``size`` bytes are sent: more would corrupt the request, fewer
-    would leave the server waiting."""
+    would leave the server waiting. ``read(n)`` gives the next bytes, at most ``n``."""
 
-    def __init__(self, source: Source, size: int, on_progress: Progress) -> None:
-        self.source, self.size, self.on_progress = source, size, on_progress
+    def __init__(self, read: Callable[[int], bytes], size: int, on_progress: Progress) -> None:
+        # Not named ``read``: requests would take the body for a file and bypass __iter__.
+        self._read, self.size, self.on_progress = read, size, on_progress
+
+    @classmethod
+    def at(cls, fd: int, offset: int, size: int, on_progress: Progress) -> SizedBody:
+        """``size`` bytes of the open file ``fd`` from ``offset``, read with ``pread``:
+        several bodies may read one descriptor at once."""
+        position = offset
+
+        def read(n: int) -> bytes:
+            nonlocal position
+            chunk = os.pread(fd, n, position)
+            position += len(chunk)
+            return chunk
+
+        return cls(read, size, on_progress)
 
     def __len__(self) -> int:
         return self.size
@@ -106,7 +168,7 @@ class _SizedBody:
     def __iter__(self) -> Iterator[bytes]:
         sent = 0
         while sent < self.size:
-            chunk = self.source.stream.read(min(CHUNK_SIZE, self.size - sent))
+            chunk = self._read(min(CHUNK_SIZE, self.size - sent))
             if not chunk:
                 raise ClientError(f"the file shrank to {sent} bytes while it was being sent "
                                   f"({self.size} expected)")
@@ -138,7 +200,7 @@ class _BearerToken(requests.auth.AuthBase):
         return request
 
 
-def _ignore(_sent: int) -> None:
+def ignore(_sent: int) -> None:
     pass
 
 
@@ -161,23 +223,28 @@ class Client:
                on_progress: Progress | None = None) -> dict[str, Any]:
         """Send one file; the drop as JSON (with its ``delete_token``). ``on_progress``
         gets the count of bytes sent so far after each chunk."""
-        on_progress = on_progress or _ignore
+        on_progress = on_progress or ignore
         path = "/" + quote(source.filename, safe="") if source.filename else "/"
         body: Any
         if source.size == 0:
             body = b""  # requests would send an empty iterable chunked; say 0 instead
         elif source.size is not None:
-            body = _SizedBody(source, source.size, on_progress)
+            body = SizedBody(source.stream.read, source.size, on_progress)
         else:
             body = _chunked_body(source, on_progress)
-        auth = _BearerToken(self.upload_token) if self.upload_token else None
-        response = self._request("PUT", path, data=body, auth=auth, params=options.query(),
-                                 headers={"Content-Type": "application/octet-stream"})
-        return _json_of(response)
+        response = self.request("PUT", path, data=body, auth=self.auth, params=options.query(),
+                                 headers={"Content-Type": "application/octet-stream",
+                                          **options.headers()})
+        return json_of(response)
+
+    @property
+    def auth(self) -> requests.auth.AuthBase | None:
+        """The upload token, for requests that create an upload."""
+        return _BearerToken(self.upload_token) if self.upload_token else None
 
     def info(self, slug: str) -> dict[str, Any]:
         """The drop's metadata (never its delete token)."""
-        return _json_of(self._request("GET", f"/api/drops/{quote(slug, safe='')}"))
+        return json_of(self.request("GET", f"/api/drops/{quote(slug, safe='')}"))
 
     def lookup(self, slug: str) -> str | None:
         """What the server says of ``slug``'s metadata: ``"drop"`` (its metadata, or
@@ -199,21 +266,26 @@ class Client:
         return "unknown" if response.status_code == 404 else "drop"
 
     def delete(self, slug: str, delete_token: str) -> None:
-        self._request("DELETE", f"/{quote(slug, safe='')}",
+        self.request("DELETE", f"/{quote(slug, safe='')}",
                       headers={"X-Delete-Token": delete_token})
 
-    def _request(self, method: str, path: str, headers: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> requests.Response:
+    def request(self, method: str, target: str,
+                headers: Mapping[str, str | bytes] | None = None,
+                **kwargs: Any) -> requests.Response:
+        """``method`` on ``target``, a path on the server or an absolute URL it gave (a
+        tus upload's). :raises TransportError: no answer. :raises ClientError: an error
+        status, with the server's reason."""
         # JSON errors carry the one-line reason in a field; plain text could be anything
         # a proxy in front of teledrop decided to say.
         all_headers = {"Accept": "application/json", **(headers or {})}
         try:
             # A streamed body cannot be sent twice, so a redirect is reported, not followed.
-            response = self.session.request(method, self.server + path, headers=all_headers,
+            url = target if "://" in target else self.server + target
+            response = self.session.request(method, url, headers=all_headers,
                                             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                                             allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
-            raise ClientError(f"{self.server}: {_reason(exc)}") from None
+            raise TransportError(f"{self.server}: {reason_of(exc)}") from None
         if 300 <= response.status_code < 400:
             where = response.headers.get("Location", "elsewhere")
             raise ClientError(f"{self.server} redirects to {where}: use that as the server",
@@ -300,7 +372,7 @@ def error_message(response: requests.Response) -> str:
     return message
 
 
-def _json_of(response: requests.Response) -> dict[str, Any]:
+def json_of(response: requests.Response) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:
@@ -311,7 +383,7 @@ def _json_of(response: requests.Response) -> dict[str, Any]:
     return data
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """The root cause of a transport error in a few words (``Connection refused``), not
     urllib3's nested repr of pools and connection objects."""
     seen: set[int] = set()
@@ -351,6 +423,8 @@ class ProgressLine:
         self.interval, self.clock = interval, clock
         self.started = clock()
         self.done = 0
+        #: Bytes already on the server when this run began: not counted in the speed.
+        self.baseline = 0
         self._drawn_at: float | None = None
         self._width = 0
         self.update(0)
@@ -360,6 +434,11 @@ class ProgressLine:
         at = self.clock()
         if self._drawn_at is None or at - self._drawn_at >= self.interval:
             self._draw(at)
+
+    def begin_at(self, done: int) -> None:
+        """Start from ``done`` bytes a previous run already sent."""
+        self.baseline = done
+        self.update(done)
 
     def print_above(self, text: str) -> None:
         """``text`` on a line of its own where the bar was, then the bar below it."""
@@ -376,7 +455,7 @@ class ProgressLine:
         """The line for the state at time ``at``, cut to ``columns - 1``. Every figure has
         a fixed width, so nothing jumps; the bar takes the room that is left."""
         elapsed = max(at - self.started, 1e-6)
-        speed = self.done / elapsed
+        speed = max(self.done - self.baseline, 0) / elapsed
         rate = f"{format_progress_size(speed):>10}/s"
         if self.total is None:
             return f"{self.label}  {format_progress_size(self.done):>10}  {rate}"[:columns - 1]

@@ -26,10 +26,20 @@ def _foreign(name: str) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
+              ) -> None:
+    """The caller's settings gone, and unfinished uploads remembered in a directory of the
+    test's own (never the user's)."""
     for name in list(os.environ):
         if _foreign(name):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+def state_files() -> list[Path]:
+    """The unfinished uploads ``teledrop upload`` remembers (in the test's own directory)."""
+    directory = Path(os.environ["XDG_STATE_HOME"]) / "teledrop" / "uploads"
+    return sorted(directory.glob("*.json")) if directory.is_dir() else []
 
 
 def process_env(extra: dict[str, str]) -> dict[str, str]:
