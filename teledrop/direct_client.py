@@ -206,7 +206,8 @@ class DirectUpload(Transfer):
                 failures += 1
                 if not retryable(exc) or failures >= self.policy.attempts:
                     raise
-                self.notify(f"part {number}: {exc.message}; trying again")
+                with tally.lock:  # the bar is drawn from every thread, one at a time
+                    self.notify(f"part {number}: {exc.message}; trying again")
                 self.policy.pause(failures)
         with self._lock:
             etags[number] = etag

@@ -101,7 +101,6 @@ class TusUpload(Transfer):
     def _create(self) -> str:
         headers = {**self.headers, **TUS, "Upload-Length": str(self.size),
                    "Upload-Metadata": encode_metadata(self.metadata)}
-
         try:
             # Nothing is lost yet: a failure here is reported at once.
             response = self.client.request("POST", PREFIX, headers=headers,
@@ -167,9 +166,14 @@ class TusUpload(Transfer):
                 self.policy.pause(failures)
                 known = None
                 continue
-            if response.headers.get("Upload-Offset") == str(self.size):
+            reached = response.headers.get("Upload-Offset", "")
+            if reached == str(self.size):
                 return self._finished(url, response)
-            known = None  # the server kept less than was sent: ask it where it stands
+            if not reached.isdigit() or int(reached) <= known:
+                raise ClientError(f"the server took a PATCH from byte {known} without "
+                                  f"moving the upload on (Upload-Offset {reached!r})")
+            known = best = int(reached)  # it kept less than was sent: send the rest
+            failures = 0
 
     def _patch(self, url: str, offset: int) -> requests.Response:
         self.stream.seek(offset)

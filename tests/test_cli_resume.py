@@ -87,8 +87,10 @@ def test_a_cut_connection_is_resumed_by_itself_and_no_byte_goes_twice(
     assert state_files() == []
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_a_killed_client_continues_when_run_again(server: LiveServer, proxy: CutProxy,
-                                                  payload: Path, content: bytes) -> None:
+                                                  payload: Path, content: bytes,
+                                                  sig: signal.Signals) -> None:
     proxy.hold_after = 7 * MiB
     args = [str(TELEDROP_SCRIPT), "upload", str(payload), "--json", "--server", proxy.url]
     first = subprocess.Popen(args, env=process_env({}), stdout=subprocess.PIPE,
@@ -99,10 +101,14 @@ def test_a_killed_client_continues_when_run_again(server: LiveServer, proxy: Cut
         assert stat.S_IMODE(state.stat().st_mode) == 0o600
         assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
         url = json.loads(state.read_text())["url"]
-        first.send_signal(signal.SIGKILL)
+        first.send_signal(sig)
+        _, stderr = first.communicate(timeout=30)
     finally:
         first.kill()
-        first.communicate(timeout=30)
+    if sig == signal.SIGINT:
+        assert first.returncode == 130
+        assert stderr.decode().splitlines()[-1] == (
+            f"interrupted: run the same command again to continue {payload} where it stopped")
     tus_path = urlsplit(url).path
 
     def offset() -> int:
