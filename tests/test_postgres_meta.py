@@ -203,11 +203,27 @@ def test_schema_2_gains_the_uploads_table_and_keeps_its_drops(
     query(postgres_dsn, "UPDATE teledrop_schema SET version = 2")
     migrated = PostgresMetadata(postgres_dsn)
     try:
-        assert query(postgres_dsn, "SELECT version FROM teledrop_schema") == [(3,)]
+        assert query(postgres_dsn, "SELECT version FROM teledrop_schema") == [(4,)]
         assert migrated.get(drop.slug).blob_id == drop.blob_id
         upload = sample_upload()
         migrated.insert_upload(upload)
         assert migrated.get_upload(upload.id) == upload
+    finally:
+        migrated.close()
+
+
+def test_schema_3_uploads_become_tus_ones(store: PostgresMetadata, postgres_dsn: str) -> None:
+    upload = sample_upload()
+    store.insert_upload(upload)
+    query(postgres_dsn, 'ALTER TABLE uploads DROP COLUMN "kind"')  # as schema 3 left it
+    query(postgres_dsn, "UPDATE teledrop_schema SET version = 3")
+    migrated = PostgresMetadata(postgres_dsn)
+    try:
+        assert query(postgres_dsn, "SELECT version FROM teledrop_schema") == [(4,)]
+        assert migrated.get_upload(upload.id) == upload and upload.kind == "tus"
+        direct = sample_upload(kind="direct")
+        migrated.insert_upload(direct)
+        assert migrated.get_upload(direct.id) == direct
     finally:
         migrated.close()
 

@@ -102,11 +102,31 @@ def test_schema_2_gains_the_uploads_table_and_keeps_its_drops(
         conn.commit()
     migrated = SqliteMetadata(str(db_path))
     try:
-        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 3
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION == 4
         assert migrated.get(drop.slug) == dataclasses.replace(drop, delete_token=None)
         upload = sample_upload()
         migrated.insert_upload(upload)
         assert migrated.get_upload(upload.id) == upload
+    finally:
+        migrated.close()
+
+
+def test_schema_3_uploads_become_tus_ones(metadata: SqliteMetadata, db_path: Path) -> None:
+    upload = sample_upload()
+    metadata.insert_upload(upload)
+    metadata.close()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:  # as schema 3 left it
+        conn.execute('ALTER TABLE uploads DROP COLUMN "kind"')
+        conn.execute("PRAGMA user_version = 3")
+        conn.commit()
+    migrated = SqliteMetadata(str(db_path))
+    try:
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION
+        assert migrated.get_upload(upload.id) == upload
+        assert upload.kind == "tus"
+        direct = sample_upload(kind="direct")
+        migrated.insert_upload(direct)
+        assert migrated.get_upload(direct.id) == direct
     finally:
         migrated.close()
 

@@ -89,6 +89,21 @@ class UploadLocked(TeledropError):
         "another request is continuing this upload"
 
 
+class DirectUploadInvalid(BadRequest):
+    code, default_message = "direct_upload_invalid", \
+        "the direct upload does not hold the file it declared"
+
+
+class DirectUploadBusy(TeledropError):
+    code, status, default_message = "direct_upload_busy", 409, \
+        "another request is completing this direct upload"
+
+
+class DirectUploadCompleted(TeledropError):
+    code, status, default_message = "direct_upload_completed", 409, \
+        "this direct upload is complete already"
+
+
 class TokenExists(TeledropError):
     code, status, default_message = "token_exists", 409, "a token with that name exists"
 
@@ -148,6 +163,12 @@ class ContentRefused(TeledropError):
 class NotImplementedByStorage(TeledropError):
     code, status, default_message = "not_implemented", 501, \
         "the storage backend cannot stage resumable uploads"
+
+
+class DirectUploadsUnavailable(TeledropError):
+    code, status, default_message = "direct_uploads_unavailable", 501, \
+        "this storage cannot take direct uploads: upload through teledrop (POST /, PUT, " \
+        "or /api/uploads)"
 
 
 class Unavailable(TeledropError):

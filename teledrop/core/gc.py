@@ -1,5 +1,5 @@
-"""Garbage collection: gone drops, expired resumable uploads, staging debris and
-record-less blobs.
+"""Garbage collection: gone drops, expired resumable and direct uploads, staging debris
+and record-less blobs.
 
 Safe while the server runs: a drop is removed only if the store still finds it gone at
 removal time, and files are judged by age, so a live upload (young staging file, or a
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .drop import now
+from .direct import collect_expired_direct
 from .drops import remove
 from .resumable import collect_expired, unrecorded_resumable
 from .service import Teledrop
@@ -46,13 +47,18 @@ def collect(service: Teledrop, older_than: int = DEFAULT_STAGING_AGE,
         yield Removal("upload", upload.id, "expired")
     for blob_id in unrecorded_resumable(service, older_than, dry_run):
         yield Removal("staging", blob_id, "a resumable blob no upload names")
-    for item in service.storage.list_staging():
-        if item.age >= older_than:
+    for upload in collect_expired_direct(service, at, dry_run):
+        yield Removal("upload", upload.id, "expired")
+    # Storage is listed before the records are read: a blob published after the listing
+    # is not seen, and one whose record lands after the read is younger than the limit.
+    # A recorded direct upload stays staging until it expires, however old.
+    old_staging = [item for item in service.storage.list_staging() if item.age >= older_than]
+    known = service.metadata.blob_ids() if old_staging else set()
+    for item in old_staging:
+        if item.blob_id is None or item.blob_id not in known:
             if not dry_run:
                 service.storage.remove_staging(item.name)
             yield Removal("staging", item.name, f"unpublished for {int(item.age)}s")
-    # Storage is listed before the records are read: a blob published after the listing
-    # is not seen, and one whose record lands after the read is younger than the limit.
     old_blobs = [item for item in service.storage.list_blobs() if item.age >= older_than]
     known = service.metadata.blob_ids()
     for item in old_blobs:

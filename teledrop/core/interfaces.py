@@ -39,6 +39,9 @@ class StoredItem:
 
     name: str
     age: float
+    #: the blob a piece of staging is for, where the storage can tell: gc leaves the
+    #: staging of a blob a record names (a direct upload's multipart upload) alone.
+    blob_id: str | None = None
 
 
 @runtime_checkable
@@ -145,6 +148,59 @@ class ResumableStaging(Protocol):
         staging one and recording its upload)."""
 
 
+@dataclass(frozen=True)
+class StoredPart:
+    """One part of a direct upload, as the storage itself lists it."""
+
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class DirectStart:
+    """A direct upload just begun in the storage: what to record, what to hand out."""
+
+    blob_id: str
+    #: the storage's state of the upload (opaque to teledrop), given back on every call.
+    state: str
+    #: every part's size but the last one's, which holds the rest.
+    part_size: int
+    #: a presigned ``PUT`` URL per part, part 1 first.
+    urls: list[str]
+
+
+@runtime_checkable
+class DirectUploads(Protocol):
+    """An optional capability of a storage: clients send a file's bytes straight to it,
+    in parts, through URLs it presigns, and teledrop only checks and commits the result
+    (see :mod:`teledrop.core.direct`). A completed upload is a blob like any other: read
+    with :meth:`Storage.open` (to hash it), removed with :meth:`Storage.delete`.
+
+    The upload lives in the storage's staging area until completed; ``list_staging``
+    names its blob in :attr:`StoredItem.blob_id`, so gc leaves a recorded one alone."""
+
+    def start_direct(self, size: int, expires_in: int) -> DirectStart:
+        """Begin an upload of exactly ``size`` bytes on a fresh blob's final key, in as
+        many parts as it takes (the part size grown so that it fits the storage's part
+        limit), each with a URL valid for at most ``expires_in`` seconds.
+
+        :raises TooLarge: when ``size`` does not fit in one object."""
+
+    def list_direct_parts(self, blob_id: str, state: str) -> list[StoredPart]:
+        """The parts the storage holds, by number. :raises BlobMissing: when the upload
+        is gone (aborted, or completed already)."""
+
+    def complete_direct(self, blob_id: str, state: str, parts: list[StoredPart]) -> None:
+        """Make ``parts`` the blob ``blob_id``, published.
+
+        :raises DirectUploadInvalid: when the storage refuses the parts."""
+
+    def abort_direct(self, blob_id: str, state: str) -> None:
+        """Drop the upload and every part sent to it (a completed blob stays: remove it
+        with :meth:`Storage.delete`). Idempotent."""
+
+
 SORT_KEYS = ("created_at", "size", "filename", "title")
 
 
@@ -174,6 +230,10 @@ class TokenRecord:
     created_at: int
 
 
+#: The kinds of :class:`UploadState`.
+TUS, DIRECT = "tus", "direct"
+
+
 @dataclass
 class UploadState:
     """A resumable upload between its requests (see :mod:`teledrop.core.resumable`)."""
@@ -201,6 +261,9 @@ class UploadState:
     lease_until: int = 0
     #: the drop it became, once complete.
     slug: str | None = None
+    #: :data:`TUS` (bytes through teledrop, see :mod:`teledrop.core.resumable`) or
+    #: :data:`DIRECT` (bytes straight to the storage, see :mod:`teledrop.core.direct`).
+    kind: str = TUS
 
 
 #: What ``Metadata.update_upload`` may change.

@@ -37,7 +37,7 @@ from .drop import Drop, now
 from .errors import InvalidOption, NotFound, NotImplementedByStorage, OffsetMismatch, \
     UploadIncomplete, UploadLocked
 from .inspection import Digest, Inspection, feed_file, inspect_upload
-from .interfaces import ResumableStaging, ResumableWriter, UploadState
+from .interfaces import TUS, ResumableStaging, ResumableWriter, UploadState
 from .passwords import PASSWORD_HEADER
 from .service import Teledrop
 from .space import Room
@@ -170,7 +170,7 @@ def create_upload(service: Teledrop, request: UploadRequest, length: int | None,
 def find_upload(service: Teledrop, upload_id: str) -> UploadState:
     """:raises NotFound: unknown or expired."""
     state = service.metadata.get_upload(upload_id)
-    if state is None or state.expires_at <= now():
+    if state is None or state.kind != TUS or state.expires_at <= now():
         raise NotFound("no such upload")
     return state
 
@@ -202,6 +202,8 @@ def append(service: Teledrop, upload_id: str, offset: int,
     :raises NotFound: unknown or expired; :raises TooLarge: past its length or the limit.
     """
     state = service.metadata.get_upload(upload_id)
+    if state is not None and state.kind != TUS:
+        raise NotFound("no such upload")
     if state is not None and state.slug is not None and state.expires_at > now():
         if offset != state.offset or body_size:
             raise OffsetMismatch("the upload is complete")
@@ -456,7 +458,7 @@ def collect_expired(service: Teledrop, at: int, dry_run: bool = False) -> Iterab
     """Remove the expired uploads and their staged bytes (none that a request continues
     right now), yielding each."""
     for state in service.metadata.list_expired_uploads(at):
-        if state.slug is None and state.lease_until > at:
+        if state.kind != TUS or (state.slug is None and state.lease_until > at):
             continue
         if not dry_run:
             if state.slug is None:

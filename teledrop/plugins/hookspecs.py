@@ -139,7 +139,8 @@ def teledrop_inspect_upload(request: UploadRequest, filename: str, content_type:
     multipart ``POST`` when the file part begins, for a ``PUT`` before its body, for a
     resumable upload when its first byte arrives, and again at its completion when the
     inspectors of that first request did not see every byte in one process (then they
-    are fed the staged bytes, read once, before the commit).
+    are fed the staged bytes, read once, before the commit); for a direct upload at its
+    completion, fed the object as it is read once to be hashed.
 
     :param request: the upload's request facts, as :func:`teledrop_authorize_upload` got
         them (``owner`` set); for a resumable upload, those recorded with it (``owner``,

@@ -13,7 +13,7 @@ import pytest
 
 from teledrop.core.drop import Drop, now
 from teledrop.core.errors import SlugTaken, TokenExists
-from teledrop.core.interfaces import DropQuery, Metadata, TokenRecord, UploadState
+from teledrop.core.interfaces import DIRECT, DropQuery, Metadata, TokenRecord, UploadState
 
 #: Threads racing in the concurrency tests.
 RACERS = 12
@@ -493,6 +493,9 @@ class MetadataContract:
         metadata.insert_upload(deferred)
         assert metadata.get_upload(deferred.id) == deferred
         assert metadata.get_upload("no-such-upload") is None
+        direct = sample_upload(kind=DIRECT)
+        metadata.insert_upload(direct)
+        assert metadata.get_upload(direct.id) == direct
 
     def test_a_lease_is_taken_once_until_it_runs_out_or_is_given_back(
             self, metadata: Metadata) -> None:

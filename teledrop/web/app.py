@@ -17,6 +17,7 @@ from teledrop.metrics import Metrics
 
 from . import observe
 from .body import SMALL_BODY_LIMIT
+from .direct import direct_bp
 from .responses import error_response
 from .owner_routes import owner_bp
 from .routes import bp
@@ -50,6 +51,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     app.register_blueprint(bp)
     app.register_blueprint(owner_bp)
     app.register_blueprint(tus_bp)
+    app.register_blueprint(direct_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)

@@ -261,6 +261,79 @@ def _tus_paths() -> dict[str, Any]:
     }
 
 
+_DIRECT_ID = {"name": "upload_id", "in": "path", "required": True,
+              "schema": {"type": "string"}}
+_NO_DIRECT = _error("direct_uploads_unavailable: the storage cannot take direct uploads "
+                    "(upload through teledrop instead)")
+_DIRECT_REQUEST = {"type": "object", "required": ["size"], "additionalProperties": False,
+                   "properties": {
+                       "size": {"type": "integer", "minimum": 0},
+                       "filename": {"type": "string"},
+                       "content_type": {"type": "string"},
+                       **{name: {"type": ["string", "integer", "boolean", "null"],
+                                 "description": _OPTION_DESCRIPTIONS[name]}
+                          for name in OPTION_NAMES}}}
+_DIRECT_UPLOAD = {"type": "object", "required": ["id", "part_size", "parts", "expires_at"],
+                  "additionalProperties": False, "properties": {
+                      "id": {"type": "string"},
+                      "part_size": {"type": "integer", "minimum": 1},
+                      "parts": {"type": "array", "items": {
+                          "type": "object", "required": ["number", "url"],
+                          "additionalProperties": False, "properties": {
+                              "number": {"type": "integer", "minimum": 1},
+                              "url": {"type": "string"}}}},
+                      "expires_at": {"type": "string", "format": "date-time"}}}
+_CLIENT_PARTS = {"type": "object", "required": ["parts"], "properties": {
+    "parts": {"type": "array", "items": {
+        "type": "object", "required": ["number", "etag"], "properties": {
+            "number": {"type": "integer", "minimum": 1}, "etag": {"type": "string"}}}}}}
+
+
+def _direct_paths() -> dict[str, Any]:
+    """Direct uploads: the bytes go straight to the storage (docs/direct-uploads.md)."""
+    return {
+        "/api/direct-uploads": {
+            "post": {
+                "summary": "start a direct upload: presigned part URLs for the file",
+                "parameters": _OPTIONS,
+                "security": _ANYONE_OR_OWNER,
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": _DIRECT_REQUEST}}},
+                "responses": {
+                    "201": {"description": "PUT each part to its URL, then complete",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": _DIRECT_UPLOAD}}},
+                    **_errors(400, 401, 408, 409, 413, 503, 507), "501": _NO_DIRECT},
+            },
+        },
+        "/api/direct-uploads/{upload_id}/complete": {
+            "parameters": [_DIRECT_ID],
+            "post": {
+                "summary": "check the parts the storage holds and make them a drop",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": _CLIENT_PARTS}}},
+                "responses": {
+                    "201": {**_CREATED, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/CreatedDrop"}}}},
+                    "400": _error("direct_upload_invalid: the parts are not the declared "
+                                  "file, or it expired (the upload is aborted)"),
+                    "409": _error("slug taken (the upload is aborted), or the upload is "
+                                  "complete already or being completed"),
+                    **_errors(404, 408, 413, 503, 507), "501": _NO_DIRECT},
+            },
+        },
+        "/api/direct-uploads/{upload_id}": {
+            "parameters": [_DIRECT_ID],
+            "delete": {
+                "summary": "abort a direct upload: every part sent is removed",
+                "responses": {"204": {"description": "aborted"},
+                              "409": _error("a request is completing it"),
+                              **_errors(404, 503), "501": _NO_DIRECT},
+            },
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -329,6 +402,7 @@ def openapi_document() -> dict[str, Any]:
                                         **_errors(400, 401, 404, 408, 503, 507)}},
             },
             **_tus_paths(),
+            **_direct_paths(),
             "/metrics": {
                 "get": {"summary": "Prometheus metrics", "responses": {
                     "200": {"description": "text exposition format", "content": {

@@ -25,7 +25,8 @@ from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 from psycopg.conninfo import conninfo_to_dict
 
 from teledrop import hookimpl
-from teledrop.plugins.sql_metadata import SqlMetadata, add_uploads_table, operation, transaction
+from teledrop.plugins.sql_metadata import SqlMetadata, add_upload_kind, add_uploads_table, \
+    operation, transaction
 
 DEFAULT_DSN = "postgresql://teledrop@127.0.0.1:5432/teledrop"
 #: Seconds a thread waits for a pooled connection before its request fails (503).
@@ -76,7 +77,7 @@ def teledrop_config_schema() -> dict[str, type]:
 
 class PostgresMetadata(SqlMetadata):
     driver_errors = (psycopg.Error, MaxConnectionsExceeded)
-    migrations = {3: add_uploads_table}
+    migrations = {3: add_uploads_table, 4: add_upload_kind}
 
     def __init__(self, dsn: str = DEFAULT_DSN, max_connections: int = 8) -> None:
         self.dsn = dsn

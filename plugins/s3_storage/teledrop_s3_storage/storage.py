@@ -25,6 +25,7 @@ from teledrop.core.errors import BlobMissing, StorageUnavailable
 from teledrop.core.interfaces import StoredItem
 
 from .connection import PerProcess
+from .direct import DirectUploadsMixin
 from .errors import error_code, http_status, s3_error, s3_errors
 from .parts import MAX_PARTS, initial_part_size
 from .reader import S3ReadFile
@@ -39,7 +40,7 @@ _STAGING_NAME = re.compile(r"(?P<blob_id>[0-9a-f]{32})(?:\.(?P<upload_id>.+))?",
 _GONE_UPLOAD_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "404"})
 
 
-class S3Storage:
+class S3Storage(DirectUploadsMixin):
     #: parts per multipart upload: S3's limit (lower only to test what happens past it).
     max_parts = MAX_PARTS
 
@@ -152,7 +153,8 @@ class S3Storage:
 
     def list_staging(self) -> Iterator[StoredItem]:
         for blob_id, upload in self._listed("list_multipart_uploads", "Uploads"):
-            yield StoredItem(f"{blob_id}.{upload['UploadId']}", _age(self._last_activity(upload)))
+            yield StoredItem(f"{blob_id}.{upload['UploadId']}", _age(self._last_activity(upload)),
+                             blob_id)
         with self._writers_lock:
             in_memory = [writer for writer in self._writers.values()
                          if writer.upload_id is None and not writer.removed]

@@ -20,7 +20,7 @@ from teledrop import hookimpl
 from teledrop.core.drop import Drop
 from teledrop.core.errors import MetadataUnavailable
 from teledrop.plugins.sql_metadata import COLUMNS, COUNT_DOWNLOAD, SCHEMA_VERSION, SqlMetadata, \
-    add_uploads_table, operation, transaction
+    add_upload_kind, add_uploads_table, operation, transaction
 
 __all__ = ["SCHEMA_VERSION", "SqliteMetaSettings", "SqliteMetadata"]
 
@@ -87,7 +87,7 @@ def _casefold(text: str | None) -> str | None:
 
 class SqliteMetadata(SqlMetadata):
     driver_errors = (sqlite3.Error,)
-    migrations = {2: _migrate_to_2, 3: add_uploads_table}
+    migrations = {2: _migrate_to_2, 3: add_uploads_table, 4: add_upload_kind}
 
     def __init__(self, path: str, busy_timeout: int = 5000, synchronous: str = "full") -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:

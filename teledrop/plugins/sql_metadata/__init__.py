@@ -5,7 +5,7 @@ with what its dialect does differently."""
 
 from .schema import SCHEMA_VERSION
 from .statements import COLUMNS, COUNT_DOWNLOAD
-from .store import SqlMetadata, add_uploads_table, operation, transaction
+from .store import SqlMetadata, add_upload_kind, add_uploads_table, operation, transaction
 
-__all__ = ["COLUMNS", "COUNT_DOWNLOAD", "SCHEMA_VERSION", "SqlMetadata", "add_uploads_table",
-           "operation", "transaction"]
+__all__ = ["COLUMNS", "COUNT_DOWNLOAD", "SCHEMA_VERSION", "SqlMetadata", "add_upload_kind",
+           "add_uploads_table", "operation", "transaction"]

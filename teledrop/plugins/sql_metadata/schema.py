@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee
 
 #: The layout a new store is created at; a store at an older one is migrated to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The columns that make a :class:`~teledrop.core.drop.Drop`, in the order of every
 #: statement that reads or writes one.
@@ -16,7 +16,7 @@ FIELDS = ("slug", "blob_id", "filename", "size", "content_type", "hash", "create
 #: The columns that make an :class:`~teledrop.core.interfaces.UploadState`, in order.
 UPLOAD_FIELDS = ("id", "blob_id", "length", "offset", "metadata", "filename", "content_type",
                  "options", "owner", "created_at", "expires_at", "storage_state",
-                 "lease_holder", "lease_until", "slug")
+                 "lease_holder", "lease_until", "slug", "kind")
 
 #: What ``Metadata.update`` may change.
 UPDATABLE = frozenset({"title", "description", "expires_at", "max_downloads", "private",
@@ -79,6 +79,8 @@ def bind_models(db: peewee.Database) -> tuple[type[peewee.Model], ...]:
         lease_holder = peewee.CharField(max_length=64, null=True)
         lease_until = peewee.BigIntegerField()
         slug = peewee.CharField(max_length=64, null=True)
+        # schema 4: direct uploads beside tus ones
+        kind = peewee.CharField(max_length=16, default="tus")
 
         class Meta:
             database = db

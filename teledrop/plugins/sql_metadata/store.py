@@ -18,7 +18,8 @@ import peewee
 from teledrop.core.drop import Drop
 from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, TeledropError, \
     TokenExists
-from teledrop.core.interfaces import UPLOAD_UPDATABLE, DropQuery, TokenRecord, UploadState
+from teledrop.core.interfaces import TUS, UPLOAD_UPDATABLE, DropQuery, TokenRecord, \
+    UploadState
 
 from .schema import FIELDS, SCHEMA_VERSION, UPDATABLE, UPLOAD_FIELDS, bind_models
 from .statements import Statements
@@ -330,3 +331,11 @@ class SqlMetadata(abc.ABC):
 def add_uploads_table(store: SqlMetadata) -> None:
     """Schema 2 → 3: the resumable uploads."""
     store.db.create_tables([store.Upload])
+
+
+def add_upload_kind(store: SqlMetadata) -> None:
+    """Schema 3 → 4: an upload is a tus one or a direct one (the existing ones are tus).
+    A table step 3 has just created has the column already."""
+    if "kind" not in {column.name for column in store.db.get_columns("uploads")}:
+        store.db.execute_sql(
+            f"ALTER TABLE \"uploads\" ADD COLUMN \"kind\" VARCHAR(16) NOT NULL DEFAULT '{TUS}'")
