@@ -37,7 +37,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "slug taken", 410: "expired or out of downloads",
         411: "neither Content-Length nor Transfer-Encoding: chunked", 413: "over max_upload_size",
         412: "Tus-Resumable missing or not 1.0.0",
-        415: "the body is not application/offset+octet-stream",
+        415: "the body is not application/offset+octet-stream (tus), or a plugin refused "
+             "the file's type",
         416: "range not satisfiable",
         422: "a plugin inspecting the file refused it (content_refused, or the plugin's code)",
         423: "another request is continuing this upload",
@@ -319,7 +320,7 @@ def _direct_paths() -> dict[str, Any]:
                                   "file, or it expired (the upload is aborted)"),
                     "409": _error("slug taken (the upload is aborted), or the upload is "
                                   "complete already or being completed"),
-                    **_errors(404, 408, 413, 503, 507), "501": _NO_DIRECT},
+                    **_errors(404, 408, 413, 415, 422, 503, 507), "501": _NO_DIRECT},
             },
         },
         "/api/direct-uploads/{upload_id}": {
