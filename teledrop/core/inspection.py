@@ -47,7 +47,7 @@ class Inspection:
         #: bytes every inspector has seen, from the file's first.
         self.size = 0
         #: what an inspector raised, refusing the upload.
-        self.refusal: BaseException | None = None
+        self.refusal: Exception | None = None
         self._closed = False
 
     @property
@@ -61,7 +61,7 @@ class Inspection:
         try:
             for inspector in self.inspectors:
                 inspector.update(view)
-        except BaseException as exc:
+        except Exception as exc:  # a shutdown (SystemExit) is no verdict on the file
             self.refusal = exc
             raise
         self.size += view.nbytes
@@ -70,7 +70,7 @@ class Inspection:
         try:
             for inspector in self.inspectors:
                 inspector.finish()
-        except BaseException as exc:
+        except Exception as exc:
             self.refusal = exc
             raise
 
