@@ -24,7 +24,11 @@ run: install
 # What the tests drive besides Python: Debian's chromium for the browser tests (Playwright
 # never downloads a browser here), nginx for the reverse-proxy tests, curl as a client,
 # and PostgreSQL, whose binaries Debian keeps off PATH, for a throwaway database server.
-SYSTEM_TOOLS := chromium:chromium nginx:nginx-light curl:curl
+# ClamAV's clamd and sigtool for the ClamAV example's tests, which run their own clamd: the
+# clamav-daemon and freshclam services the install starts are stopped again (the tests
+# download no signatures).
+SYSTEM_TOOLS := chromium:chromium nginx:nginx-light curl:curl clamd:clamav-daemon sigtool:clamav
+CLAMAV_SERVICES := clamav-daemon clamav-freshclam
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
@@ -33,7 +37,11 @@ system-deps:
 	done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
 		|| missing="$$missing postgresql"; \
-	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+		case "$$missing" in *clamav*) for service in $(CLAMAV_SERVICES); do \
+			systemctl stop $$service >/dev/null 2>&1 \
+				|| service $$service stop >/dev/null 2>&1 || true; done;; esac; \
+	fi
 
 test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

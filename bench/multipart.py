@@ -14,7 +14,10 @@ the peak RSS of the worker that served one multipart upload of ``--rss-gib``.
 First, in this process and without the network or the disk, the CPU that teledrop's body
 receivers spend per GiB read from memory in 256 KiB reads into blake3: the raw receiver,
 the multipart receiver, and the multipart receiver on werkzeug's decoder alone (what the
-fast path saves). See ``docs/performance.md``.
+fast path saves); then both receivers into teledrop's own writer (``IngestWriter``, a
+storage that drops the bytes) with no inspector installed and with one that does nothing
+(what ``teledrop_inspect_upload`` costs). ``--receivers-only`` stops there. See
+``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from bench.measures import Plan  # noqa: E402
 from bench.procfs import watching  # noqa: E402
 from bench.scenarios import BASELINE_BUFFERS, Bench  # noqa: E402
 from bench.servers import Server  # noqa: E402
+from teledrop.core.inspection import Digest, Inspection  # noqa: E402
+from teledrop.core.upload import IngestWriter  # noqa: E402
 from teledrop.hosts.body import READ_SIZE, multipart_receiver, raw_receiver  # noqa: E402
 
 PIECE = 64 * MiB
@@ -81,22 +86,72 @@ class HashSink:
         return len(data)
 
 
+class DroppedBlob:
+    """A staged blob that keeps nothing: the writer's own cost, without the disk's."""
+
+    blob_id = "bench"
+
+    def write(self, data: bytes | memoryview) -> int:
+        return len(data)
+
+
+class Unbounded:
+    """Room for any upload (no space limits configured)."""
+
+    def written(self, size: int) -> None:
+        pass
+
+
+class NoOpInspector:
+    def update(self, chunk: memoryview) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class IngestSink:
+    """teledrop's writer as the upload's file, its digest as core builds it: no inspector
+    (no plugin implements the hook) or ``inspectors``."""
+
+    def __init__(self, inspectors: list[Any]) -> None:
+        digest = Digest(blake3.blake3(), Inspection(inspectors))
+        self.writer = IngestWriter(DroppedBlob(), digest, 1 << 62, Unbounded())  # type: ignore[arg-type]
+
+    @property
+    def size(self) -> int:
+        return self.writer.size
+
+    def open_file(self, filename: str | None, content_type: str | None) -> IngestWriter:
+        return self.writer
+
+    def set_field(self, name: str, value: str) -> None:
+        pass
+
+
 def receiver_cpu(reps: int, size: int = 256 * MiB) -> dict[str, float]:
     """Best-of-``reps`` process CPU s/GiB of each receiver over the same body in memory."""
     payload = os.urandom(size)
     boundary = b"------------------------" + uuid.uuid4().hex[:16].encode()
     form = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
             b'filename="a.bin"\r\n\r\n' + payload + b"\r\n--" + boundary + b"--\r\n")
-    receivers: dict[str, tuple[bytes, Callable[[Any], Callable[[Any], None]]]] = {
-        "raw": (payload, lambda body: raw_receiver(body, None, None, size)),
-        "multipart": (form, lambda body: multipart_receiver(body, boundary)),
+    Receiver = Callable[[Any], Callable[[Any], None]]
+    raw: Receiver = lambda body: raw_receiver(body, None, None, size)  # noqa: E731
+    multipart: Receiver = lambda body: multipart_receiver(body, boundary)  # noqa: E731
+    receivers: dict[str, tuple[bytes, Receiver, Callable[[], Any]]] = {
+        "raw": (payload, raw, HashSink),
+        "multipart": (form, multipart, HashSink),
         "multipart, werkzeug alone": (
-            form, lambda body: multipart_receiver(body, boundary, MultipartDecoder)),
+            form, lambda body: multipart_receiver(body, boundary, MultipartDecoder), HashSink),
+        "raw, no inspector": (payload, raw, lambda: IngestSink([])),
+        "raw, no-op inspector": (payload, raw, lambda: IngestSink([NoOpInspector()])),
+        "multipart, no inspector": (form, multipart, lambda: IngestSink([])),
+        "multipart, no-op inspector": (form, multipart, lambda: IngestSink([NoOpInspector()])),
     }
     best: dict[str, float] = {}
     for _ in range(reps):
-        for name, (data, receiver) in receivers.items():
-            sink = HashSink()
+        for name, (data, receiver, make_sink) in receivers.items():
+            sink = make_sink()
             start = time.process_time()
             receiver(MemoryBody(data))(sink)
             seconds = time.process_time() - start
@@ -140,11 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="upload size (×64 MiB)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rss-gib", type=int, default=4, help="the RSS upload (0: none)")
+    parser.add_argument("--receivers-only", action="store_true",
+                        help="only the in-memory receivers, no server")
     args = parser.parse_args(argv)
     print(f"receivers in memory, {READ_SIZE // KiB} KiB reads into blake3, CPU s/GiB "
           f"(best of {args.reps}):")
     for name, cpu in receiver_cpu(args.reps).items():
         print(f"  {name:<28}{cpu:.3f}")
+    if args.receivers_only:
+        return 0
     repeat = max(1, args.size_mib * MiB // PIECE)
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="multipart-", dir=RESULTS))

@@ -16,12 +16,17 @@ from typing import Any
 import pluggy
 
 from teledrop.core.config import Config, build_settings, load_config
-from teledrop.core.errors import ConfigError
+from teledrop.core.drop import Drop, now
+from teledrop.core.errors import ConfigError, InvalidSlug
 from teledrop.core.service import Teledrop
+from teledrop.core.slugs import check_generated_slug
 from teledrop.plugins.commit_chain import CommitChain
 from teledrop.plugins.manager import make_plugin_manager, selected_entry_points
 
 log = logging.getLogger(__name__)
+
+#: Slugs drawn at start-up to vet the slug plugin.
+SLUG_SAMPLES = 4
 
 
 @dataclass
@@ -58,6 +63,7 @@ def start(config: Config | None = None, plugins: Iterable[object] = (),
     """
     config = config or load_config()
     pm, settings = load_plugins(config, plugins, entry_points)
+    check_slug_generator(pm, config, settings)
     storage = build_backend(pm.hook.teledrop_storage_backends(), "storage", config, settings)
     try:
         metadata = build_backend(pm.hook.teledrop_metadata_backends(), "metadata", config,
@@ -83,6 +89,39 @@ def load_plugins(config: Config, plugins: Iterable[object] = (),
     pm = make_plugin_manager(config.plugins.disabled, plugins,
                              source=config.source_of("plugins.disabled"), only=entry_points)
     return pm, plugin_settings(pm, config)
+
+
+def check_slug_generator(pm: pluggy.PluginManager, config: Config,
+                         settings: Mapping[str, Any]) -> None:
+    """Draw a few slugs for a sample drop, as ``teledrop_generate_slug`` would for an
+    upload, and stop start-up naming the plugin whose slug fails teledrop's own checks
+    (:func:`~teledrop.core.slugs.check_generated_slug`) or that fails to answer."""
+    drop = Drop(slug="", blob_id="", filename="file", size=0,
+                content_type="application/octet-stream", hash="", created_at=now(),
+                expires_at=now() + config.limits.default_expires)
+    kwargs = {"drop": drop, "config": config, "settings": settings}
+    impls = [impl for impl in pm.hook.teledrop_generate_slug.get_hookimpls()
+             if not (impl.wrapper or impl.hookwrapper)]
+    for _ in range(SLUG_SAMPLES):
+        for impl in reversed(impls):  # the order of a first-result call
+            try:
+                slug = impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:
+                raise ConfigError("plugins", impl.plugin_name,
+                                  f"teledrop_generate_slug failed: {type(exc).__name__}: "
+                                  f"{exc}") from exc
+            if slug is None:
+                continue
+            try:
+                check_generated_slug(slug)
+            except InvalidSlug as exc:
+                raise ConfigError("plugins", impl.plugin_name,
+                                  f"teledrop_generate_slug returned {slug!r}, which teledrop "
+                                  f"refuses: {exc.message}") from None
+            break
+        else:
+            raise ConfigError("plugins", "teledrop_generate_slug",
+                              "no plugin generates slugs (default_slug is disabled)")
 
 
 def plugin_settings(pm: pluggy.PluginManager, config: Config) -> dict[str, Any]:

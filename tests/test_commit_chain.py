@@ -199,30 +199,33 @@ def test_custom_slug_taken_at_insert_leaves_nothing_of_the_loser(start, data_dir
 
 
 def test_generated_slug_already_taken_is_replaced(start, data_dir: Path) -> None:
-    sequence = SlugSequence(["taken1"])
+    sequence = SlugSequence([])
     service = start(sequence)
-    existing = upload(service, b"first", slug="taken1")
+    sequence.slugs = ["taken-slug"]  # after the start-up's sample slugs
+    existing = upload(service, b"first", slug="taken-slug")
     drop = upload(service, b"second")
-    assert drop.slug != "taken1" and sequence.calls >= 2
+    assert drop.slug != "taken-slug" and sequence.calls >= 2
     assert_only(service, data_dir, [existing, drop])
-    assert service.metadata.get("taken1").blob_id == existing.blob_id
+    assert service.metadata.get("taken-slug").blob_id == existing.blob_id
 
 
 def test_generated_slug_taken_at_insert_is_retried(start, data_dir: Path) -> None:
     thief = SlugThief()
-    service = start(SlugSequence(["racey"]), thief)
+    sequence = SlugSequence([])
+    service = start(sequence, thief)
+    sequence.slugs = ["racey-slug"]
     thief.metadata = service.metadata
     drop = upload(service, b"mine")
-    assert thief.stolen == ["racey"]
-    assert drop.slug != "racey"
+    assert thief.stolen == ["racey-slug"]
+    assert drop.slug != "racey-slug"
     assert service.metadata.get(drop.slug).blob_id == drop.blob_id
     assert [p.name for p in published(data_dir)] == [drop.blob_id]
-    assert sorted(d.slug for d in records(service)) == sorted(["racey", drop.slug])
+    assert sorted(d.slug for d in records(service)) == sorted(["racey-slug", drop.slug])
 
 
 def test_no_free_generated_slug_gives_up_cleanly(start, data_dir: Path) -> None:
-    service = start(SlugSequence(["taken1"], forever=True))
-    existing = upload(service, b"first", slug="taken1")
+    service = start(SlugSequence(["taken-slug"], forever=True))
+    existing = upload(service, b"first", slug="taken-slug")
     err = failed_upload(service, Unavailable)
     assert err.status == 503
     assert_only(service, data_dir, [existing])

@@ -2,10 +2,13 @@
 test_docs.py): every hook in teledrop/plugins/hookspecs.py has a section whose signature
 names exactly the spec's parameters, describes each of them and states the calling
 convention the spec declares; every Python block compiles, every hook example registers
-against the real specs, every TOML block parses, and every relative link resolves."""
+against the real specs, every TOML block parses, and every relative link resolves; and its
+reference (every field of a drop, every error, the slug rules, where hooks run) is the
+code's."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import sys
@@ -18,7 +21,11 @@ from types import FunctionType
 import pluggy
 import pytest
 
-from teledrop.plugins import hookspecs
+from teledrop.core import errors, inspection, service, slugs
+from teledrop.core.content import BlobContent
+from teledrop.core.drop import JSON_FIELDS, Drop
+from teledrop.core.inspection import Inspector
+from teledrop.plugins import commit_chain, hookspecs
 from teledrop.plugins.manager import ENTRY_POINT_GROUP, PROJECT
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
@@ -171,3 +178,108 @@ def test_relative_links_resolve() -> None:
             assert link[1:] in anchors, link
         else:
             assert (DOC.parent / link).exists(), link
+
+
+# --- the reference section, checked against the code -----------------------------------
+
+REFERENCE = TEXT.split("\n## Reference\n", 1)[1]
+
+
+def subsection(title: str) -> str:
+    return REFERENCE.split(f"\n### {title}\n", 1)[1].split("\n### ", 1)[0]
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the markdown tables in ``text``, cells stripped (``\\|`` kept as
+    ``|``)."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| ---"):
+            cells = [c.strip().replace("\\|", "|")
+                     for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            rows.append(cells)
+    return rows[1:] if rows else rows  # the header row
+
+
+def prose_of(text: str) -> str:
+    return " ".join(prose(text).split())
+
+
+def test_every_field_of_a_drop_is_in_the_reference_with_its_type() -> None:
+    rows = table_rows(subsection("The drop"))
+    documented = {row[0].strip("`"): row[1].strip("`") for row in rows}
+    assert documented == {f.name: str(f.type) for f in dataclasses.fields(Drop)}
+    assert all(row[3] and row[4] for row in rows), "say whether each field may be logged and sent"
+
+
+def test_the_reference_lists_exactly_what_to_json_sends() -> None:
+    text = prose_of(subsection("The drop"))
+    sent = text.split("`drop.to_json(url)`", 1)[1].split("timestamps", 1)[0]
+    assert tuple(re.findall(r"`(\w+)`", sent)) == JSON_FIELDS
+
+
+def core_errors() -> list[type[errors.TeledropError]]:
+    return [cls for _, cls in inspect.getmembers(errors, inspect.isclass)
+            if issubclass(cls, errors.TeledropError)]
+
+
+def error_rows() -> list[str]:
+    """The errors table as the code makes it, by status then code."""
+    return [f"| `{cls.__name__}` | `{cls.__mro__[1].__name__}` | `{cls.code}` | {cls.status} "
+            f"| {cls.default_message} |"
+            for cls in sorted(core_errors(), key=lambda cls: (cls.status, cls.code))]
+
+
+def test_every_error_class_is_in_the_reference_with_its_code_and_status() -> None:
+    section = subsection("Errors")
+    assert "…" not in section and "..." not in section
+    documented = [line for line in section.splitlines() if line.startswith("| `")]
+    expected = error_rows()
+    assert documented == expected, "the table should read:\n" + "\n".join(expected)
+
+
+def test_the_reserved_words_are_cores() -> None:
+    bullet = subsection("Slugs").split("**Reserved words**", 1)[1].split("\n- **", 1)[0]
+    assert set(re.findall(r"`([^`]+)`", bullet)) == set(slugs.RESERVED)
+
+
+def test_the_slug_rules_are_cores() -> None:
+    text = prose_of(subsection("Slugs"))
+    assert slugs.CUSTOM_SLUG_RULE in text
+    assert slugs.GENERATED_SLUG_RULE in text
+    assert f"at least {slugs.MIN_GENERATED_BITS} random bits" in text
+    assert f"up to {service.SLUG_ATTEMPTS} times" in text
+    assert f"up to {commit_chain.GENERATED_SLUG_RETRIES} times" in text
+    assert "could not generate an acceptable slug" in text and "could not find a free slug" in text
+    for message in ("could not generate an acceptable slug", "could not find a free slug"):
+        assert message in (Path(service.__file__).read_text()
+                           + Path(commit_chain.__file__).read_text())
+
+
+def test_where_hooks_run_says_every_worker_and_gc() -> None:
+    text = prose_of(subsection("Where hooks run"))
+    assert "Event hooks run in every worker and in `teledrop gc`" in text
+    assert "safe to run concurrently" in text
+    for event in ("teledrop_drop_created", "teledrop_drop_deleted"):
+        assert f"`{event}`" in text
+
+
+def test_a_relative_default_path_is_called_unsafe() -> None:
+    assert "**A relative default path is not a safe default.**" in TEXT
+    for block in PYTHON:  # and no example here gives one
+        for default in re.findall(r'(?:path|root|socket|dir)\w*: str = "([^"]*)"', block.code):
+            assert not default or default.startswith("/"), (block.line, default)
+
+
+def test_the_inspection_and_content_apis_are_the_real_ones() -> None:
+    walk = TEXT.split("## Inspecting uploads: a virus scanner", 1)[1].split("\n## ", 1)[0]
+    for name in ("update", "finish"):
+        assert callable(getattr(Inspector, name))
+        assert f"`{name}(" in walk
+    for name in ("close()", "resumable = True", "read_staged"):
+        assert f"`{name}" in TEXT
+    for name in ("open", "chunks"):
+        assert callable(getattr(BlobContent, name)) and f"`content.{name}(" in walk
+    for name in ("new_digest", "feed_file"):
+        assert callable(getattr(inspection, name)) and f"{name}(" in walk
+    assert "examples/teledrop_clamav" in walk

@@ -121,7 +121,7 @@ def test_every_spec_is_called_somewhere(spec: FunctionType) -> None:
 def test_the_call_finder_sees_every_way_of_calling_and_nothing_else() -> None:
     calls = hook_calls()
     assert any(site.startswith("composition.py:") for site in calls["teledrop_storage_backends"])
-    assert any(site.startswith("core/upload.py:") for site in calls["teledrop_hasher"])
+    assert any(site.startswith("core/inspection.py:") for site in calls["teledrop_hasher"])
     assert any(site.startswith("core/gc.py:") for site in calls["teledrop_drop_deleted"])
     # the built-in plugins implement hooks and call none: an implementation is no call
     assert not any(site.startswith("plugins/") for sites in calls.values() for site in sites)

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .drop import Drop, iso, now
-from .errors import BadRequest, BlobMissing, DirectUploadBusy, DirectUploadCompleted, \
-    DirectUploadInvalid, DirectUploadsUnavailable, InvalidOption, NotFound, SlugTaken, \
-    StorageFull, StorageUnavailable, TooLarge
+from .errors import BadRequest, BlobMissing, ContentRefused, DirectUploadBusy, \
+    DirectUploadCompleted, DirectUploadInvalid, DirectUploadsUnavailable, InvalidOption, \
+    NotFound, SlugTaken, StorageFull, StorageUnavailable, TooLarge, UnsupportedMediaType
+from .inspection import new_digest
 from .interfaces import DIRECT, DirectUploads, Storage, StoredPart, UploadState
-from .resumable import ID_BYTES, lease_seconds, restore
+from .resumable import ID_BYTES, lease_seconds, recorded_request, restore
 from .service import Teledrop
 from .space import Room
 from .upload import OPTION_NAMES, IngestWriter, Upload, UploadRequest, check_size, \
@@ -49,7 +50,8 @@ BODY_KEYS = ("filename", "size", "content_type", *OPTION_NAMES)
 HASH_READ = 1024 * 1024
 #: Errors that refuse a completion for good (the upload is aborted); any other one (an
 #: unreachable store) leaves the upload to be completed again.
-REFUSALS = (BadRequest, TooLarge, SlugTaken, StorageFull, BlobMissing)
+REFUSALS = (BadRequest, TooLarge, SlugTaken, StorageFull, BlobMissing, ContentRefused,
+            UnsupportedMediaType)
 PARTS_SHAPE = 'send {"parts": [{"number": 1, "etag": "..."}, ...]}, each part as its PUT answered'
 
 
@@ -422,6 +424,8 @@ class Completion:
         except BaseException:
             remove(self.service, self.storage, self.state, delete_blob=True)
             raise
+        finally:
+            upload.close()
         quietly(lambda: release(self.service, self.state, self.holder, {"slug": drop.slug}),
                 f"record the drop of direct upload {self.state.id}")
         return drop
@@ -439,13 +443,20 @@ class Completion:
                             limits.max_upload_size)
         room = Room(self.service)
         room.reserve(self.size)
-        hasher = self.service.hook("teledrop_hasher")
-        ingest = IngestWriter(StoredBlob(self.service.storage, self.state.blob_id), hasher,
+        # the plugins' inspectors see the object as it is hashed (teledrop_inspect_upload)
+        digest = new_digest(self.service, recorded_request(self.state), self.state.filename,
+                            self.state.content_type)
+        ingest = IngestWriter(StoredBlob(self.service.storage, self.state.blob_id), digest,
                               limits.max_upload_size, room)
-        return restore(self.service, self.state, ingest), parts
+        try:
+            return restore(self.service, self.state, ingest), parts
+        except BaseException:
+            digest.close()
+            raise
 
     def hash(self, upload: Upload) -> None:
-        """Read the completed object once, into the upload's hasher and count."""
+        """Read the completed object once, into the upload's hasher and inspectors and
+        count."""
         ingest = upload.writer
         assert ingest is not None
         renew_at = time.monotonic() + self.renew_every
@@ -454,7 +465,7 @@ class Completion:
                 data = f.read(HASH_READ)
                 if not data:
                     break
-                ingest.hasher.update(data)
+                ingest.digest.update(data)
                 ingest.size += len(data)
                 if ingest.size > self.size:
                     break

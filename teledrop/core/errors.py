@@ -156,6 +156,10 @@ class UnsupportedMediaType(TeledropError):
     code, status, default_message = "unsupported_media_type", 415, "unsupported content type"
 
 
+class ContentRefused(TeledropError):
+    code, status, default_message = "content_refused", 422, "the file was refused"
+
+
 class NotImplementedByStorage(TeledropError):
     code, status, default_message = "not_implemented", 501, \
         "the storage backend cannot stage resumable uploads"

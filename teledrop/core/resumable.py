@@ -12,10 +12,14 @@ streamed upload does.
 
 A hash's running state cannot be saved, so each process keeps the hashers of the uploads
 it last continued (:data:`HASHERS`); a request that finds none for its offset (another
-host or worker took the last one) reads the staged bytes once to rebuild it. Where the
-storage cannot read them back before publishing (an object store's multipart parts), the
-hash waits (:class:`LaterHash`): the request that completes the upload publishes the blob,
-hashes it by reading it once, then commits.
+host or worker took the last one) reads the staged bytes once to rebuild it. Inspectors
+(``teledrop_inspect_upload``) start with the upload's first byte and go on with its later
+requests only while those reach the same process and the inspectors declare that they can;
+otherwise the completed upload is inspected again from its staged bytes, read once, before
+its commit. An inspector's refusal removes the upload and everything staged for it. Where
+the storage cannot read staged bytes back before publishing (an object store's multipart
+parts), the hash and the inspection wait (:class:`LaterHash`): the request that completes
+the upload publishes the blob, reads it once into both, then commits.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from .drop import Drop, now
-from .errors import BlobMissing, InvalidOption, NotFound, NotImplementedByStorage, \
-    OffsetMismatch, UploadIncomplete, UploadLocked
+from .errors import InvalidOption, NotFound, NotImplementedByStorage, OffsetMismatch, \
+    UploadIncomplete, UploadLocked
+from .inspection import Digest, Inspection, feed_file, inspect_upload, new_digest
 from .interfaces import TUS, ResumableStaging, ResumableWriter, UploadState
 from .passwords import PASSWORD_HEADER
 from .service import Teledrop
@@ -51,32 +56,38 @@ ID_BYTES = 20
 LEASE_MARGIN = 30
 #: Hashers kept per process for uploads between their requests.
 MAX_HASHERS = 256
-#: Bytes per read when a hash is rebuilt from the staged bytes.
-REHASH_READ = 256 * 1024
 FILENAME_KEY, FILETYPE_KEY = "filename", "filetype"
 
 
 class Hashers:
-    """The running hashers of this process's recent uploads, each at the offset it has
-    hashed up to; the least recently used go first."""
+    """The running digests (hasher, and resumable inspection) of this process's recent
+    uploads, each at the offset it has hashed up to; the least recently used go first."""
 
     def __init__(self, size: int = MAX_HASHERS) -> None:
         self.size = size
-        self._items: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[int, Digest]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, upload_id: str, offset: int) -> Any | None:
-        """The hasher of ``upload_id`` if it is at ``offset`` (it leaves the cache)."""
+    def take(self, upload_id: str, offset: int) -> Digest | None:
+        """The digest of ``upload_id`` if it is at ``offset`` (it leaves the cache)."""
         with self._lock:
             item = self._items.pop(upload_id, None)
-        return item[1] if item is not None and item[0] == offset else None
+        if item is None:
+            return None
+        if item[0] != offset:
+            item[1].close()
+            return None
+        return item[1]
 
-    def keep(self, upload_id: str, offset: int, hasher: Any) -> None:
+    def keep(self, upload_id: str, offset: int, digest: Digest) -> None:
+        dropped = []
         with self._lock:
-            self._items[upload_id] = (offset, hasher)
+            self._items[upload_id] = (offset, digest)
             self._items.move_to_end(upload_id)
             while len(self._items) > self.size:
-                self._items.popitem(last=False)
+                dropped.append(self._items.popitem(last=False)[1][1])
+        for old in dropped:
+            old.close()
 
 
 HASHERS = Hashers()
@@ -208,45 +219,79 @@ def append(service: Teledrop, upload_id: str, offset: int,
             set_length(service, state, length)
         limit = service.config.limits.max_upload_size if state.length is None else state.length
         check_size(None if body_size is None else offset + body_size, limit)
-        hasher = HASHERS.take(state.id, state.offset) or rehash(service, state)
-        writer = staging_of(service).resume(state.blob_id, state.storage_state, state.offset)
+        digest = HASHERS.take(state.id, state.offset) or resumed_digest(service, state)
+        try:
+            writer = staging_of(service).resume(state.blob_id, state.storage_state,
+                                                state.offset)
+        except BaseException:
+            digest.close()
+            raise
     except BaseException:
         release(service, state, holder, {})
         raise
-    return Continuation(service, state, holder, writer, hasher).run(chunks)
+    return Continuation(service, state, holder, writer, digest).run(chunks)
 
 
 class LaterHash:
     """Stands for the hasher of an upload whose staged bytes cannot be read back: the
-    bytes pass unhashed, and the published blob is hashed at completion."""
+    bytes pass unhashed, and the published blob is hashed (and inspected) at completion."""
 
     def update(self, data: bytes | memoryview) -> None:
         pass
 
 
-def rehash(service: Teledrop, state: UploadState) -> Any:
-    """A hasher over the staged bytes, read once: the one that hashed them lives in
-    another process (or was forgotten). A :class:`LaterHash` where the storage cannot
-    read them back."""
+def resumed_digest(service: Teledrop, state: UploadState) -> Digest:
+    """The digest of an upload this process holds none for: at its first byte, a new
+    hasher and inspection; further on, a hasher over the staged bytes, read once (the one
+    that hashed them lives in another process, or was forgotten), and no inspection: the
+    upload is inspected again at its completion. A :class:`LaterHash` where the storage
+    cannot read them back."""
+    hasher = service.hook("teledrop_hasher")
+    if state.offset == 0:
+        try:
+            inspection = inspect_upload(service, recorded_request(state), state.filename,
+                                        state.content_type)
+        except BaseException:  # refused on its name or type: the upload goes
+            staging_of(service).remove_resumable(state.blob_id, state.storage_state)
+            service.metadata.delete_upload(state.id)
+            raise
+        return Digest(hasher, inspection)
     staged = staging_of(service).read_staged(state.blob_id, state.storage_state, state.offset)
     if staged is None:
-        return LaterHash()
+        return Digest(LaterHash())
     with staged as f:
-        return hash_file(service, f, state.offset, f"the staged bytes of upload {state.id}")
+        feed_file(hasher.update, f, state.offset, f"the staged bytes of upload {state.id}")
+    return Digest(hasher)
 
 
-def hash_file(service: Teledrop, f: BinaryIO, size: int, what: str) -> Any:
-    """A new hasher over the first ``size`` bytes of ``f``.
-    :raises BlobMissing: when ``f`` is shorter."""
-    hasher = service.hook("teledrop_hasher")
-    remaining = size
-    while remaining:
-        data = f.read(min(REHASH_READ, remaining))
-        if not data:
-            raise BlobMissing(f"{what} are short")
-        hasher.update(data)
-        remaining -= len(data)
-    return hasher
+def reinspection(service: Teledrop, state: UploadState) -> Inspection | None:
+    """The complete upload's inspection from its staged bytes, read once (no inspectors
+    when no plugin inspects it); ``None`` when there are inspectors but the storage cannot
+    read the staged bytes back: the published blob is inspected instead."""
+    inspection = inspect_upload(service, recorded_request(state), state.filename,
+                                state.content_type)
+    if not inspection.inspectors:
+        return inspection
+    try:
+        staged = staging_of(service).read_staged(state.blob_id, state.storage_state,
+                                                 state.offset)
+        if staged is None:
+            inspection.close()
+            return None
+        with staged as f:
+            feed_file(inspection.update, f, state.offset,
+                      f"the staged bytes of upload {state.id}")
+    except BaseException:
+        inspection.close()
+        raise
+    return inspection
+
+
+def recorded_request(state: UploadState) -> UploadRequest:
+    """The request facts recorded with an upload, for the hooks that run after its
+    creation."""
+    return UploadRequest(method="PATCH", headers={}, owner=state.owner,
+                         declared_size=state.length, filename=state.filename)
 
 
 def set_length(service: Teledrop, state: UploadState, length: int) -> None:
@@ -270,14 +315,15 @@ class Continuation:
     """One request's part of an upload, on a leased upload and its reopened blob."""
 
     def __init__(self, service: Teledrop, state: UploadState, holder: str,
-                 writer: ResumableWriter, hasher: Any) -> None:
+                 writer: ResumableWriter, digest: Digest) -> None:
         self.service = service
         self.state = state
         self.holder = holder
         self.writer = writer
+        self.digest = digest
         limits = service.config.limits
         limit = limits.max_upload_size if state.length is None else state.length
-        self.ingest = IngestWriter(writer, hasher, limit, Room(service))
+        self.ingest = IngestWriter(writer, digest, limit, Room(service))
         self.ingest.size = state.offset
         self.renew_every = max(1, limits.idle_timeout // 3)
 
@@ -285,6 +331,9 @@ class Continuation:
         try:
             self.receive(chunks)
         except BaseException:
+            if self.digest.refused:
+                self.remove()
+                raise
             # a dropped connection, a limit, a full disk: what was staged is kept
             try:
                 self.save(complete=False)
@@ -312,8 +361,8 @@ class Continuation:
         """Sync what reached the storage and record it; give the lease back unless the
         upload is to be committed now."""
         offset = self.writer.offset
-        if not complete and self.ingest.size == offset:  # it has hashed the staged bytes
-            HASHERS.keep(self.state.id, offset, self.ingest.hasher)
+        if not complete:
+            self.keep_digest(offset)
         try:
             changes: dict[str, Any] = {"offset": offset,
                                        "storage_state": self.writer.sync(final=complete)}
@@ -330,37 +379,61 @@ class Continuation:
         self.state = saved
         return saved
 
+    def keep_digest(self, offset: int) -> None:
+        """Keep the digest for this upload's next request in this process, if it has
+        hashed exactly the staged bytes; its inspection only if it can go on."""
+        digest = self.digest
+        if self.ingest.size != offset or offset == 0:  # the next request starts afresh
+            digest.close()
+            return
+        if digest.inspection is not None and not digest.inspection.resumable:
+            digest.close()
+            digest = Digest(digest.hasher)
+        HASHERS.keep(self.state.id, offset, digest)
+
     def commit(self) -> Progress:
-        """The drop, committed as a streamed upload's; the upload then records its slug. A
-        failed commit has undone everything, the staged bytes included: the upload goes."""
+        """The drop, committed as a streamed upload's, once every byte is inspected; the
+        upload then records its slug. A failed commit has undone everything, the staged
+        bytes included: the upload goes."""
         upload = restore(self.service, self.state, self.ingest)
         try:
-            if isinstance(self.ingest.hasher, LaterHash):
-                self.hash_published()
+            later = isinstance(self.digest.hasher, LaterHash)
+            if not later and self.digest.inspection is None:
+                self.digest.inspection = reinspection(self.service, self.state)
+            if later or self.digest.inspection is None:
+                self.digest_published()
             drop = upload.commit()
         except BaseException:
-            try:
-                self.service.metadata.delete_upload(self.state.id)
-            except Exception:
-                log.exception("removing upload %s after its failed commit failed", self.state.id)
+            self.remove()
             raise
         finally:
+            self.digest.close()
             self.writer.close()
         saved = release(self.service, self.state, self.holder, {"slug": drop.slug})
         return Progress(saved or self.state, drop)
 
+    def digest_published(self) -> None:
+        """Publish the blob and read it once into a new hasher and inspection, where the
+        staged bytes could not be read back (the commit chain publishes it again, which
+        changes nothing, and discards it if the commit fails)."""
+        self.writer.publish()
+        self.digest.close()
+        self.digest = self.ingest.digest = new_digest(
+            self.service, recorded_request(self.state), self.state.filename,
+            self.state.content_type)
+        with self.service.storage.open(self.writer.blob_id) as f:
+            feed_file(self.digest.update, f, self.writer.offset,
+                      f"the bytes of upload {self.state.id}")
 
-    def hash_published(self) -> None:
-        """Publish the blob and hash it by reading it once (the commit chain publishes it
-        again, which changes nothing, and discards it if the commit fails)."""
+    def remove(self) -> None:
+        """The upload is refused or could not be committed: remove it and its staged bytes
+        (an undone commit has discarded them already)."""
+        self.digest.close()
+        self.writer.discard()
         try:
-            self.writer.publish()
-            with self.service.storage.open(self.writer.blob_id) as f:
-                self.ingest.hasher = hash_file(self.service, f, self.writer.offset,
-                                               f"the bytes of upload {self.state.id}")
-        except BaseException:
-            self.writer.discard()
-            raise
+            self.service.metadata.delete_upload(self.state.id)
+        except Exception:
+            log.exception("removing upload %s failed", self.state.id)
 
 
 def restore(service: Teledrop, state: UploadState, ingest: IngestWriter) -> Upload:
@@ -420,7 +493,7 @@ def unrecorded_resumable(service: Teledrop, older_than: int,
 
 
 def collect_expired(service: Teledrop, at: int, dry_run: bool = False) -> Iterable[UploadState]:
-    """Remove the expired tus uploads and their staged bytes (none that a request continues
+    """Remove the expired uploads and their staged bytes (none that a request continues
     right now), yielding each."""
     for state in service.metadata.list_expired_uploads(at):
         if state.kind != TUS or (state.slug is None and state.lease_until > at):

@@ -16,6 +16,7 @@ from .config import Config
 from .drop import Drop
 from .errors import InvalidSlug, Unavailable
 from .interfaces import Metadata, Storage
+from .slugs import check_generated_slug
 
 #: How many generated slugs to try before giving up (each is refused only by a plugin's
 #: slug policy).
@@ -46,11 +47,15 @@ class Teledrop(ABC):
         self.storage.close()
 
     def new_slug(self, drop: Drop) -> str:
-        """A generated slug that passes every slug check. Whether it is free is left to the
-        insert (48 random bits rarely collide; the commit chain retries when one does)."""
+        """A generated slug that passes teledrop's own checks and every plugin's. Whether
+        it is free is left to the insert (48 random bits rarely collide; the commit chain
+        retries when one does).
+
+        :raises Unavailable: when none of :data:`SLUG_ATTEMPTS` does."""
         for _ in range(SLUG_ATTEMPTS):
             slug = self.hook("teledrop_generate_slug", drop=drop)
             try:
+                check_generated_slug(slug)
                 self.hook("teledrop_check_slug", slug=slug, custom=False)
             except InvalidSlug:
                 continue

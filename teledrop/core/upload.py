@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .content import BlobContent
 from .drop import Drop, now
 from .errors import InvalidFilename, InvalidOption, MalformedBody, SlugTaken, TooLarge
+from .inspection import Digest, new_digest
 from .interfaces import BlobWriter
 from .options import clean_description, clean_title, parse_bool, \
     parse_expires, parse_max_downloads, unsafe_in_name
@@ -76,11 +78,12 @@ def check_size(size: int | None, limit: int, framing: int = 0) -> None:
 
 
 class IngestWriter:
-    """The sink for a file's bytes: counts, enforces the size limit, hashes, writes."""
+    """The sink for a file's bytes: counts, enforces the size limit, hashes and inspects
+    (its :class:`~.inspection.Digest`), writes."""
 
-    def __init__(self, blob: BlobWriter, hasher: Any, limit: int, room: Room) -> None:
+    def __init__(self, blob: BlobWriter, digest: Digest, limit: int, room: Room) -> None:
         self.blob = blob
-        self.hasher = hasher
+        self.digest = digest
         self.limit = limit
         self.room = room
         self.size = 0
@@ -90,13 +93,13 @@ class IngestWriter:
         self.size += n
         check_size(self.size, self.limit)
         self.room.written(self.size)
-        self.hasher.update(data)
+        self.digest.update(data)
         self.blob.write(data)
         return n
 
     @property
     def hash(self) -> str:
-        return f"{self.hasher.name}:{self.hasher.hexdigest()}"
+        return self.digest.hash
 
 
 class Upload:
@@ -182,9 +185,13 @@ class Upload:
             raise MalformedBody("send exactly one file")
         self.filename = clean_filename(filename)
         self.content_type = pick_content_type(content_type, self.filename)
-        hasher = self.service.hook("teledrop_hasher")
-        blob = self.service.storage.stage(size_hint=self.size_hint())
-        self.writer = IngestWriter(blob, hasher, self.service.config.limits.max_upload_size,
+        digest = new_digest(self.service, self.request, self.filename, self.content_type)
+        try:
+            blob = self.service.storage.stage(size_hint=self.size_hint())
+        except BaseException:
+            digest.close()
+            raise
+        self.writer = IngestWriter(blob, digest, self.service.config.limits.max_upload_size,
                                    self.room)
         return self.writer
 
@@ -199,9 +206,11 @@ class Upload:
         return min(known, self.service.config.limits.max_upload_size)
 
     def commit(self) -> Drop:
-        """Run the compensation chain: publish, insert, then announce."""
+        """Let the inspectors finish, then run the compensation chain: publish, insert,
+        then announce."""
         if self.writer is None:
             raise MalformedBody("no file: send it as a form part named 'file' or as a PUT body")
+        self.writer.digest.finish()
         created = now()
         expires = self.options.expires or self.service.config.limits.default_expires
         token = new_token()
@@ -226,13 +235,16 @@ class Upload:
         drop.delete_token = token
         if not drop.custom_slug:
             drop.slug = self.service.new_slug(drop)
-        self.service.hook("teledrop_commit_drop", drop=drop, blob=self.writer.blob)
+        self.service.hook("teledrop_commit_drop", drop=drop, blob=self.writer.blob,
+                          content=BlobContent(self.service.storage, drop.blob_id))
         self.service.notify("teledrop_drop_created", drop=drop)
         return drop
 
     def close(self) -> None:
-        """Release the staged blob; unless committed, that removes it."""
+        """End the inspection and release the staged blob; unless committed, that removes
+        it."""
         if self.writer is not None:
+            self.writer.digest.close()
             self.writer.blob.close()
 
 

@@ -37,8 +37,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "slug taken", 410: "expired or out of downloads",
         411: "neither Content-Length nor Transfer-Encoding: chunked", 413: "over max_upload_size",
         412: "Tus-Resumable missing or not 1.0.0",
-        415: "the body is not application/offset+octet-stream",
-        416: "range not satisfiable", 423: "another request is continuing this upload",
+        415: "the body is not application/offset+octet-stream (tus), or a plugin refused "
+             "the file's type",
+        416: "range not satisfiable",
+        422: "a plugin inspecting the file refused it (content_refused, or the plugin's code)",
+        423: "another request is continuing this upload",
         429: "too many wrong passwords for this drop",
         501: "the storage backend cannot stage resumable uploads",
         503: "storage or metadata unavailable", 507: "storage full",
@@ -71,7 +74,7 @@ _READER = [
 _BYTES = {"type": "string", "contentMediaType": "application/octet-stream"}
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"},
          "example": "report-q3"}
-_UPLOAD_ERRORS = _errors(400, 401, 408, 409, 413, 503, 507)
+_UPLOAD_ERRORS = _errors(400, 401, 408, 409, 413, 422, 503, 507)
 _CREATED = {
     "description": "the drop was created",
     "headers": {
@@ -192,7 +195,7 @@ _TUS_PATCH = {
     "requestBody": _OFFSET_BODY,
     "responses": {"204": {"description": "appended (X-Drop-Url once complete)",
                           "headers": _tus_headers(*_TUS_PROGRESS)},
-                  **_errors(400, 404, 408, 409, 412, 413, 415, 423, 503, 507)},
+                  **_errors(400, 404, 408, 409, 412, 413, 415, 422, 423, 503, 507)},
 }
 _TUS_TERMINATE = {"summary": "terminate the upload: everything staged is removed",
                   "parameters": _TUS_VERSION,
@@ -232,8 +235,8 @@ def _tus_paths() -> dict[str, Any]:
                 "requestBody": _OFFSET_BODY,
                 "responses": {"201": {"description": "created; its URL is in Location",
                                       "headers": _tus_headers("Location", *_TUS_PROGRESS)},
-                              **_errors(400, 401, 408, 409, 412, 413, 415, 423, 501, 503,
-                                        507)},
+                              **_errors(400, 401, 408, 409, 412, 413, 415, 422, 423, 501,
+                                        503, 507)},
             },
         },
         "/api/uploads/{upload_id}": {
@@ -317,7 +320,7 @@ def _direct_paths() -> dict[str, Any]:
                                   "file, or it expired (the upload is aborted)"),
                     "409": _error("slug taken (the upload is aborted), or the upload is "
                                   "complete already or being completed"),
-                    **_errors(404, 408, 413, 503, 507), "501": _NO_DIRECT},
+                    **_errors(404, 408, 413, 415, 422, 503, 507), "501": _NO_DIRECT},
             },
         },
         "/api/direct-uploads/{upload_id}": {

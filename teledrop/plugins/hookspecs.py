@@ -13,7 +13,9 @@ from teledrop import hookspec
 
 if TYPE_CHECKING:
     from teledrop.core.config import Config
+    from teledrop.core.content import BlobContent
     from teledrop.core.drop import Drop
+    from teledrop.core.inspection import Inspector
     from teledrop.core.interfaces import BlobWriter, Metadata, Storage
     from teledrop.core.upload import UploadRequest
 
@@ -129,7 +131,44 @@ def teledrop_check_slug(slug: str, custom: bool, config: Config,
 
 
 @hookspec
-def teledrop_commit_drop(drop: Drop, blob: BlobWriter, config: Config,
+def teledrop_inspect_upload(request: UploadRequest, filename: str, content_type: str,
+                            config: Config, settings: Mapping[str, Any]) -> Inspector | None:
+    """An inspector of one upload's bytes (a virus scanner, a type sniffer, a quota).
+
+    Called once per upload when its file opens, before its first byte is read: for a
+    multipart ``POST`` when the file part begins, for a ``PUT`` before its body, for a
+    resumable upload when its first byte arrives, and again at its completion when the
+    inspectors of that first request did not see every byte in one process (then they
+    are fed the staged bytes, read once, before the commit); for a direct upload at its
+    completion, fed the object as it is read once to be hashed.
+
+    :param request: the upload's request facts, as :func:`teledrop_authorize_upload` got
+        them (``owner`` set); for a resumable upload, those recorded with it (``owner``,
+        ``declared_size`` the upload's length, ``filename``), not any one request's headers.
+    :param filename: the file's name, as the drop records it.
+    :param content_type: the file's media type, as the drop records it: the client's
+        declared one when it is specific, else a guess from the filename.
+    :param config: the effective configuration.
+    :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
+        :func:`teledrop_config_schema` (how a plugin reads its own table).
+    :returns: ``None`` to let the upload pass uninspected, or an object with
+        ``update(chunk)``, called with every byte of the file in order as it is hashed and
+        written (a ``memoryview`` valid only during the call), and ``finish()``, called once
+        after the last byte and before the commit. Either may raise a
+        :class:`~teledrop.core.errors.TeledropError` to refuse the upload: the client gets
+        its status and message, the body is not read further and nothing is kept (a
+        resumable upload is removed). Optional: ``close()``, called once when the
+        inspection ends however it ends; ``resumable = True``, when the object can go on
+        with the next request of a resumable upload in this process (without it, an
+        upload sent in several requests is inspected again at its completion).
+
+    All results are used: every implementation's inspector sees every byte, and any one
+    can refuse.
+    """
+
+
+@hookspec
+def teledrop_commit_drop(drop: Drop, blob: BlobWriter, content: BlobContent, config: Config,
                          settings: Mapping[str, Any]) -> list[Drop]:
     """Commit a drop: the compensation chain.
 
@@ -143,6 +182,8 @@ def teledrop_commit_drop(drop: Drop, blob: BlobWriter, config: Config,
 
     :param drop: the drop, with its slug, hash and size final.
     :param blob: the staged (then published) blob writer.
+    :param content: the published file, readable from inside the chain whatever the
+        storage (:class:`~teledrop.core.content.BlobContent`: ``open()``, ``chunks()``).
     :param config: the effective configuration.
     :param settings: every plugin's validated settings, ``{name: instance}`` as declared by
         :func:`teledrop_config_schema` (how a plugin reads its own table).
