@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -39,15 +38,15 @@ from teledrop.composition import PluginTeledrop
 from teledrop.core import direct, drops, manage
 from teledrop.core.config import Config, load_config
 from teledrop.core.drop import Drop
-from teledrop.core.errors import BadRequest, ConfigError, InvalidFilename, MalformedBody, \
+from teledrop.core.errors import ConfigError, InvalidFilename, MalformedBody, \
     NotFound, NotImplementedByStorage, StartupError, TeledropError, TooLarge
 from teledrop.core.owners import require_owner
 from teledrop.core.upload import Upload, UploadRequest, check_size, create_drop
 from teledrop.core.units import format_size
 
 from . import http
-from .body import MULTIPART_OVERHEAD, SMALL_BODY_LIMIT, multipart_boundary, multipart_receiver, \
-    raw_receiver
+from .body import COMPLETE_BODY_LIMIT, MULTIPART_OVERHEAD, SMALL_BODY_LIMIT, \
+    multipart_boundary, multipart_receiver, raw_receiver
 from .download import plan_file, presigned_url, redirect_headers
 from .openapi import openapi_document
 from .usage import usage_text
@@ -59,8 +58,6 @@ log = logging.getLogger(__name__)
 EVENT_FILE_LIMIT = 4 * 1024 * 1024
 #: Where a larger file goes instead.
 DIRECT_UPLOADS = "/api/direct-uploads"
-#: A direct upload's completion lists every part (up to 10,000, about 60 bytes each).
-COMPLETE_BODY_LIMIT = 2 * 1024 * 1024
 #: The only backends a function may use: everything else lives on one machine's disk.
 BACKENDS = {"storage": "s3_storage", "metadata": "postgres_meta"}
 #: Under Lambda a download always redirects.
@@ -369,7 +366,7 @@ class LambdaHost:
         direct.direct_uploads_of(self.service)  # 501 before anything else
         small_body(request)
         upload = direct.create_direct_upload(self.service, self.upload_request(request),
-                                             json_body(request.body))
+                                             http.json_body(request.body))
         return http.json_reply(upload.to_json(), 201, {
             "Location": f"{request.root}{DIRECT_UPLOADS}/{upload.id}",
             # the URLs are capabilities: no cache keeps them
@@ -379,7 +376,7 @@ class LambdaHost:
         """``201`` with the drop as JSON and its delete token, as an upload's answer."""
         direct.direct_uploads_of(self.service)
         small_body(request, COMPLETE_BODY_LIMIT)
-        drop = direct.complete_direct_upload(self.service, upload_id, json_body(request.body))
+        drop = direct.complete_direct_upload(self.service, upload_id, http.json_body(request.body))
         return http.json_reply(drop.to_json(self.drop_url(request, drop), with_delete_token=True),
                                201, {"Location": f"{request.root}/{drop.slug}",
                                      "X-Delete-Token": drop.delete_token or "",
@@ -423,14 +420,6 @@ def small_body(request: Request, limit: int = SMALL_BODY_LIMIT) -> None:
         raise RequestEntityTooLarge()
 
 
-def json_body(body: bytes) -> Any:
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
-        value = None
-    if value is None:
-        raise BadRequest("send a JSON body (Content-Type: application/json)")
-    return value
 
 
 def utf8_name(raw_path: str) -> str:

@@ -46,6 +46,8 @@ MAX_FIELD_SIZE = 64 * 1024
 MAX_DECODER_BUFFER = 2 * READ_SIZE + MAX_FIELD_SIZE
 #: Largest body of any request but an upload (a password form, an owner's JSON edit).
 SMALL_BODY_LIMIT = 64 * 1024
+#: A direct upload's completion lists every part (up to 10,000, about 60 bytes each).
+COMPLETE_BODY_LIMIT = 2 * 1024 * 1024
 #: A form with more parts than this is hostile: teledrop takes one file and 3 options.
 MAX_PARTS = 16
 #: Room the multipart framing and option fields may add on top of the file itself.

@@ -19,7 +19,7 @@ from werkzeug.http import parse_accept_header
 
 from teledrop.core import drops, manage
 from teledrop.core.drop import Drop
-from teledrop.core.errors import MalformedBody, NotFound, StorageFull, TeledropError, TooLarge
+from teledrop.core.errors import BadRequest, MalformedBody, NotFound, StorageFull, TeledropError, TooLarge
 from teledrop.core.owners import identify
 from teledrop.core.passwords import reader_password
 from teledrop.core.service import Teledrop
@@ -100,6 +100,19 @@ class _WerkzeugError(TeledropError):
 
     def headers(self) -> dict[str, str]:
         return self._headers
+
+
+def json_body(body: bytes) -> Any:
+    """A request's JSON body, whatever its label says.
+
+    :raises BadRequest: when it is not JSON (or is ``null``)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        value = None
+    if value is None:
+        raise BadRequest("send a JSON body (Content-Type: application/json)")
+    return value
 
 
 def json_object(body: bytes) -> dict[str, Any]:

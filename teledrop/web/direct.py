@@ -5,35 +5,26 @@ parts, through presigned URLs; teledrop checks and commits the result. The rules
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, request
 
 from teledrop.core import direct
-from teledrop.core.errors import BadRequest
+from teledrop.hosts.body import COMPLETE_BODY_LIMIT
+from teledrop.hosts.http import json_body
 
 from . import observe
 from .responses import json_response
 from .routes import drop_url, service, upload_request
 
 PREFIX = "/api/direct-uploads"
-#: A completion lists every part (up to 10,000 of them, about 60 bytes each).
-COMPLETE_BODY_LIMIT = 2 * 1024 * 1024
 direct_bp = Blueprint("direct", __name__, url_prefix=PREFIX)
-
-
-def json_body() -> Any:
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise BadRequest("send a JSON body (Content-Type: application/json)")
-    return body
 
 
 @direct_bp.post("")
 def create() -> Response:
     """``201`` with the upload's id, part size, part URLs and expiry."""
     direct.direct_uploads_of(service())  # 501 before anything else: clients fall back
-    upload = direct.create_direct_upload(service(), upload_request(), json_body())
+    upload = direct.create_direct_upload(service(), upload_request(),
+                                         json_body(request.get_data()))
     return json_response(upload.to_json(), 201,
                          {"Location": f"{request.script_root}{PREFIX}/{upload.id}",
                           # the URLs are capabilities: no cache keeps them
@@ -45,7 +36,7 @@ def complete(upload_id: str) -> Response:
     """``201`` with the drop as JSON and its delete token, as an upload's answer."""
     direct.direct_uploads_of(service())
     request.max_content_length = COMPLETE_BODY_LIMIT
-    drop = direct.complete_direct_upload(service(), upload_id, json_body())
+    drop = direct.complete_direct_upload(service(), upload_id, json_body(request.get_data()))
     observe.note_drop(drop)
     return json_response(drop.to_json(drop_url(drop), with_delete_token=True), 201,
                          {"Location": f"{request.script_root}/{drop.slug}",
