@@ -19,6 +19,7 @@ from . import observe
 from .body import SMALL_BODY_LIMIT
 from .responses import error_response
 from .owner_routes import owner_bp
+from .qr import qr_bp
 from .routes import bp
 from .tus import tus_bp
 
@@ -50,6 +51,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     app.register_blueprint(bp)
     app.register_blueprint(owner_bp)
     app.register_blueprint(tus_bp)
+    app.register_blueprint(qr_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)
