@@ -69,7 +69,7 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
 
 
 def new_context(browser: Browser, **options: Any) -> BrowserContext:
-    context = browser.new_context(viewport={"width": 900, "height": 900}, **options)
+    context = browser.new_context(**{"viewport": {"width": 900, "height": 900}, **options})
     context.set_default_timeout(TIMEOUT_MS)
     return context
 

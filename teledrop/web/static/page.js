@@ -188,7 +188,9 @@ function main() {
     }
 
     // Stopped with bytes on the server: the upload waits, and goes on from where it stopped.
+    let paused = false;
     function pause(text) {
+      paused = true;
       item.classList.add("paused");
       message.textContent = text;
       resume.hidden = false;
@@ -266,7 +268,8 @@ function main() {
     });
 
     function restart() {
-      if (finished) return;
+      if (finished || !paused) return; // a running upload needs no second start
+      paused = false;
       item.classList.remove("paused");
       message.textContent = "";
       moveFocusFrom(resume, cancel);
