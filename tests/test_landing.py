@@ -306,6 +306,16 @@ def test_a_password_drop_asks_first_then_shows_the_page_then_downloads(
     assert downloads(app, slug) == 1
 
 
+def test_a_hostile_password_stays_a_value_of_the_hidden_field(client: Any) -> None:
+    password = '"><script>alert(1)</script>'
+    slug = slug_of(post_file(client, DATA, "locked.txt", fields={"password": password},
+                             headers=JSON))
+    page = landing(client.post(f"/{slug}", data={"password": password}, headers=NAVIGATE))
+    assert [script.get("src") for script in page.all("script")] == ["static/landing.js"]
+    (hidden,) = [i for i in page.all("input") if i.get("name") == "password"]
+    assert hidden["value"] == password
+
+
 def test_a_password_drop_gives_curl_no_page(client: Any) -> None:
     slug = slug_of(post_file(client, DATA, "locked.txt", fields={"password": "pw"},
                              headers=JSON))

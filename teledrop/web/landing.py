@@ -86,13 +86,12 @@ def landing_response(drop: Drop, url: str, password: str | None) -> Response:
     password = password if drop.password_hash is not None else None
     path = quote(drop.slug, safe="") + "/" + quote(drop.filename, safe="")
     public = not drop.private and drop.password_hash is None
-    left = None if drop.max_downloads is None else max(0, drop.max_downloads - drop.downloads)
     html = render_page(
         "landing.html", f"{drop.title or drop.filename} - teledrop",
         drop=drop, url=url, download_path=path, password=password or "",
         size=describe_size(drop.size), expires_iso=iso(drop.expires_at),
         expires=utc(drop.expires_at), expires_in=relative_time(drop.expires_at - at),
-        left=left, preview=preview_of(drop) if public else None,
+        left=drop.downloads_left(), preview=preview_of(drop) if public else None,
         embedded=drop.max_downloads is None, qr=qr_data_uri(url))
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store" if password else "private, no-cache"
