@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run test clean
+.PHONY: install web-deps system-deps run test clean
 
 $(STAMP): pyproject.toml plugins/local_storage/pyproject.toml plugins/sqlite_meta/pyproject.toml \
 		plugins/s3_storage/pyproject.toml plugins/postgres_meta/pyproject.toml
@@ -15,7 +15,24 @@ $(STAMP): pyproject.toml plugins/local_storage/pyproject.toml plugins/sqlite_met
 		-e plugins/s3_storage -e plugins/postgres_meta
 	touch $@
 
-install: $(STAMP)
+# The upload page's tus client, pinned in package-lock.json: `npm ci` whenever node_modules
+# is missing or older than the lock, then its built file is copied where the app serves its
+# static files (a gitignored folder). axe-core and jsQR come along for the browser tests.
+NPM_STAMP := node_modules/.installed
+VENDOR := teledrop/web/static/vendor
+
+$(NPM_STAMP): package.json package-lock.json
+	command -v npm >/dev/null || $(MAKE) system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENDOR)/tus.min.js: $(NPM_STAMP)
+	mkdir -p $(@D)
+	cp node_modules/tus-js-client/dist/tus.min.js $@
+
+web-deps: $(VENDOR)/tus.min.js
+
+install: $(STAMP) web-deps
 
 run: install
 	mkdir -p data
@@ -23,11 +40,12 @@ run: install
 
 # What the tests drive besides Python: Debian's chromium for the browser tests (Playwright
 # never downloads a browser here), nginx for the reverse-proxy tests, curl as a client,
-# and PostgreSQL, whose binaries Debian keeps off PATH, for a throwaway database server.
-# ClamAV's clamd and sigtool for the ClamAV example's tests, which run their own clamd: the
-# clamav-daemon and freshclam services the install starts are stopped again (the tests
-# download no signatures).
-SYSTEM_TOOLS := chromium:chromium nginx:nginx-light curl:curl clamd:clamav-daemon sigtool:clamav
+# npm for the page's JavaScript packages, and PostgreSQL, whose binaries Debian keeps off
+# PATH, for a throwaway database server. ClamAV's clamd and sigtool for the ClamAV
+# example's tests, which run their own clamd: the clamav-daemon and freshclam services the
+# install starts are stopped again (the tests download no signatures).
+SYSTEM_TOOLS := chromium:chromium nginx:nginx-light curl:curl npm:npm clamd:clamav-daemon \
+	sigtool:clamav
 CLAMAV_SERVICES := clamav-daemon clamav-freshclam
 
 system-deps:
@@ -47,4 +65,4 @@ test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info
+	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info node_modules $(VENDOR)

@@ -69,7 +69,7 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
 
 
 def new_context(browser: Browser, **options: Any) -> BrowserContext:
-    context = browser.new_context(viewport={"width": 900, "height": 900}, **options)
+    context = browser.new_context(**{"viewport": {"width": 900, "height": 900}, **options})
     context.set_default_timeout(TIMEOUT_MS)
     return context
 
@@ -135,6 +135,12 @@ def throttle(page: Page, bytes_per_second: int) -> None:
     cdp.send("Network.emulateNetworkConditions", {
         "offline": False, "latency": 0, "downloadThroughput": -1,
         "uploadThroughput": bytes_per_second})
+
+
+def open_options(page: Page) -> None:
+    """Unfold the upload's options, as a person clicks their summary."""
+    page.locator("#options > summary").click()
+    expect(page.locator("#options")).to_have_attribute("open", "")
 
 
 def link_of(item: Locator) -> str:
@@ -224,14 +230,18 @@ def test_dropped_files_go_up_one_request_each(page: Page, server: LiveServer) ->
         expect(item).to_have_class(re.compile(r"\bdone\b"))
         assert get(server, link_of(item)).content == text.encode()
     assert len({link_of(row(page, name)) for name in contents}) == 3
-    assert sent == [server.url("/")] * 3
+    assert sent == [server.url("/api/uploads")] * 3  # one tus upload each
 
 
 def test_the_options_go_with_the_upload(page: Page, server: LiveServer,
                                         make_file: MakeFile) -> None:
+    expect(page.locator("#options-summary")).to_have_text("expires in 7 days, unlimited downloads")
+    open_options(page)
     page.get_by_label("Expires after").select_option(label="1 hour")
     page.get_by_label("Maximum downloads").fill("2")
     page.get_by_label("Custom link name").fill("js-options")
+    expect(page.locator("#options-summary")).to_have_text(
+        "expires in 1 hour, at most 2 downloads, custom link")
     pick(page, make_file("options.txt", b"with options"))
     item = row(page, "options.txt")
     expect(item).to_have_class(re.compile(r"\bdone\b"))
@@ -246,11 +256,15 @@ def test_the_options_go_with_the_upload(page: Page, server: LiveServer,
 def test_bad_options_are_caught_before_anything_is_sent(
         page: Page, slug: str, files: int, make_file: MakeFile) -> None:
     sent = post_requests(page)
+    open_options(page)
     page.fill("#slug", slug)
+    page.locator("#options > summary").click()  # folded again: the page unfolds it
+    expect(page.locator("#slug")).to_be_hidden()
     pick(page, *(make_file(f"f{i}.txt", b"x") for i in range(files)))
     page.wait_for_timeout(300)
     assert sent == []
     expect(page.locator("li.upload")).to_have_count(0)
+    expect(page.locator("#slug")).to_be_visible()
     assert focused(page, "#slug")
 
 
@@ -330,6 +344,7 @@ def test_a_taken_slug_shows_the_servers_reason(
     status, reason = server_reason(server, b"second", {"slug": "page-taken"})
     assert status == 409
 
+    open_options(page)
     page.fill("#slug", "page-taken")
     pick(page, make_file("second.txt", b"second"))
     assert_failed_with(page, "second.txt", reason)
@@ -465,6 +480,7 @@ def test_without_javascript_the_form_posts_and_gets_the_result_page(
         page.goto(server.url("/"))
         expect(page.locator("#file")).to_be_visible()
         data = payload(200_000, "no-js")
+        open_options(page)
         page.get_by_label("Expires after").select_option(label="1 hour")
         page.get_by_label("Maximum downloads").fill("3")
         page.get_by_label("File").set_input_files(make_file("plain.bin", data))

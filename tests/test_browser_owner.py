@@ -32,6 +32,7 @@ from tests.test_browser import (  # noqa: F401
     browser,
     context,
     new_context,
+    open_options,
     open_page,
     screenshot,
     server_for,
@@ -160,6 +161,7 @@ def test_an_upload_with_a_title_and_private_is_listed_as_mine(
     path = tmp_path / f"{word}-plan.txt"
     path.write_bytes(b"the plan")
     form = upload_form(page)
+    open_options(page)
     form.get_by_label("Title").fill(f"The {word} plan")
     form.get_by_label("Description").fill("for the owner's eyes")
     form.get_by_label("Private").check()
@@ -192,6 +194,7 @@ def test_an_upload_password_goes_in_the_body_never_the_url(
         page: Page, server: LiveServer, word: str, tmp_path: Path) -> None:
     path = tmp_path / f"{word}.txt"
     path.write_bytes(b"guarded")
+    open_options(page)
     upload_form(page).get_by_label("Password").fill("pass phrase")
     sent = sent_urls(page)
     page.set_input_files("#file", files=[path])
@@ -199,7 +202,8 @@ def test_an_upload_password_goes_in_the_body_never_the_url(
     expect(done).to_have_count(1)
     expect(done.locator("dd").last).to_have_text("password")
     slug = urlsplit(done.locator("a.link").get_attribute("href") or "").path.lstrip("/")
-    assert [url for url in sent if url.startswith("POST")] == [f"POST {server.url('/')}"]
+    assert [url for url in sent if url.startswith("POST")] == \
+        [f"POST {server.url('/api/uploads')}"]
     assert drop_info(server, slug).json()["has_password"] is True
     assert server.request("GET", f"/{slug}").status_code == 401
     assert server.request("GET", f"/{slug}",
@@ -213,6 +217,7 @@ def test_a_private_upload_without_a_token_is_stopped_before_sending(
     path = tmp_path / "secret.txt"
     path.write_bytes(b"secret")
     sent = sent_urls(page)
+    open_options(page)
     upload_form(page).get_by_label("Private").check()
     page.set_input_files("#file", files=[path])
     expect(page.locator("#status")).to_have_text(
@@ -423,6 +428,9 @@ def test_a_password_set_in_the_list_is_asked_of_anonymous_readers(
         expect(anonymous.get_by_role("alert")).to_have_text("Wrong password")
         expect(anonymous.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
         anonymous.get_by_label("Password").fill("correct horse")
+        anonymous.get_by_role("button", name="Download").click()
+        # The password opens the drop's landing page; its Download button sends it again.
+        expect(anonymous.get_by_role("heading", name=f"{word}.txt")).to_be_visible()
         with anonymous.expect_download() as download:
             anonymous.get_by_role("button", name="Download").click()
         assert Path(download.value.path()).read_bytes() == data
@@ -532,6 +540,7 @@ def test_on_an_open_server_a_store_token_is_entered_under_my_drops(
                 "No drops yet: upload a file with your token.")
             path = tmp_path / "alice.txt"
             path.write_bytes(b"alice's file")
+            open_options(page)
             upload_form(page).get_by_label("Private").check()
             page.set_input_files("#file", files=[path])
             expect(listed(page)).to_have_text(["alice.txt"])

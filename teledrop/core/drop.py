@@ -52,6 +52,10 @@ class Drop:
     def is_exhausted(self) -> bool:
         return self.max_downloads is not None and self.downloads >= self.max_downloads
 
+    def downloads_left(self) -> int | None:
+        """How many downloads remain; ``None``: no limit."""
+        return None if self.max_downloads is None else max(0, self.max_downloads - self.downloads)
+
     def is_gone(self, at: int | None = None) -> bool:
         """Expired or out of downloads: what gc removes and migrate leaves behind."""
         return self.is_expired(at) or self.is_exhausted()

@@ -111,6 +111,23 @@ def describe_duration(seconds: int) -> str:
     return f"{seconds} second{'' if seconds == 1 else 's'}"
 
 
+#: The steps of :func:`relative_time`, largest first.
+_RELATIVE_UNITS = (("year", 365 * 86400), ("month", 30 * 86400), ("day", 86400),
+                   ("hour", 3600), ("minute", 60))
+
+
+def relative_time(seconds: int) -> str:
+    """``in 6 days``, ``in 1 hour``, ``3 minutes ago``: ``seconds`` from now in the largest
+    unit that fits, rounded to the nearest; under a minute is ``in less than a minute``."""
+    span = abs(seconds)
+    for word, size in _RELATIVE_UNITS:
+        if span >= size:
+            count = round(span / size)
+            amount = f"{count} {word}{'' if count == 1 else 's'}"
+            return f"in {amount}" if seconds > 0 else f"{amount} ago"
+    return "in less than a minute" if seconds > 0 else "just now"
+
+
 def format_eta(seconds: float) -> str:
     """Time left in at most 6 characters: ``4:09``, ``59:59``, ``2h05m``, ``99h59m``, ``>99h``."""
     whole = math.ceil(seconds)

@@ -14,7 +14,6 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from .content import BlobContent
 from .drop import Drop, now

@@ -103,18 +103,22 @@ _DOWNLOAD_RESPONSES = {
 _PREVIEW = {"name": "preview", "in": "query", "required": False, "allowEmptyValue": True,
             "description": "show a safe type (image, PDF, text, audio, video) inline",
             "schema": {"type": "string"}}
+_DOWNLOAD = {"name": "download", "in": "query", "required": False, "allowEmptyValue": True,
+             "description": "the bytes, even to a browser navigation (which otherwise gets "
+                            "the drop's landing page)",
+             "schema": {"type": "string"}}
 _PASSWORD_FORM = {"required": True, "content": {"application/x-www-form-urlencoded": {
     "schema": {"type": "object", "required": ["password"],
                "properties": {"password": {"type": "string"}}}}}}
 
 
 def _download(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [_PREVIEW, *_READER], "security": _ANYONE_OR_OWNER,
-            "responses": _DOWNLOAD_RESPONSES}
+    return {"summary": summary, "parameters": [_PREVIEW, _DOWNLOAD, *_READER],
+            "security": _ANYONE_OR_OWNER, "responses": _DOWNLOAD_RESPONSES}
 
 
 def _password_download(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [_PREVIEW], "requestBody": _PASSWORD_FORM,
+    return {"summary": summary, "parameters": [_PREVIEW, _DOWNLOAD], "requestBody": _PASSWORD_FORM,
             "security": _ANYONE_OR_OWNER,
             "responses": {**_DOWNLOAD_RESPONSES, **_errors(405, 408)}}
 
@@ -361,9 +365,12 @@ def openapi_document() -> dict[str, Any]:
             },
             "/{slug}": {
                 "parameters": [_SLUG],
-                "get": _download("download a drop (counts as a download)"),
+                "get": _download("download a drop (counts as a download); a browser "
+                                 "navigation gets the drop's landing page (never counted)"),
                 "head": _download("a download's headers (never counted)"),
-                "post": _password_download("download a password-protected drop from a form"),
+                "post": _password_download("a password-protected drop from the password "
+                                           "form: its landing page for a browser navigation, "
+                                           "else the bytes"),
                 "put": _raw_upload("upload a raw body under this filename (the path names "
                                    "the file)"),
                 "delete": {
@@ -417,6 +424,14 @@ def openapi_document() -> dict[str, Any]:
                     "200": {"description": "the file", "content": {
                         "*/*": {"schema": {"type": "string"}}}},
                     **_errors(404)}},
+            },
+            "/api/qr.svg": {
+                "get": {"summary": "the QR code of one of this server's drop links, as SVG",
+                        "parameters": [{"name": "link", "in": "query", "required": True,
+                                        "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "the QR code", "content": {
+                            "image/svg+xml": {"schema": {"type": "string"}}}},
+                            **_errors(400)}},
             },
             "/healthz": {
                 "get": {"summary": "storage and metadata reachable, with room for uploads",

@@ -21,6 +21,7 @@ from . import observe
 from .direct import direct_bp
 from .responses import error_response
 from .owner_routes import owner_bp
+from .qr import qr_bp
 from .routes import bp
 from .tus import tus_bp
 
@@ -53,6 +54,7 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     app.register_blueprint(owner_bp)
     app.register_blueprint(tus_bp)
     app.register_blueprint(direct_bp)
+    app.register_blueprint(qr_bp)
     app.register_error_handler(TeledropError, _teledrop_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)

@@ -17,13 +17,16 @@ from urllib.parse import quote
 from flask import render_template
 
 from teledrop.core.config import Config, LimitsSettings
-from teledrop.core.drop import Drop, iso
+from teledrop.core.drop import Drop, iso, now
 from teledrop.core.errors import PasswordRequired
 from teledrop.core.interfaces import SORT_KEYS
 from teledrop.core.manage import DEFAULT_PAGE_SIZE, DEFAULT_SORT, FILTERS, MAX_PAGE_SIZE, ORDERS
 from teledrop.core.options import MAX_DESCRIPTION, MAX_TITLE
 from teledrop.core.slugs import CUSTOM_SLUG_MAX, CUSTOM_SLUG_MIN, CUSTOM_SLUG_PATTERN
-from teledrop.core.units import describe_duration, describe_size, format_duration, format_size
+from teledrop.core.units import describe_duration, describe_size, format_duration, \
+    format_size, relative_time
+
+from .qr import qr_data_uri
 
 #: Expiry choices offered on the page, in seconds; those over ``max_expires`` are dropped and
 #: the default and the maximum are always offered.
@@ -42,7 +45,7 @@ FILTER_LABELS = {
 PAGE_SIZES = tuple(sorted({10, DEFAULT_PAGE_SIZE, 50, MAX_PAGE_SIZE}))
 
 
-def _utc(ts: int) -> str:
+def utc(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -52,7 +55,7 @@ def expiry_choices(limits: LimitsSettings) -> list[int]:
     return sorted(offered | {limits.default_expires, limits.max_expires})
 
 
-def _render(template: str, title: str, root: str = "", **context: Any) -> str:
+def render_page(template: str, title: str, root: str = "", **context: Any) -> str:
     """A page from ``templates/``, every value escaped by Flask's autoescape. ``root``
     leads from the page's URL to the app's root (``../`` for a page one level down), so
     the stylesheet is found under any mount path."""
@@ -67,10 +70,11 @@ def _access(drop: Drop) -> str:
 
 def result_html(drop: Drop, url: str) -> str:
     """The answer to the page's form when it is posted without JavaScript."""
-    return _render(
+    return render_page(
         "result.html", "teledrop: uploaded", drop=drop, url=url, token=drop.delete_token or "",
         size=describe_size(drop.size), expires_iso=iso(drop.expires_at),
-        expires=_utc(drop.expires_at), access=_access(drop),
+        expires=utc(drop.expires_at), expires_in=relative_time(drop.expires_at - now()),
+        access=_access(drop), qr=qr_data_uri(url),
         downloads="unlimited" if drop.max_downloads is None else str(drop.max_downloads))
 
 
@@ -83,7 +87,7 @@ def password_html(action: str, message: str) -> str:
     under a path prefix that ``action`` does not carry."""
     segments = action.strip("/").split("/")
     # The first visit asks; anything else (a wrong password) is an error to notice.
-    return _render("password.html", "teledrop: password", "../" * (len(segments) - 1),
+    return render_page("password.html", "teledrop: password", "../" * (len(segments) - 1),
                    target="./" + quote(segments[-1], safe=""),
                    problem=message != PasswordRequired.default_message,
                    message=message[:1].upper() + message[1:])
@@ -95,11 +99,12 @@ COLUMNS = ("File", "Title", "Size", "Uploaded", "Expires", "Downloads", "Access"
 
 def index_html(config: Config) -> str:
     limits = config.limits
-    return _render(
+    return render_page(
         "index.html", "teledrop",
         expiry_choices=[(format_duration(s), describe_duration(s))
                         for s in expiry_choices(limits)],
         default_expires=format_duration(limits.default_expires),
+        default_expires_words=describe_duration(limits.default_expires),
         slug_pattern=CUSTOM_SLUG_PATTERN, slug_min=CUSTOM_SLUG_MIN, slug_max=CUSTOM_SLUG_MAX,
         max_title=MAX_TITLE, max_description=MAX_DESCRIPTION,
         tokens_required=config.auth.tokens_required,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, after_this_request, current_app, request
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
@@ -25,6 +25,7 @@ from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
 from .download import file_response, redirect_response
+from .landing import add_vary, landing_response, wants_landing
 from .page import index_html, password_html, result_html
 from .responses import flask_response, json_response, text_response, wants_html, wants_json
 from .socket_body import SocketBody
@@ -150,10 +151,13 @@ def upload_raw(filename: str | None = None) -> Response:
 @bp.post("/<slug>")
 @bp.post("/<slug>/<path:name>")
 def download(slug: str, name: str | None = None) -> Response:
-    """A drop's bytes. POST is the upload page's password form (the password never goes
-    into a URL)."""
+    """A drop's bytes, or for a browser opening ``/{slug}`` its landing page. POST is the
+    password form (the password never goes into a URL)."""
+    if name is None:
+        after_this_request(add_vary)
+    slug, who = checked(slug), reader()
     try:
-        drop = drops.find_drop(service(), checked(slug), reader())
+        drop = drops.find_drop(service(), slug, who)
     except (PasswordRequired, TooManyAttempts) as exc:
         if wants_html(request) and not wants_json(request):
             observe.note_error(exc.code)
@@ -166,6 +170,8 @@ def download(slug: str, name: str | None = None) -> Response:
                             mimetype="text/html")
         raise
     observe.note_drop(drop)
+    if name is None and wants_landing(request):
+        return landing_response(drop, drop_url(drop), who.password)
     preview = "preview" in request.args
     # HEAD never mints a URL: it answers the headers of the bytes, as a proxied GET would.
     url = None if request.method == "HEAD" else presigned_url(service().storage, drop, preview)

@@ -1,17 +1,20 @@
-// teledrop's upload page. Without this script the page is a plain multipart form; with it,
-// every dropped or picked file goes up in its own XMLHttpRequest (the only browser API with
-// upload progress events), with a progress bar, a Cancel button and, once stored, the link,
-// a Copy button and a Delete button. Data from files and the server is written with
+// teledrop's upload page. Without this script (or without the tus client it drives, which
+// `make` installs from npm into static/vendor/) the page is a plain multipart form; with
+// it, every dropped or picked file goes up as its own resumable tus upload (/api/uploads),
+// with a progress bar, a Cancel button and, once stored, the link, Copy, Share, its QR
+// code and a Delete button. A dropped connection pauses the upload, which goes on from the
+// server's offset when the browser is back online (or on Resume); after a reload, picking
+// the same file again resumes it. Data from files and the server is written with
 // textContent only, never parsed as HTML.
 
 import {
-  UPLOADED, announcer, currentToken, describeSize, el, formatSize, moveFocusFrom, safeHref,
-  serverReason, tokenInput,
+  ROOT, UPLOADED, announcer, currentToken, describeSize, el, formatSize, localTime,
+  moveFocusFrom, relativeTime, serverReason, shareSection, tokenInput,
 } from "./shared.js";
 
 function main() {
   const form = document.getElementById("upload");
-  if (!form || !window.XMLHttpRequest || !window.FormData) return;
+  if (!form || !window.tus || !tus.isSupported || !window.FormData) return;
   document.documentElement.classList.replace("no-js", "js");
 
   const fileInput = document.getElementById("file");
@@ -19,8 +22,11 @@ function main() {
   const list = document.getElementById("uploads");
   const slugInput = document.getElementById("slug");
   const privateInput = document.getElementById("private");
-  const endpoint = form.action; // absolute: uploads go where the form would post
+  const endpoint = form.action; // absolute: the app's root, where the form would post
+  const tusEndpoint = new URL("api/uploads", ROOT).href;
   const say = announcer(document.getElementById("status"));
+  const optionsBox = document.getElementById("options");
+  const optionsSummary = document.getElementById("options-summary");
   let inFlight = 0;
 
   fileInput.multiple = true;
@@ -47,36 +53,6 @@ function main() {
     };
   }
 
-  // --- copy -----------------------------------------------------------------------------
-
-  async function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      try {
-        await navigator.clipboard.writeText(text);
-        return true;
-      } catch (_) { /* denied: try the old way */ }
-    }
-    const back = document.activeElement;
-    const area = el("textarea", { value: text, readOnly: true });
-    area.setAttribute("aria-hidden", "true");
-    area.style.cssText = "position:fixed;top:0;left:0;opacity:0;pointer-events:none";
-    document.body.append(area);
-    area.select();
-    let copied = false;
-    try { copied = document.execCommand("copy"); } catch (_) { copied = false; }
-    area.remove();
-    if (back && back.focus) back.focus();
-    return copied;
-  }
-
-  function selectText(node) {
-    const range = document.createRange();
-    range.selectNodeContents(node);
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-  }
-
   // --- one file -------------------------------------------------------------------------
 
   function details(pairs) {
@@ -87,21 +63,23 @@ function main() {
     return dl;
   }
 
+  function expiry(iso) {
+    const date = new Date(iso);
+    if (isNaN(date)) return String(iso);
+    return el("span", {}, el("time", { className: "expiry", dateTime: iso,
+                                       textContent: localTime(date) }),
+              " ", el("span", { className: "relative", textContent: "(" + relativeTime(date) + ")" }));
+  }
+
   function showDrop(item, parts, drop) {
-    const href = safeHref(drop.url);
-    const link = href
-      ? el("a", { className: "link", href, textContent: drop.url })
-      : el("span", { className: "link", textContent: drop.url });
-    const copy = el("button", { type: "button", className: "copy", textContent: "Copy link" });
+    const { section, copy } = shareSection(drop.url, parts.filename, say);
     const del = el("button",
       { type: "button", className: "delete secondary", textContent: "Delete" });
-    copy.setAttribute("aria-label", "Copy link to " + parts.filename);
     del.setAttribute("aria-label", "Delete " + parts.filename);
-    const expires = new Date(drop.expires_at);
     const info = details([
       ["Size", describeSize(drop.size)],
       ["Hash", el("code", { textContent: drop.hash })],
-      ["Expires", isNaN(expires) ? String(drop.expires_at) : expires.toLocaleString()],
+      ["Expires", expiry(drop.expires_at)],
       ["Downloads", drop.max_downloads == null ? "unlimited" : "at most " + drop.max_downloads],
       ["Delete token", el("code", { className: "token", textContent: drop.delete_token || "" })],
     ]);
@@ -110,20 +88,8 @@ function main() {
     if (access.length) {
       info.append(el("dt", { textContent: "Access" }), el("dd", {}, access.join(", ")));
     }
-    const linkRow = el("p", { className: "link-row" }, link, copy);
     const actions = el("p", { className: "actions" }, del);
-    item.append(linkRow, info, actions, parts.message); // messages about this drop go last
-
-    copy.addEventListener("click", async () => {
-      if (await copyText(drop.url)) {
-        copy.textContent = "Copied";
-        say("Link copied");
-        setTimeout(() => { copy.textContent = "Copy link"; }, 2000);
-      } else {
-        selectText(link);
-        say("Press Ctrl+C to copy the selected link");
-      }
-    });
+    item.append(section, info, actions, parts.message); // messages about this drop go last
 
     del.addEventListener("click", async () => {
       // aria-disabled, not disabled: a disabled button drops the keyboard focus.
@@ -149,12 +115,35 @@ function main() {
       }
       moveFocusFrom(item, item);
       item.className = "upload deleted";
-      linkRow.replaceChildren(el("s", { className: "link", textContent: drop.url }));
+      section.replaceChildren(el("s", { className: "link", textContent: drop.url }));
       actions.remove();
       parts.message.textContent = "Deleted.";
       say(parts.filename + " deleted");
     });
     return copy;
+  }
+
+  // The options of an upload, as tus metadata (the password travels in a header only).
+  function tusMetadata(file, options) {
+    const metadata = { filename: file.name || "(unnamed)",
+                       filetype: file.type || "application/octet-stream" };
+    for (const [name, value] of options) if (name !== "password") metadata[name] = value;
+    return metadata;
+  }
+
+  const sameMetadata = (a, b) => {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b || {}).length && keys.every((k) => a[k] === b[k]);
+  };
+
+  // A creation refused (a taken slug, a bad option, no token) is final; a lost connection,
+  // a server error or an upload busy on another request (423) is tried again, and a PATCH
+  // at a stale offset (409) too: the client asks the server where to resume.
+  function shouldRetry(error) {
+    const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
+    const creating = error.originalRequest && error.originalRequest.getMethod() === "POST";
+    if (!navigator.onLine) return false; // resumed by the "online" event instead
+    return status === 0 || status >= 500 || status === 423 || (status === 409 && !creating);
   }
 
   function startUpload(file, options, token) {
@@ -166,14 +155,22 @@ function main() {
     const cancel = el("button",
       { type: "button", className: "cancel secondary", textContent: "Cancel" });
     cancel.setAttribute("aria-label", "Cancel upload of " + filename);
-    const cancelRow = el("p", { className: "actions" }, cancel);
+    const resume = el("button",
+      { type: "button", className: "resume", textContent: "Resume", hidden: true });
+    resume.setAttribute("aria-label", "Resume upload of " + filename);
+    const cancelRow = el("p", { className: "actions" }, resume, cancel);
     const message = el("p", { className: "message" });
     const parts = { filename, message };
     item.append(el("p", { className: "name", textContent: filename }), bar, stats, cancelRow,
                 message);
+    const speed = speedMeter(3000);
+    let finished = false;
+    let cancelled = false;
 
     function finish(state, text) {
+      finished = true;
       inFlight -= 1;
+      window.removeEventListener("online", restart);
       item.className = "upload " + state;
       const focusHere = item.contains(document.activeElement);
       bar.remove();
@@ -190,57 +187,119 @@ function main() {
       else if (focusHere) item.focus();
     }
 
-    const body = new FormData();
-    // Options first: the server acts on them (a taken slug, a bad expiry) before the file.
-    for (const [name, value] of options) body.append(name, value);
-    body.append("file", file, file.name);
-    const xhr = new XMLHttpRequest();
-    const speed = speedMeter(3000);
-    xhr.open("POST", endpoint);
-    xhr.setRequestHeader("Accept", "application/json");
-    if (token) xhr.setRequestHeader("Authorization", "Bearer " + token);
+    // Stopped with bytes on the server: the upload waits, and goes on from where it stopped.
+    let paused = false;
+    function pause(text) {
+      paused = true;
+      item.classList.add("paused");
+      message.textContent = text;
+      resume.hidden = false;
+      say(filename + ": " + text);
+    }
 
-    xhr.upload.addEventListener("progress", (event) => {
-      if (!event.lengthComputable) return;
-      bar.max = event.total;
-      bar.value = event.loaded;
-      const rate = speed(event.loaded);
-      const percent = Math.floor((event.loaded * 100) / event.total);
-      const left = rate > 0
-        ? " · " + formatTime((event.total - event.loaded) / rate) + " left" : "";
-      stats.textContent = formatSize(event.loaded) + " of " + formatSize(event.total) +
-        " · " + percent + "% · " + formatSize(Math.round(rate)) + "/s" + left;
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const password = options.find(([name]) => name === "password");
+    if (password) headers["X-Drop-Password"] = password[1];
+    const metadata = tusMetadata(file, options);
+    const upload = new tus.Upload(file, {
+      endpoint: tusEndpoint,
+      metadata,
+      headers,
+      retryDelays: [0, 1000, 3000, 5000, 10000],
+      removeFingerprintOnSuccess: true,
+      onShouldRetry: shouldRetry,
+      // Cancelled while the server was creating it: remove it as soon as it has an address.
+      onUploadUrlAvailable() {
+        if (cancelled) upload.abort(true).catch(() => {});
+      },
+      onProgress(loaded, total) {
+        bar.max = total || 1;
+        bar.value = loaded;
+        const rate = speed(loaded);
+        const percent = total ? Math.floor((loaded * 100) / total) : 100;
+        const left = rate > 0 ? " · " + formatTime((total - loaded) / rate) + " left" : "";
+        stats.textContent = formatSize(loaded) + " of " + formatSize(total) +
+          " · " + percent + "% · " + formatSize(Math.round(rate)) + "/s" + left;
+        if (loaded === total) {
+          // Every byte is out: the server may store the file any moment now, and a cancel
+          // could no longer promise that nothing was kept.
+          moveFocusFrom(cancelRow, item);
+          cancelRow.hidden = true;
+          stats.textContent = formatSize(total) + " sent · finishing…";
+        }
+      },
+      async onSuccess({ lastResponse }) {
+        if (finished) return;
+        const url = lastResponse.getHeader("X-Drop-Url");
+        const deleteToken = lastResponse.getHeader("X-Delete-Token");
+        let drop = null;
+        try {
+          const response = await fetch(upload.url, { headers: { Accept: "application/json" } });
+          drop = response.ok ? await response.json() : null;
+        } catch (_) { drop = null; }
+        if (!drop || typeof drop.url !== "string") {
+          drop = url ? { url, slug: new URL(url).pathname.split("/").pop(), size: file.size }
+            : null;
+        }
+        if (!drop) { fail("the server did not say where the file is", 0); return; }
+        drop.delete_token = deleteToken || "";
+        const focusHere = finish("done", "");
+        const copy = showDrop(item, parts, drop);
+        say(filename + " uploaded: " + drop.url);
+        if (focusHere) copy.focus();
+        if (token) document.dispatchEvent(new CustomEvent(UPLOADED, { detail: drop }));
+      },
+      onError(error) {
+        if (finished) return;
+        const response = error.originalResponse;
+        if (!response || response.getStatus() === 0 || response.getStatus() >= 500) {
+          if (upload.url) {
+            pause(navigator.onLine
+              ? "Paused: the connection failed. Resume goes on from where it stopped."
+              : "Offline: the upload goes on when the connection is back.");
+            return;
+          }
+          if (!navigator.onLine) { pause("Offline: the upload starts when the connection is back."); return; }
+        }
+        fail(response ? serverReason(response.getBody(), response.getStatus())
+          : "the connection failed", response ? response.getStatus() : 0);
+      },
     });
-    xhr.upload.addEventListener("load", () => {
-      // Every byte is out: the server may store the file any moment now, and a cancel
-      // could no longer promise that nothing was kept.
-      moveFocusFrom(cancelRow, item);
-      cancelRow.remove();
-      stats.textContent = formatSize(file.size) + " sent · finishing…";
-    });
-    xhr.addEventListener("load", () => {
-      let drop = null;
-      try { drop = JSON.parse(xhr.responseText); } catch (_) { drop = null; }
-      if (xhr.status !== 201 || !drop || typeof drop.url !== "string") {
-        fail(serverReason(xhr.responseText, xhr.status), xhr.status);
-        return;
-      }
-      const focusHere = finish("done", "");
-      const copy = showDrop(item, parts, drop);
-      say(filename + " uploaded: " + drop.url);
-      if (focusHere) copy.focus();
-      if (token) document.dispatchEvent(new CustomEvent(UPLOADED, { detail: drop }));
-    });
-    xhr.addEventListener("error", () => fail("the connection failed", 0));
-    xhr.addEventListener("abort", () => {
+
+    function restart() {
+      if (finished || !paused) return; // a running upload needs no second start
+      paused = false;
+      item.classList.remove("paused");
+      message.textContent = "";
+      moveFocusFrom(resume, cancel);
+      resume.hidden = true;
+      upload.start();
+    }
+    window.addEventListener("online", restart);
+    resume.addEventListener("click", restart);
+    cancel.addEventListener("click", () => {
+      cancelled = true;
+      // Before the server has answered its creation, the upload has no address to remove
+      // yet: it is let through, and removed when it has one.
+      if (upload.url) upload.abort(true).catch(() => { /* gone already: nothing is kept */ });
       const focusHere = finish("cancelled", "Cancelled: nothing was stored.");
       say("Upload of " + filename + " cancelled");
       if (focusHere) item.focus();
     });
-    cancel.addEventListener("click", () => xhr.abort());
 
     inFlight += 1;
-    xhr.send(body);
+    // A file picked again after a reload or a lost page goes on where its upload stopped,
+    // if it is going up with the same options.
+    upload.findPreviousUploads().then((previous) => {
+      const same = previous.filter((p) => sameMetadata(metadata, p.metadata))
+        .sort((a, b) => String(b.creationTime).localeCompare(String(a.creationTime)));
+      if (same.length) {
+        upload.resumeFromPreviousUpload(same[0]);
+        stats.textContent = "Resuming…";
+      }
+      upload.start();
+    }, () => upload.start());
     return item;
   }
 
@@ -248,19 +307,25 @@ function main() {
 
   function startAll(files) {
     if (!files.length) return;
-    if (!form.reportValidity()) return; // the browser points at the bad option
+    if (!form.checkValidity()) {
+      optionsBox.open = true; // the browser can point only at a field on show
+      form.reportValidity();
+      return;
+    }
     // An empty field means the default; a password is taken as typed, spaces and all.
     const options = [...new FormData(form)]
       .filter(([name, value]) => name !== "file" && typeof value === "string" &&
               (name === "password" ? value !== "" : value.trim()));
     if (files.length > 1 && slugInput && slugInput.value.trim()) {
       say("A custom link name is for one file: choose a single file or clear the name.");
+      optionsBox.open = true;
       slugInput.focus();
       return;
     }
     const token = currentToken();
     if (privateInput && privateInput.checked && !token) {
       say("A private file needs your token: enter it first.");
+      optionsBox.open = true;
       (tokenInput() || privateInput).focus();
       return;
     }
@@ -269,6 +334,25 @@ function main() {
     list.prepend(batch);
     say("Uploading " + (files.length === 1 ? files[0].name : files.length + " files"));
   }
+
+  // --- the folded options --------------------------------------------------------------
+
+  // The summary says what an upload gets now: "expires in 7 days, unlimited downloads".
+  function describeOptions() {
+    const data = new FormData(form);
+    const expires = form.elements.expires;
+    const words = ["expires in " + expires.options[expires.selectedIndex].text];
+    const most = String(data.get("max_downloads") || "").trim();
+    words.push(most ? (most === "1" ? "1 download" : "at most " + most + " downloads")
+      : "unlimited downloads");
+    if (String(data.get("slug") || "").trim()) words.push("custom link");
+    if (data.get("password")) words.push("password");
+    if (data.get("private")) words.push("private");
+    optionsSummary.textContent = words.join(", ");
+  }
+  form.addEventListener("input", describeOptions);
+  form.addEventListener("change", describeOptions);
+  describeOptions();
 
   fileInput.addEventListener("change", () => {
     const files = [...fileInput.files];
