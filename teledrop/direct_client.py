@@ -115,7 +115,6 @@ class DirectUpload(Transfer):
     fd: int
     fields: dict[str, Any]
     parallel: int = DEFAULT_PARALLEL
-    _local: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> dict[str, Any]:
@@ -216,14 +215,13 @@ class DirectUpload(Transfer):
 
     def _put(self, url: str, offset: int, length: int, on_progress: Progress) -> str:
         """One part to the bucket. Its URL carries the signature: no token goes with it."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
         body = SizedBody.at(self.fd, offset, length, on_progress)
         try:
-            response = session.put(url, data=body if length else b"",
-                                   timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                   allow_redirects=False)
+            # A connection per part: a part is many MiB, and nothing is left open after.
+            with requests.Session() as session:
+                response = session.put(url, data=body if length else b"",
+                                       timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                                       allow_redirects=False, auth=_signed_already)
         except requests.RequestException as exc:
             raise TransportError(f"the bucket: {reason_of(exc)}") from None
         if response.status_code != 200:
@@ -259,3 +257,9 @@ class DirectUpload(Transfer):
             self.client.request("DELETE", f"{PREFIX}/{plan.id}")
         except ClientError:
             pass
+
+
+def _signed_already(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """A part URL is its own credential: no ``~/.netrc`` entry may add an
+    ``Authorization`` header, which the bucket would refuse alongside the signature."""
+    return request
