@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from teledrop.core.errors import BlobMissing
+from teledrop.core.errors import BlobMissing, StorageUnavailable
 from teledrop_s3_storage import S3Storage
 from teledrop_s3_storage.parts import MIB
 from teledrop_s3_storage.resumable import Staged
-from tests.services.seaweedfs import S3Endpoint
-from tests.test_s3_storage import make_storage, objects_of, pattern, uploads_of
+from tests.services.seaweedfs import S3Endpoint, SeaweedFS
+from tests.test_s3_storage import make_storage, objects_of, own_storage, pattern, uploads_of  # noqa: F401
 
 PART = 5 * MIB
 
@@ -157,3 +157,27 @@ def test_a_resume_inside_a_part_already_sent_is_blob_missing(storage: S3Storage)
     writer = storage.resume(blob_id, state, PART)  # a part's end is fine
     assert writer.offset == PART
     writer.discard()
+
+
+def test_a_part_that_fails_keeps_its_bytes_until_the_store_is_back(
+        own_storage: S3Storage, seaweedfs: SeaweedFS) -> None:  # noqa: F811
+    """A part that cannot be uploaded stays in the buffer and in the offset: the sync
+    after the object store is back keeps it as the tail, and the blob completes."""
+    data = pattern(2 * PART + 99)
+    writer = own_storage.stage_resumable(size_hint=len(data))
+    writer.write(data[:3 * MIB])
+    writer.sync()
+    with seaweedfs.stopped():
+        with pytest.raises(StorageUnavailable):
+            writer.write(data[3 * MIB:6 * MIB])
+        assert writer.offset == PART  # the part it could not send, not a byte more
+        with pytest.raises(StorageUnavailable):
+            writer.sync()
+    state = writer.sync()
+    writer.close()
+    assert Staged.loads(state).parts == [] and Staged.loads(state).tail_length == PART
+    writer = own_storage.resume(writer.blob_id, state, PART)
+    writer.write(data[PART:])
+    writer.publish()
+    with own_storage.open(writer.blob_id) as f:
+        assert f.read() == data

@@ -98,14 +98,14 @@ class ResumableS3Writer:
     """See :class:`teledrop.core.interfaces.ResumableWriter`."""
 
     def __init__(self, storage: S3Storage, blob_id: str, staged: Staged,
-                 buffer: bytearray) -> None:
+                 buffer: bytearray, filled: int) -> None:
         self.blob_id = blob_id
         self.key = storage.key(blob_id)
         self.published = False
         self._storage = storage
         self._staged = staged
         self._buffer: bytearray | None = buffer
-        self._filled = len(buffer)
+        self._filled = filled
         self._number = len(staged.parts) + 1  # the part being filled
         self._part_size = part_size(staged.part_size, self._number)
         #: a short part is the last one: nothing may follow it.
@@ -174,15 +174,9 @@ class ResumableS3Writer:
         if final and self._filled and staged.parts:
             self._ship_part()
         elif (staged.tail_end, staged.tail_length) != (self.offset, self._filled):
-            tail = self._storage.tail_key(self.blob_id, self.offset)
-            body = part_body(self._open_buffer("sync"), self._filled)
-            try:
-                with s3_errors("keeping the bytes past the last part"):
-                    self._storage.client.put_object(Bucket=self._storage.bucket, Key=tail,
-                                                    Body=body)
-            finally:
-                if isinstance(body, PartBody):
-                    body.close()
+            self._storage.put_bytes(self._storage.tail_key(self.blob_id, self.offset),
+                                    self._open_buffer("sync"), self._filled,
+                                    "keeping the bytes past the last part")
             staged.tail_end, staged.tail_length = self.offset, self._filled
         return staged.dumps()
 
@@ -194,15 +188,7 @@ class ResumableS3Writer:
         buffer = self._open_buffer("publish of")
         try:
             if not self._staged.parts:  # smaller than a part: one PutObject
-                body = part_body(buffer, self._filled)
-                try:
-                    with s3_errors("storing a file"):
-                        self._storage.client.put_object(Bucket=self._storage.bucket,
-                                                        Key=self.key, Body=body)
-                finally:
-                    if isinstance(body, PartBody):
-                        body.close()
-                self._storage.abort_upload(self.key, self._staged.upload_id)
+                self._storage.put_bytes(self.key, buffer, self._filled, "storing a file")
             else:
                 if self._filled:
                     self._ship_part()
@@ -218,9 +204,12 @@ class ResumableS3Writer:
         self.published = True
         self.close()
         try:
+            if not self._staged.parts:  # no part went to it
+                self._storage.abort_upload(self.key, self._staged.upload_id)
             self._storage.delete_tails(self.blob_id)
-        except StorageUnavailable:  # listed by list_resumable; gc removes them
-            log.exception("s3_storage: could not remove the tail of blob %s", self.blob_id)
+        except StorageUnavailable:  # gc removes what is left (a stale upload, a tail)
+            log.exception("s3_storage: could not tidy up after publishing blob %s",
+                          self.blob_id)
 
     # -- undoing -------------------------------------------------------------------------
 
@@ -262,7 +251,7 @@ class ResumableS3Staging:
         except BaseException:
             self.remove_resumable(blob_id, "")
             raise
-        return ResumableS3Writer(self, blob_id, staged, bytearray())
+        return ResumableS3Writer(self, blob_id, staged, bytearray(), 0)
 
     def resume(self, blob_id: str, state: str, offset: int) -> ResumableS3Writer:
         staged = self._staged(blob_id, state)
@@ -278,9 +267,11 @@ class ResumableS3Staging:
                      more > staged.tail_length):
             raise BlobMissing(f"the staged bytes of {blob_id} do not reach {offset}")
         staged.parts = kept
-        buffer = self._read_tail(blob_id, tail, more)
+        # a tail past what a buffer grows to is read into a whole part's buffer at once
+        whole = part_size(staged.part_size, len(kept) + 1) if more > GROWING_BUFFER else more
+        buffer = self._read_tail(blob_id, tail, more, bytearray(whole))
         self.delete_tails(blob_id, keep=tail)
-        return ResumableS3Writer(self, blob_id, staged, buffer)
+        return ResumableS3Writer(self, blob_id, staged, buffer, more)
 
     def _staged(self, blob_id: str, state: str) -> Staged:
         try:
@@ -288,10 +279,10 @@ class ResumableS3Staging:
         except ValueError as exc:
             raise BlobMissing(f"the staged bytes of {blob_id}: {exc}") from None
 
-    def _read_tail(self, blob_id: str, key: str, length: int) -> bytearray:
-        """The first ``length`` bytes of tail ``key``. :raises BlobMissing: when it is gone
-        or shorter."""
-        buffer = bytearray(length)
+    def _read_tail(self, blob_id: str, key: str, length: int,
+                   buffer: bytearray) -> bytearray:
+        """The first ``length`` bytes of tail ``key``, read into ``buffer``.
+        :raises BlobMissing: when it is gone or shorter."""
         try:
             with s3_errors(f"reading the staged bytes of {blob_id}"):
                 if not length:
@@ -299,13 +290,13 @@ class ResumableS3Staging:
                     return buffer
                 body = self.client.get_object(Bucket=self.bucket, Key=key,
                                               Range=f"bytes=0-{length - 1}")["Body"]
-                view, filled = memoryview(buffer), 0
+                filled = 0
                 try:
                     while filled < length:
                         data = body.read(min(TAIL_READ, length - filled))
                         if not data:
                             break
-                        view[filled:filled + len(data)] = data
+                        buffer[filled:filled + len(data)] = data
                         filled += len(data)
                 finally:
                     body.close()
@@ -324,17 +315,25 @@ class ResumableS3Staging:
         if offset > staged.tail_length:
             raise BlobMissing(f"the staged bytes of {blob_id} are shorter than {offset}")
         return io.BytesIO(self._read_tail(blob_id, self.tail_key(blob_id, staged.tail_end),
-                                          offset))
+                                          offset, bytearray(offset)))
 
     def upload_part(self, key: str, upload_id: str, number: int, buffer: bytearray,
                     length: int) -> str:
         """Part ``number`` of ``upload_id``: the first ``length`` bytes of ``buffer``."""
+        return str(self._send("upload_part", buffer, length, f"uploading part {number}",
+                              Key=key, UploadId=upload_id, PartNumber=number)["ETag"])
+
+    def put_bytes(self, key: str, buffer: bytearray, length: int, doing: str) -> None:
+        """Object ``key``: the first ``length`` bytes of ``buffer``."""
+        self._send("put_object", buffer, length, doing, Key=key)
+
+    def _send(self, operation: str, buffer: bytearray, length: int, doing: str,
+              **params: Any) -> dict[str, Any]:
         body = part_body(buffer, length)
         try:
-            with s3_errors(f"uploading part {number}"):
-                return str(self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                    Body=body)["ETag"])
+            with s3_errors(doing):
+                return getattr(self.client, operation)(Bucket=self.bucket, Body=body,
+                                                       **params)
         finally:
             if isinstance(body, PartBody):
                 body.close()
