@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import io
 import json
+import math
 import os
 import random
 import re
@@ -737,13 +738,13 @@ def test_delete_during_a_download_lets_it_finish_then_the_file_is_gone(
 
 
 UPLOADS_DURING_GC = 20
-#: Staging files untouched this long are debris to this gc. Each upload lasts longer than
-#: that, but writes its file every 1 MiB (~0.4 s here), which keeps it young.
-GC_AGE = 1
 UPLOAD_SIZE = 4 * MiB
+#: Pieces of :func:`slow_body` per upload, and per 1 MiB (the server writes its staging
+#: file every 1 MiB).
+PIECES, PIECES_PER_WRITE = 16, 4
 
 
-def slow_body(content: bytes, form: bool, piece: int = 256 * 1024,
+def slow_body(content: bytes, form: bool, piece: int = UPLOAD_SIZE // PIECES,
               pause: float = 0.1) -> Iterator[bytes]:
     """``content`` sent in pieces with pauses: an upload that lasts over a second."""
     head, tail = multipart(BOUNDARY, "slow.bin") if form else (b"", b"")
@@ -760,7 +761,16 @@ def slow_body(content: bytes, form: bool, piece: int = 256 * 1024,
 def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
         server: LiveServer) -> None:
     # What earlier tests left gone is collected first, so every removal below is named.
+    before = time.monotonic()
     assert server.cli("gc").returncode == 0
+    # Paced by how long one gc run takes on this machine now: each upload lasts its age
+    # limit plus two runs and a second, so runs start while uploads older than the limit
+    # are in flight; and each writes its file at a quarter of the upload's span, well within
+    # the limit, which keeps it young.
+    gc_seconds = time.monotonic() - before
+    gc_age = math.ceil(2 * gc_seconds + 1)
+    pause = (gc_age + 2 * gc_seconds + 1) / PIECES
+    assert PIECES_PER_WRITE * pause < gc_age
     expired = [server.request("PUT", "/brief.bin?expires=1", data=os.urandom(10_000),
                               headers=JSON).json()["slug"] for _ in range(5)]
     expired_at = time.monotonic() + 1
@@ -771,13 +781,14 @@ def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
     def gc_loop() -> None:
         while not done.is_set() or not any(start > expired_at for start, _ in runs):
             runs.append((time.monotonic(),
-                         server.cli("gc", "--staging-older-than", f"{GC_AGE}s")))
+                         server.cli("gc", "--staging-older-than", f"{gc_age}s")))
 
     def upload(i: int) -> requests.Response:
         form = bool(i % 2)
         headers = {**JSON, **({"Content-Type": MULTIPART_TYPE} if form else {})}
         method, path = ("POST", "/") if form else ("PUT", f"/slow{i}.bin")
-        return server.request(method, path, data=slow_body(contents[i], form), headers=headers)
+        return server.request(method, path, data=slow_body(contents[i], form, pause=pause),
+                              headers=headers)
 
     collector = threading.Thread(target=gc_loop)
     collector.start()
@@ -792,7 +803,7 @@ def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
     assert [r.status_code for r in responses] == [201] * UPLOADS_DURING_GC, \
         [r.text for r in responses if r.status_code != 201]
     # gc ran while uploads older than its age limit were still in flight.
-    assert any(started + GC_AGE < start < finished - 0.2 for start, _ in runs), \
+    assert any(started + gc_age < start < finished - 0.2 for start, _ in runs), \
         (started, finished, [start for start, _ in runs])
     removed = []
     for _, run in runs:
