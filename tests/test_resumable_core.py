@@ -18,15 +18,16 @@ from flask import Flask
 from teledrop import hookimpl
 from teledrop.core import gc, resumable
 from teledrop.core.drop import now
-from teledrop.core.errors import ClientDisconnected, InvalidOption, InvalidSlug, NotFound, \
-    OffsetMismatch, SlugTaken, StorageUnavailable, TooLarge, Unauthorized, UploadIncomplete, \
-    UploadLocked
+from teledrop.core.errors import ClientDisconnected, ContentRefused, InvalidOption, \
+    InvalidSlug, NotFound, OffsetMismatch, SlugTaken, StorageUnavailable, TooLarge, \
+    Unauthorized, UploadIncomplete, UploadLocked
 from teledrop.core.interfaces import UploadState
 from teledrop.core.passwords import password_matches
 from teledrop.core.service import Teledrop
 from teledrop.core.upload import UploadRequest
 from teledrop.web.app import service_of
 from tests.http_helpers import blake3_hash
+from tests.plugins.inspectors import Inspect
 from tests.plugins.memory import MemoryPlugin
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
@@ -158,6 +159,45 @@ def test_unreadable_staged_bytes_are_hashed_once_published(
     drop = resumable.append(service, state.id, 700_000, [DATA[700_000:]]).drop
     assert drop is not None and drop.hash == blake3_hash(DATA)
     assert memory.storage.blobs[drop.blob_id][0] == DATA and memory.storage.resumable == {}
+
+
+@pytest.mark.parametrize("inspector_resumable", [True, False])
+def test_unreadable_staged_bytes_are_inspected_once_published(
+        make_app: Callable[..., Flask], memory: MemoryPlugin, monkeypatch: pytest.MonkeyPatch,
+        inspector_resumable: bool) -> None:
+    """Where the staged bytes cannot be read back, inspectors that did not see every byte
+    (another host continued the upload, or they cannot go on across requests) see the
+    published blob, read once with its hash, before the commit."""
+    inspect = Inspect(resumable=inspector_resumable)
+    service = service_of(make_app(plugins=[memory, inspect], storage={"plugin": "memory"},
+                                  metadata={"plugin": "memory"}))
+    memory.storage.staged_readable = False
+    state = create(service)
+    resumable.append(service, state.id, 0, [DATA[:300_000]])
+    if inspector_resumable:
+        monkeypatch.setattr(resumable, "HASHERS", resumable.Hashers())  # another host
+    resumable.append(service, state.id, 300_000, [DATA[300_000:]])
+    drop = service.metadata.get(resumable.completed_drop(service, state.id).slug)
+    assert drop is not None and drop.hash == blake3_hash(DATA)
+    complete = [seen for seen in inspect.opened if seen.finished]
+    assert len(complete) == 1 and complete[0].data == DATA and complete[0].closed == 1
+
+
+def test_an_inspector_refusing_a_published_blob_leaves_nothing(
+        make_app: Callable[..., Flask], memory: MemoryPlugin,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    inspect = Inspect(refuse_pattern=b"EICAR-LIKE")
+    service = service_of(make_app(plugins=[memory, inspect], storage={"plugin": "memory"},
+                                  metadata={"plugin": "memory"}))
+    memory.storage.staged_readable = False
+    data = DATA[:600_000] + b"EICAR-LIKE" + DATA[600_010:]  # in the second request's bytes
+    state = create(service)
+    resumable.append(service, state.id, 0, [data[:500_000]])
+    monkeypatch.setattr(resumable, "HASHERS", resumable.Hashers())  # another host
+    with pytest.raises(ContentRefused):
+        resumable.append(service, state.id, 500_000, [data[500_000:]])
+    assert memory.storage.blobs == {} and memory.storage.resumable == {}
+    assert service.metadata.get_upload(state.id) is None and service.metadata.count() == 0
 
 
 def test_a_blob_published_to_be_hashed_goes_when_its_commit_fails(
