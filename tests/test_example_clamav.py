@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import importlib
 import socket
-import sys
 import threading
 import tomllib
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from tests.http_helpers import JSON, assert_json_error, assert_nothing_stored, b
     post_file, put_file, records
 from tests.services.clamd import EICAR, FOUND_AS, STREAM_MAX, Clamd, clamd  # noqa: F401
 from tests.support.entry_points import also_load, write_dist_info
+from tests.support.examples import example_module
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "teledrop_clamav"
 MODULE = "teledrop_clamav"
@@ -43,12 +43,7 @@ INFECTED = CLEAN[:EDGE] + EICAR + CLEAN[EDGE:]
 @pytest.fixture
 def clamav(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The example's package, importable from its source tree."""
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    sys.modules.pop(MODULE, None)
-    module = importlib.import_module(MODULE)
-    assert Path(module.__file__).is_relative_to(EXAMPLE)
-    yield module
-    sys.modules.pop(MODULE, None)
+    yield from example_module(monkeypatch, EXAMPLE.name, MODULE)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 import tomllib
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from teledrop.plugins.manager import describe_plugins
 from teledrop.web.app import service_of
 from tests.http_helpers import put_json
 from tests.support.entry_points import also_load, write_dist_info
+from tests.support.examples import example_module
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "teledrop_webhook"
 MODULE = "teledrop_webhook"
@@ -126,12 +126,7 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The example's package, importable from its source tree."""
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    sys.modules.pop(MODULE, None)
-    module = importlib.import_module(MODULE)
-    assert Path(module.__file__).is_relative_to(EXAMPLE)
-    yield module
-    sys.modules.pop(MODULE, None)
+    yield from example_module(monkeypatch, EXAMPLE.name, MODULE)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ class Clamd:
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name, path=f"/usr/sbin:/usr/bin:/sbin:/bin")
+    found = shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
     if found is None:
         pytest.fail(f"{name} is not installed: `make test` installs clamav-daemon and clamav "
                     "(apt-get install -y clamav-daemon clamav)")

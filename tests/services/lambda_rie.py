@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.services import stop_process
 from tests.services.seaweedfs import HOST, _die_with_parent, free_ports
 from tests.support.entry_points import is_teledrop_setting
 
@@ -184,14 +185,7 @@ class LambdaEmulator:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, STOP_TIMEOUT)
 
     def log(self) -> str:
         try:

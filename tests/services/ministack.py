@@ -52,6 +52,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
+from tests.services import stop_process
 from tests.services.lambda_rie import cache_dir, handler_env
 from tests.services.seaweedfs import HOST, REGION, S3Endpoint, _die_with_parent, free_ports
 
@@ -221,14 +222,7 @@ class Ministack:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, STOP_TIMEOUT)
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None:

@@ -34,6 +34,8 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.services import stop_process
+
 HOST = "127.0.0.1"
 WEED = Path(sys.executable).parent / "weed"
 ENDPOINT_ENV = "TELEDROP_TEST_S3_ENDPOINT"
@@ -162,14 +164,7 @@ class SeaweedFS:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, STOP_TIMEOUT)
 
     @contextmanager
     def stopped(self) -> Iterator[None]:
