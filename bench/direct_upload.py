@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 # The repository is on the path now.
 from boto3.s3.transfer import TransferConfig  # noqa: E402
 
-from bench.run import RESULTS  # noqa: E402
+from bench.common import RESULTS  # noqa: E402
 from bench.scaleout import log, random_file, servers  # noqa: E402
 from teledrop.core.units import format_size, parse_size  # noqa: E402
 from tests.live_server import TELEDROP_SCRIPT, LiveServer  # noqa: E402

@@ -37,7 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 # The repository is on the path now.
-from bench.run import RESULTS  # noqa: E402
+from bench.common import RESULTS  # noqa: E402
 from tests.lambda_events import event  # noqa: E402
 from tests.services.lambda_rie import LambdaEmulator, handler_env, rie_binary  # noqa: E402
 from tests.services.postgres import ThrowawayPostgres, find_bin_dir  # noqa: E402
