@@ -36,7 +36,9 @@ from typing import Any
 
 import requests
 
+from teledrop.core.config import Config
 from teledrop.plugins.manager import ENTRY_POINTS_ENV
+from teledrop.server import gunicorn_settings
 from tests.support.entry_points import entry_points_env, is_teledrop_setting, write_dist_info
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +48,10 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 30.0
+#: How long a clean stop may take when a worker may still be booting: such a worker
+#: answers the master's signal only once it is up, and the master waits for it up to
+#: its graceful timeout.
+BOOTING_STOP_TIMEOUT = gunicorn_settings(Config())["graceful_timeout"] + 15.0
 #: Where teledrop's access log line starts (``teledrop.web.observe``).
 ACCESS_MARK = "teledrop.access: "
 #: gunicorn's own words when the port was taken between picking it and binding it.

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.live_server import (
+    BOOTING_STOP_TIMEOUT,
     LiveServer,
     config_tables,
     live_server,
@@ -91,7 +92,7 @@ def test_good_config_serves_with_its_settings_and_stops_on_sigterm(tmp_path: Pat
         slug = created.json()["slug"]
         assert server.request("GET", f"/{slug}").content == content
         workers = server.worker_pids()
-        assert server.stop(signal.SIGTERM) == 0, server.log()[-3000:]
+        assert server.stop(signal.SIGTERM, timeout=BOOTING_STOP_TIMEOUT) == 0, server.log()[-3000:]
         assert not [pid for pid in workers if pid_alive(pid)]
         assert "Traceback" not in server.log()
     server.data.assert_holds(slug, content)

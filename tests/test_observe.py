@@ -17,10 +17,8 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from teledrop.core.config import Config
-from teledrop.server import gunicorn_settings
 from tests.http_helpers import post_json
-from tests.live_server import live_server, wait_until
+from tests.live_server import BOOTING_STOP_TIMEOUT, live_server, wait_until
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -137,9 +135,6 @@ def test_workers_share_their_counts(tmp_path: Path) -> None:
     assert sum(1 for line in lines if line["status"] == 201) == sent
 
 
-#: How long a stopping gunicorn master waits for its workers.
-GRACEFUL_TIMEOUT = gunicorn_settings(Config())["graceful_timeout"]
-
 
 @pytest.mark.gunicorn
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -158,9 +153,7 @@ def test_a_temporary_metrics_dir_outlives_workers_and_goes_with_the_server(
         assert made.is_dir() and list(made.glob("*.db"))
         assert server.request("PUT", "/b.bin", data=b"b").status_code == 201
         assert metric(server.request("GET", "/metrics").text, "teledrop_uploads_total") == 2
-        # A worker still booting answers the master's signal only once it is up; the
-        # master waits for it up to its graceful timeout.
-        assert server.stop(stop, timeout=GRACEFUL_TIMEOUT + 15) == 0, server.log()[-2000:]
+        assert server.stop(stop, timeout=BOOTING_STOP_TIMEOUT) == 0, server.log()[-2000:]
     assert list(temp.iterdir()) == []
 
 
@@ -169,7 +162,7 @@ def test_a_configured_metrics_dir_stays_after_the_server(tmp_path: Path) -> None
     metrics_dir = tmp_path / "metrics"
     with live_server(tmp_path, server={"metrics_dir": str(metrics_dir)}) as server:
         assert server.request("PUT", "/a.bin", data=b"a").status_code == 201
-        assert server.stop() == 0
+        assert server.stop(timeout=BOOTING_STOP_TIMEOUT) == 0, server.log()[-2000:]
     assert list(metrics_dir.glob("*.db"))
 
 
