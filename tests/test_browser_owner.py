@@ -27,8 +27,7 @@ from teledrop.core.config import load_config
 from teledrop.core.owners import create_token
 from tests.http_helpers import epoch
 from tests.live_server import LiveServer, live_server
-# The browser and context fixtures are the upload page's tests' own.
-from tests.test_browser import (  # noqa: F401
+from tests.support.browser import (  # noqa: F401 (fixtures)
     browser,
     context,
     new_context,

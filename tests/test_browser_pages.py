@@ -21,8 +21,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, expect
 
 from tests.live_server import REPO, LiveServer, wait_until
-# The browser and server helpers are the upload page's tests' own.
-from tests.test_browser import (  # noqa: F401
+from tests.support.browser import (  # noqa: F401 (fixtures)
     MiB,
     browser,
     link_of,
