@@ -20,7 +20,7 @@ from teledrop.web.app import service_of
 from teledrop.web.landing import html_first
 from teledrop.web.qr import qr_data_uri, qr_svg
 from tests.http_helpers import JSON, post_file, slug_of
-from tests.test_page import HOSTILE_NAME, Page
+from tests.support.html import HOSTILE_NAME, Page
 
 #: What Chromium sends when a person opens a link.
 NAVIGATE = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"

@@ -10,7 +10,6 @@ import io
 import re
 import time
 from collections.abc import Callable
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -27,8 +26,13 @@ from teledrop.core.slugs import check_custom_slug
 from teledrop.core.units import parse_duration
 from teledrop.core.upload import OPTION_NAMES
 from teledrop.web.app import service_of
-from teledrop.web.page import DEFAULT_PAGE_SIZE, EXPIRY_PRESETS, describe_size, password_html, \
-    result_html
+from teledrop.web.page import (
+    DEFAULT_PAGE_SIZE,
+    EXPIRY_PRESETS,
+    describe_size,
+    password_html,
+    result_html,
+)
 from tests.http_helpers import (
     JSON,
     assert_nothing_stored,
@@ -40,84 +44,17 @@ from tests.http_helpers import (
     records,
     slug_of,
 )
+from tests.support.html import HOSTILE_NAME, Page
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 STATIC = Path(__file__).resolve().parent.parent / "teledrop" / "web" / "static"
 TEMPLATES = STATIC.parent / "templates"
-CONTROLS = {"input", "select", "textarea"}
-URL_ATTRIBUTES = {"href", "src", "action", "formaction", "poster", "data"}
-HOSTILE_NAME = "<img src=x onerror=alert(1)>&'.txt"
 UPLOAD_FIELDS = {"file", "expires", "max_downloads", "slug", "title", "description", "private",
                  "password"}
 
 
 #: Elements that always have an end tag and group controls: a tag is "in" the ones open
 #: around it.
-CONTAINERS = {"form", "section", "dialog", "fieldset", "select"}
-
-
-class Page(HTMLParser):
-    """The tags of a page with their attributes, the text of each label, the text, and for
-    each tag the ids of the containers (form, section, dialog, select...) around it."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.within: list[frozenset[str]] = []
-        self.labels: dict[str, str] = {}
-        self.text: list[str] = []
-        self._label: str | None = None
-        self._open: list[tuple[str, str]] = []
-        self.feed(html)
-        self.close()
-        assert not self._open, f"unclosed: {self._open}"
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        self.tags.append((tag, attributes))
-        self.within.append(frozenset(element_id for _, element_id in self._open))
-        if tag in CONTAINERS:
-            self._open.append((tag, attributes.get("id") or ""))
-        if tag == "label":
-            self._label = attributes.get("for") or ""
-            self.labels.setdefault(self._label, "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in CONTAINERS:
-            assert self._open and self._open[-1][0] == tag, f"</{tag}> closes {self._open}"
-            self._open.pop()
-        if tag == "label":
-            self._label = None
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-        if self._label is not None:
-            self.labels[self._label] += data
-
-    def all(self, tag: str, within: str | None = None) -> list[dict[str, str | None]]:
-        """Every ``tag``; with ``within``, only those inside the element of that id."""
-        return [attrs for (name, attrs), around in zip(self.tags, self.within)
-                if name == tag and (within is None or within in around)]
-
-    def options(self, select_id: str) -> list[dict[str, str | None]]:
-        return self.all("option", within=select_id)
-
-    def by_id(self, element_id: str) -> tuple[str, dict[str, str | None]] | None:
-        return next(((t, a) for t, a in self.tags if a.get("id") == element_id), None)
-
-    def controls(self, within: str | None = None) -> list[tuple[str, dict[str, str | None]]]:
-        return [(t, a) for (t, a), around in zip(self.tags, self.within)
-                if t in CONTROLS and a.get("type") not in ("hidden", "submit")
-                and (within is None or within in around)]
-
-    def urls(self) -> list[str]:
-        return [value for _, attrs in self.tags for name, value in attrs.items()
-                if name in URL_ATTRIBUTES and value is not None]
-
-    def all_text(self) -> str:
-        return "".join(self.text)
-
-
 def index_page(client: Any) -> Page:
     response = client.get("/", headers=BROWSER)
     assert response.status_code == 200 and response.mimetype == "text/html"

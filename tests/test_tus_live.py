@@ -18,13 +18,13 @@ import requests
 from tusclient import client as tus_client
 
 from tests.http_helpers import blake3_hash
-from tests.live_server import LiveServer, abort, connect, live_server, request_head, wait_until
+from tests.live_server import LiveServer, connect, live_server, request_head, wait_until
+from tests.support.tus import TUS, cut_patch, offset_of, patches_answered, upload_id
 
 pytestmark = pytest.mark.gunicorn
 
 MiB = 1024 * 1024
 SIZE = 8 * MiB
-TUS = {"Tus-Resumable": "1.0.0"}
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +44,6 @@ def tus(server: LiveServer) -> tus_client.TusClient:
     return tus_client.TusClient(server.url("/api/uploads"))
 
 
-def upload_id(url: str) -> str:
-    return url.rsplit("/", 1)[1]
-
-
-def offset_of(server: LiveServer, url: str) -> int:
-    head = requests.head(url, headers=TUS, timeout=10)
-    assert head.status_code == 200, head.status_code
-    return int(head.headers["Upload-Offset"])
-
-
-def patches_answered(server: LiveServer, url: str) -> int:
-    path = f"/api/uploads/{upload_id(url)}"
-    return sum(1 for line in server.access_lines()
-               if line["method"] == "PATCH" and line["path"] == path)
-
-
 def assert_became_the_drop(server: LiveServer, url: str, payload: Path) -> None:
     info = requests.get(url, timeout=10)
     assert info.status_code == 200, info.text
@@ -77,23 +61,6 @@ def test_tuspy_sends_a_whole_file_in_one_patch(server: LiveServer, payload: Path
     assert patches_answered(server, uploader.url) == 1
     assert offset_of(server, uploader.url) == SIZE
     assert_became_the_drop(server, uploader.url, payload)
-
-
-def cut_patch(server: LiveServer, url: str, data: bytes, offset: int, send: int,
-              reset: bool) -> None:
-    """A PATCH announcing the rest of the file that sends only ``send`` bytes of it, then
-    closes its connection (a reset when ``reset``); returns once the server is done with
-    it."""
-    answered = patches_answered(server, url)
-    sock = connect(server)
-    sock.sendall(request_head("PATCH", f"/api/uploads/{upload_id(url)}", {
-        **TUS, "Upload-Offset": str(offset), "Content-Length": str(len(data) - offset),
-        "Content-Type": "application/offset+octet-stream"}))
-    sock.sendall(data[offset:offset + send])
-    if not reset:
-        sock.shutdown(socket.SHUT_WR)
-    abort(sock, reset)
-    assert wait_until(lambda: patches_answered(server, url) > answered, 30)
 
 
 @pytest.mark.parametrize("seed", [11, 12])

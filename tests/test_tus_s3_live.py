@@ -30,7 +30,7 @@ from tests.services.postgres import PostgresServer
 from tests.services.seaweedfs import SeaweedFS, seaweedfs  # noqa: F401
 from tests.support.hosts import BACKEND_ENTRY_POINTS, SharedBackends, host, hosts, \
     shared_backends
-from tests.test_tus_live import TUS, cut_patch, offset_of, patches_answered, upload_id
+from tests.support.tus import TUS, cut_patch, offset_of, patches_answered, upload_id
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.entry_points(*BACKEND_ENTRY_POINTS)]
 
