@@ -5,9 +5,11 @@
 All three receive the same bytes over loopback, sent with ``sendfile`` (the client costs
 next to nothing): teledrop's ``POST /`` with the file as one multipart part, teledrop's
 ``PUT``, and ``bench/baselines.py receive --hash`` (``recv_into``, blake3, ``os.write``,
-``fsync``) with its write size swept from 64 KiB to 1 MiB, the fastest size (by wall
-time) the one compared against. Each figure is the best of ``--reps`` runs, the subjects
-interleaved: MiB/s from the client's clock, and the server's CPU seconds per GiB (user +
+``fsync``) at the write size that was fastest (by wall time) in a sweep of one upload
+each from 64 KiB to 1 MiB, run first. Each figure is the best of ``--reps`` runs, the
+three subjects interleaved, so that teledrop and the baseline get as many draws of this
+machine's noise (the best of every size's runs would pit one best of 15 against two
+best of 3): MiB/s from the client's clock, and the server's CPU seconds per GiB (user +
 system, and user alone, from ``/proc``), the figures this shared machine moves least. Then
 the peak RSS of the worker that served one multipart upload of ``--rss-gib``.
 
@@ -213,12 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         bench.chunk_file.write_bytes(os.urandom(PIECE))
         bench.small.write_bytes(os.urandom(KiB))
         teledrop = bench.warm(bench.start(bench.teledrop_server()))
-        baselines = {size: bench.start(bench.python_reference(
-            f"receive-hash-{size // KiB}k", "receive", "--hash", "--buffer", str(size),
-            "--dir", str(bench.scratch))) for size in BASELINE_BUFFERS}
-        subjects = [("multipart", teledrop, "multipart"), ("raw PUT", teledrop, "put")]
-        subjects += [(f"baseline {size // KiB} KiB", server, "put")
-                     for size, server in baselines.items()]
+        sweep = {}
+        for size in BASELINE_BUFFERS:
+            server = bench.start(receive_hash(bench, size))
+            sweep[size] = measure(server, "put", bench.chunk_file, repeat)
+            bench.servers.pop(server.name).stop()
+        log("baseline sweep: " + ", ".join(f"{size // KiB} KiB {run[0]:.0f} MiB/s"
+                                           for size, run in sweep.items()))
+        fastest_size = max(sweep, key=lambda size: sweep[size][0])
+        baseline = bench.start(receive_hash(bench, fastest_size))
+        subjects = [("multipart", teledrop, "multipart"), ("raw PUT", teledrop, "put"),
+                    (f"baseline {fastest_size // KiB} KiB", baseline, "put")]
         for rep in range(args.reps):
             for name, server, action in (subjects if rep % 2 == 0 else subjects[::-1]):
                 results.setdefault(name, []).append(
@@ -234,11 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     best = {name: (max(r[0] for r in runs), min(r[1] for r in runs), min(r[2] for r in runs))
             for name, runs in results.items()}
-    fastest = max((name for name in best if name.startswith("baseline")),
-                  key=lambda name: best[name][0])
+    fastest = subjects[-1][0]
     base = best[fastest]
-    print(f"{size_of(repeat)}, best of {args.reps}; ratios against the fastest baseline, "
-          f"{fastest.removeprefix('baseline ')} writes")
+    print("baseline sweep, one upload each: " + ", ".join(
+        f"{size // KiB} KiB {run[0]:.0f} MiB/s {run[1]:.2f} CPU s/GiB"
+        for size, run in sweep.items()))
+    print(f"{size_of(repeat)}, best of {args.reps}; ratios against the baseline at its "
+          f"fastest write size in the sweep, {fastest.removeprefix('baseline ')}")
     print(f"{'subject':<20}{'MiB/s':>7}{'CPU s/GiB':>11}{'(user)':>8}"
           f"{'wall x':>8}{'CPU x':>7}{'user x':>8}")
     for name, (wall, cpu, user) in best.items():
@@ -248,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"peak RSS of the worker, one {args.rss_gib} GiB multipart upload: "
               f"{rss[3]:.1f} MiB ({rss[0]:.0f} MiB/s, {rss[1]:.2f} CPU s/GiB)")
     return 0
+
+
+def receive_hash(bench: Bench, size: int) -> Server:
+    """``baselines.py receive --hash`` writing ``size`` bytes at a time."""
+    return bench.python_reference(f"receive-hash-{size // KiB}k", "receive", "--hash",
+                                  "--buffer", str(size), "--dir", str(bench.scratch))
 
 
 def ratio(value: float, base: float) -> str:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_RECV = socket.socket.recv
+_RECV_INTO = socket.socket.recv_into
 
 
 class IdleTimeoutSocket(socket.socket):
@@ -52,22 +54,34 @@ class IdleTimeoutSocket(socket.socket):
             self.timed_out = True
             raise
 
-    def _reading(self) -> None:
-        if self.continue_owed:
-            self.continue_owed = False
-            self._timing(super().sendall, CONTINUE)
+    def _send_continue(self) -> None:
+        self.continue_owed = False
+        self._timing(super().sendall, CONTINUE)
 
     def _writing(self) -> None:
         if self.continue_owed:
             self.continue_owed, self.continue_skipped = False, True
 
+    # The receives are what a body costs per read: each is one Python frame around the C
+    # call, not three (docs/performance.md).
+
     def recv(self, *args: Any) -> bytes:  # type: ignore[override]
-        self._reading()
-        return self._timing(super().recv, *args)
+        if self.continue_owed:
+            self._send_continue()
+        try:
+            return _RECV(self, *args)
+        except TimeoutError:
+            self.timed_out = True
+            raise
 
     def recv_into(self, *args: Any) -> int:  # type: ignore[override]
-        self._reading()
-        return self._timing(super().recv_into, *args)
+        if self.continue_owed:
+            self._send_continue()
+        try:
+            return _RECV_INTO(self, *args)
+        except TimeoutError:
+            self.timed_out = True
+            raise
 
     def send(self, *args: Any) -> int:  # type: ignore[override]
         self._writing()

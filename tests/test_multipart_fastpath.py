@@ -26,7 +26,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from werkzeug.sansio.multipart import Data, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import Data, Epilogue, MultipartDecoder, NeedData
 
 from teledrop.core.errors import MalformedBody
 from teledrop.hosts import body
@@ -390,3 +390,49 @@ def test_a_boundary_with_a_line_break_turns_the_fast_path_off() -> None:
     decoder.receive_data(b"x" * 100)
     event = decoder.next_event()
     assert isinstance(event, Data) and isinstance(event.data, bytes)  # werkzeug's own
+
+
+def test_a_plain_read_of_the_file_is_taken_whole_and_any_other_is_left() -> None:
+    decoder = ViewDecoder(BOUNDARY)
+    head = bytearray(HEAD)
+    assert decoder.receive_plain(memoryview(head)) is None  # the part's headers: werkzeug's
+    decoder.receive_data(memoryview(head))
+    while not isinstance(decoder.next_event(), NeedData):
+        pass
+    buffer = bytearray(b"plain bytes, then a cut beginning\r\n--" + BOUNDARY[:5])
+    plain = decoder.receive_plain(memoryview(buffer))
+    assert isinstance(plain, memoryview) and plain.obj is buffer  # a view, not a copy
+    assert bytes(plain) == b"plain bytes, then a cut beginning"
+    # the cut beginning is held: the next read decides, through receive_data
+    assert decoder.receive_plain(bytearray(b"more")) is None
+    decoder.receive_data(bytearray(b"more"))
+    assert [decoder.next_event(), decoder.next_event()] == [
+        Data(data=b"\r\n--" + BOUNDARY[:5], more_data=True), Data(data=b"more", more_data=True)]
+    assert isinstance(decoder.next_event(), NeedData)
+    # a read that holds a delimiter is left to receive_data, and so is the body's end
+    assert decoder.receive_plain(bytearray(b"end" + TAIL)) is None
+    decoder.receive_data(bytearray(b"end" + TAIL))
+    first, last = decoder.next_event(), decoder.next_event()
+    assert isinstance(first, Data) and bytes(first.data) == b"end" and first.more_data
+    assert last == Data(data=b"", more_data=False)
+    assert isinstance(decoder.next_event(), NeedData)
+    assert decoder.receive_plain(b"") is None
+    decoder.receive_data(None)
+    assert isinstance(decoder.next_event(), Epilogue)
+
+
+def test_the_reads_inside_the_file_skip_the_events() -> None:
+    data = os.urandom(3 << 20).replace(b"\r", b"r").replace(b"\n", b"n")
+    sink = Sink(1 << 30)
+    evented: list[int] = []
+    receive_data = ViewDecoder.receive_data
+
+    def counted(self: ViewDecoder, piece: Any) -> None:
+        evented.append(len(piece or b""))
+        receive_data(self, piece)
+
+    with mock.patch.object(ViewDecoder, "receive_data", counted):
+        multipart_receiver(ChunkedRead([HEAD + data + TAIL], readinto=True), BOUNDARY)(sink)  # type: ignore[arg-type]
+    assert sink.file == data
+    # the first read (the part's headers), the last (the closing delimiter), the end
+    assert len(evented) == 3 and evented[-1] == 0, evented

@@ -101,16 +101,15 @@ def transport_errors() -> Iterator[None]:
         raise
 
 
-@contextmanager
-def decoder_errors() -> Iterator[None]:
-    """Map werkzeug's multipart decoder's complaints onto MalformedBody."""
-    try:
-        yield
-    except ValueError:
-        raise MalformedBody("malformed multipart body") from None
-    except RequestEntityTooLarge:
-        raise MalformedBody(f"more than {MAX_PARTS} form parts, or a part header "
-                            "too large") from None
+#: What werkzeug's multipart decoder raises for a body it refuses.
+DECODER_ERRORS = (ValueError, RequestEntityTooLarge)
+
+
+def decoder_error(exc: Exception) -> MalformedBody:
+    """werkzeug's multipart decoder's complaint as MalformedBody."""
+    if isinstance(exc, RequestEntityTooLarge):
+        return MalformedBody(f"more than {MAX_PARTS} form parts, or a part header too large")
+    return MalformedBody("malformed multipart body")
 
 
 def body_chunks(stream: IO[bytes] | BodyStream, end_with_empty: bool = False,
@@ -136,17 +135,22 @@ def body_chunks(stream: IO[bytes] | BodyStream, end_with_empty: bool = False,
         yield b""
 
 
-def decoded_events(decoder: Decoder, data: bytes | memoryview) -> Iterator[object]:
-    """The events ``data`` completes, the last one ``Epilogue`` or ``NeedData``. Only the
-    decoder's own failures become MalformedBody: plugins and storage run between events."""
-    with decoder_errors():
+def next_event(decoder: Decoder) -> object:
+    """The decoder's next event; only its own failures become MalformedBody (plugins and
+    storage run between events, and raise their own errors)."""
+    try:
+        return decoder.next_event()
+    except DECODER_ERRORS as exc:
+        raise decoder_error(exc) from None
+
+
+def first_event(decoder: Decoder, data: bytes | memoryview) -> object:
+    """The first event once ``data`` is received (the end of the body when it is empty)."""
+    try:
         decoder.receive_data(data or None)
-        event = decoder.next_event()
-    yield event
-    while not isinstance(event, (Epilogue, NeedData)):
-        with decoder_errors():
-            event = decoder.next_event()
-        yield event
+        return decoder.next_event()
+    except DECODER_ERRORS as exc:
+        raise decoder_error(exc) from None
 
 
 def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
@@ -179,13 +183,38 @@ def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
             return size if size > 0 else READ_SIZE
 
         write: Callable[[bytes | memoryview], object] = keep
+        #: the file's reads that are plain body bytes, straight to its writer
+        receive_plain = getattr(decoder, "receive_plain", None)
+        in_file = False
         event: object = NeedData()
+        # One read's events in a plain loop: this runs for every read that holds framing,
+        # and a generator and context managers per read cost more than the search for its
+        # delimiter (docs/performance.md).
         for data in body_chunks(stream, end_with_empty=True, read_size=read_size):
-            for event in decoded_events(decoder, data):
-                if isinstance(event, (Field, File)):
+            if in_file and receive_plain is not None:
+                plain = receive_plain(data)
+                if plain is not None:
+                    if plain:
+                        write(plain)
+                    continue
+            event = first_event(decoder, data)
+            while True:
+                if type(event) is Data:
+                    if part is not None and part.name != FILE_FIELD:
+                        field_size += len(event.data)
+                        if field_size > MAX_FIELD_SIZE:
+                            raise MalformedBody(f"form field {part.name!r} is too large")
+                        write(event.data)
+                        if not event.more_data:
+                            value = b"".join(field_data).decode("utf-8", "replace")
+                            upload.set_field(part.name, value)
+                    else:
+                        write(event.data)
+                elif isinstance(event, (Field, File)):
                     check_part_headers(event.headers)
                     part = event
-                    if event.name == FILE_FIELD:
+                    in_file = event.name == FILE_FIELD
+                    if in_file:
                         if isinstance(event, Field) and "filename" in \
                                 event.headers.get("content-disposition", "").lower():
                             # werkzeug cut a filename at a raw CR or LF: refuse it
@@ -200,16 +229,9 @@ def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
                         field_data.clear()
                         field_size = 0
                         write = keep
-                elif isinstance(event, Data):
-                    if isinstance(part, Field) and part.name != FILE_FIELD:
-                        field_size += len(event.data)
-                        if field_size > MAX_FIELD_SIZE:
-                            raise MalformedBody(f"form field {part.name!r} is too large")
-                    write(event.data)
-                    if not event.more_data and isinstance(part, Field) \
-                            and part.name != FILE_FIELD:
-                        value = b"".join(field_data).decode("utf-8", "replace")
-                        upload.set_field(part.name, value)
+                elif isinstance(event, (Epilogue, NeedData)):
+                    break
+                event = next_event(decoder)
             if isinstance(event, Epilogue) or not data:
                 break
         if not isinstance(event, Epilogue):

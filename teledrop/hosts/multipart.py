@@ -55,10 +55,17 @@ def find(data: bytes | bytearray, needle: bytes, start: int, end: int) -> int:
     of what the fast path costs per byte (docs/performance.md)."""
     if _memmem is None or not isinstance(data, bytearray) or end <= start:
         return data.find(needle, start, end)
-    window = (ctypes.c_char * (end - start)).from_buffer(data, start)
-    base = ctypes.addressof(window)
-    found = _memmem(base, end - start, needle, len(needle))
-    return -1 if found is None else found - base + start
+    # the address of the buffer's first byte (the export lasts only for this call): no
+    # ctypes array type per call, which cost as much as the search itself
+    base = ctypes.addressof(ctypes.c_char.from_buffer(data))
+    found = _memmem(base + start, end - start, needle, len(needle))
+    return -1 if found is None else found - base
+
+
+def line_break(data: bytes | bytearray, start: int, end: int) -> int:
+    """Where the first CR or LF of ``data[start:end]`` is, or -1."""
+    cr, lf = data.find(b"\r", start, end), data.find(b"\n", start, end)
+    return lf if cr == -1 else cr if lf == -1 else min(cr, lf)
 
 
 def searchable(data: bytes | bytearray | memoryview) -> bytes | bytearray:
@@ -116,6 +123,29 @@ class ViewDecoder:
             data = chunk[cut:]
         inner.receive_data(data)
 
+    def receive_plain(self, data: bytes | bytearray | memoryview) -> memoryview | None:
+        """:meth:`receive_data` for a read of a part's body that, from its first byte, no
+        delimiter can begin in, with the one ``Data`` event it makes taken at once: the
+        read's plain bytes, a view of it (empty when all of it could begin a delimiter).
+        None, and nothing done, for any other read: hand it to :meth:`receive_data`.
+
+        Every read of a file but its last is such a read; taking it here skips the event
+        and the loop over events, which cost more than its search (docs/performance.md)."""
+        inner = self._decoder
+        if self._held or not data or not self._enabled or inner.state is not State.DATA \
+                or inner.buffer:
+            return None
+        haystack = searchable(data)
+        end = len(data)
+        if self.first_beginning(haystack, end) != end:
+            return None
+        cut = self.cut_beginning(haystack, end)
+        chunk = memoryview(haystack)[:end]
+        self._events.clear()
+        self._held = bytes(chunk[cut:])
+        self._idle = True  # werkzeug holds nothing: its next event is NeedData
+        return chunk[:cut]
+
     def next_event(self) -> Event:
         if self._events:
             return self._events.pop(0)
@@ -139,11 +169,12 @@ class ViewDecoder:
         """Where in ``data[:end]`` a delimiter's beginning cut short by ``end`` starts
         (``end`` if none does)."""
         tail_start = max(0, end - self._longest + 1)
-        tail = bytes(data[tail_start:end])
-        if b"\r" in tail or b"\n" in tail:
-            for i, byte in enumerate(tail):
-                if byte in b"\r\n" and any(b.startswith(tail[i:]) for b in self._beginnings):
-                    return tail_start + i
+        at = line_break(data, tail_start, end)  # most reads have none among their last bytes
+        while at != -1:
+            rest = bytes(data[at:end])
+            if any(beginning.startswith(rest) for beginning in self._beginnings):
+                return at
+            at = line_break(data, at + 1, end)
         return end
 
     def possible_start(self, data: bytes) -> int:
