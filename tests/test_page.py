@@ -27,7 +27,7 @@ from teledrop.core.slugs import check_custom_slug
 from teledrop.core.units import parse_duration
 from teledrop.core.upload import OPTION_NAMES
 from teledrop.web.app import service_of
-from teledrop.web.page import DEFAULT_PAGE_SIZE, EXPIRY_PRESETS, describe_size, password_html, \
+from teledrop.hosts.pages import DEFAULT_PAGE_SIZE, EXPIRY_PRESETS, describe_size, password_html, \
     result_html
 from tests.http_helpers import (
     JSON,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from werkzeug.http import dump_options_header, http_date, parse_if_range_header, \
     parse_range_header, quote_etag
@@ -146,6 +146,17 @@ def presigned_url(storage: Storage, drop: Drop, preview: bool) -> str | None:
     shown = is_inline(drop.content_type)
     return storage.presign_download(drop.blob_id, drop.content_type if shown else SAFE_TYPE,
                                     content_disposition(preview and shown, drop.filename))
+
+
+def download_origin(storage: Storage, drop: Drop) -> str | None:
+    """The origin a redirected download of ``drop`` leads to (the bucket's), for the
+    landing page's Content-Security-Policy: its preview and its Download form go there.
+    ``None`` where the host serves the bytes itself."""
+    url = presigned_url(storage, drop, True)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def redirect_headers(request_headers: Mapping[str, str], drop: Drop, url: str, preview: bool
