@@ -92,7 +92,7 @@ def test_a_browser_gets_the_same_landing_page_from_both_hosts(
         assert "<h1 id=\"drop-heading\">A &lt;cat&gt;</h1>" in text  # escaped
         assert f'href="{slug}/cat.png"' in text and f"{BASE}/{slug}" in text
     # the preview and the Download form lead to the bucket: the page's policy lets them
-    policy = text.split('http-equiv="Content-Security-Policy" content="', 1)[1].split('"', 1)[0]
+    policy = policy_of(text)
     bucket = s3_server.url.rstrip("/")
     assert f"img-src 'self' data: {bucket};" in policy
     assert f"media-src 'self' {bucket};" in policy and f"form-action 'self' {bucket};" in policy
@@ -171,13 +171,21 @@ def test_the_form_posted_without_javascript_gets_the_same_result_page_shape(
     assert pages_sent[0] == pages_sent[1]
 
 
+def policy_of(page: str) -> str:
+    return page.split('http-equiv="Content-Security-Policy" content="', 1)[1].split('"', 1)[0]
+
+
 def test_the_upload_page_is_the_wsgi_hosts_sending_files_as_direct_uploads(
-        both: tuple[LambdaHost, Flask]) -> None:
+        both: tuple[LambdaHost, Flask], s3_server: S3Endpoint) -> None:
     host, app = both
     status, headers, page = through_lambda(host, "GET", "/", NAVIGATE)
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
     config = host.service.config
-    assert page.decode() == pages.index_html(config, pages.DIRECT, EVENT_FILE_LIMIT)
+    bucket = s3_server.url.rstrip("/")
+    assert page.decode() == pages.index_html(config, pages.DIRECT, EVENT_FILE_LIMIT, bucket)
+    # the script PUTs the parts to the bucket: the page's policy lets it, and only there
+    assert f"connect-src 'self' {bucket};" in policy_of(page.decode())
+    assert "connect-src 'self';" in policy_of(through_wsgi(app, "GET", "/", NAVIGATE)[2].decode())
     assert b'data-uploads="direct"' in page and b"tus.min.js" not in page
     assert b"Without JavaScript, a file of up to 4 MiB" in page
     wsgi = through_wsgi(app, "GET", "/", NAVIGATE)[2]
@@ -185,7 +193,8 @@ def test_the_upload_page_is_the_wsgi_hosts_sending_files_as_direct_uploads(
     # what differs is how files are sent, nothing else
     differs = {line for line in set(page.decode().splitlines()) ^ set(wsgi.decode().splitlines())}
     assert all("tus" in line or "direct" in line or "JavaScript" in line
-               or "teledrop upload" in line for line in differs), differs
+               or "teledrop upload" in line or "Content-Security-Policy" in line
+               for line in differs), differs
     # curl still reads the usage text
     assert through_lambda(host, "GET", "/", {"accept": "*/*"})[1]["Content-Type"] \
         == "text/plain; charset=utf-8"

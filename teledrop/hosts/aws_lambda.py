@@ -55,7 +55,7 @@ from .access import log_access
 from .assets import asset_reply
 from .body import COMPLETE_BODY_LIMIT, MULTIPART_OVERHEAD, SMALL_BODY_LIMIT, \
     multipart_boundary, multipart_receiver, raw_receiver
-from .download import download_origin, plan_file, presigned_url, redirect_headers
+from .download import bucket_origin, plan_file, presigned_url, redirect_headers
 from .openapi import openapi_document
 from .qr import qr_reply
 from .usage import usage_text
@@ -228,6 +228,8 @@ class LambdaHost:
 
     def __init__(self, service: PluginTeledrop) -> None:
         self.service = service
+        #: where the pages' browsers reach the bucket (part PUTs, redirected downloads)
+        self.bucket = bucket_origin(service.storage)
         self.views: dict[str, Callable[..., http.Reply]] = {
             name: getattr(self, name) for name in {rule.endpoint for rule in _ROUTES.iter_rules()}
         }
@@ -335,7 +337,8 @@ class LambdaHost:
     def index(self, request: Request) -> http.Reply:
         """A browser's upload page, sending its files as direct uploads; curl's usage."""
         if http.wants_html(request.headers):
-            page = pages.index_html(self.service.config, pages.DIRECT, EVENT_FILE_LIMIT)
+            page = pages.index_html(self.service.config, pages.DIRECT, EVENT_FILE_LIMIT,
+                                    self.bucket)
             return http.Reply(200, {}, page.encode(), http.HTML_TYPE)
         return http.text_reply(usage_text(self.base_url(request), self.service.config.limits,
                                           EVENT_FILE_LIMIT))
@@ -375,7 +378,7 @@ class LambdaHost:
         request.drop = drop
         if name is None and pages.wants_landing(request.method, request.headers, request.args):
             return pages.landing_reply(drop, self.drop_url(request, drop), who.password,
-                                      download_origin(self.service.storage, drop))
+                                      self.bucket)
         preview = "preview" in request.query
         if request.method == "HEAD":
             plan = plan_file(request.headers, drop, preview)

@@ -137,13 +137,14 @@ def password_reply(headers: Mapping[str, str], path: str, error: TeledropError) 
                  HTML_TYPE)
 
 
-def index_html(config: Config, uploads: str = TUS, form_limit: int | None = None) -> str:
+def index_html(config: Config, uploads: str = TUS, form_limit: int | None = None,
+               bucket: str | None = None) -> str:
     """The upload page. ``uploads`` is how its script sends files (:data:`TUS` or
-    :data:`DIRECT`); ``form_limit``, when the host has one, is the largest file its plain
-    form (the page without JavaScript) may post."""
+    :data:`DIRECT`, whose parts go to the origin ``bucket``); ``form_limit``, when the host
+    has one, is the largest file its plain form (the page without JavaScript) may post."""
     limits = config.limits
     return render_page(
-        "index.html", "teledrop", uploads=uploads,
+        "index.html", "teledrop", uploads=uploads, bucket_origin=bucket,
         form_limit=None if form_limit is None else format_size(form_limit),
         expiry_choices=[(format_duration(s), describe_duration(s))
                         for s in expiry_choices(limits)],
@@ -209,10 +210,10 @@ def preview_of(drop: Drop) -> str | None:
 
 
 def landing_reply(drop: Drop, url: str, password: str | None,
-                  downloads_from: str | None = None) -> Reply:
-    """The landing page of ``drop``, whose link is ``url``. ``downloads_from`` is the
-    origin its bytes are redirected to, where the host redirects (the page's policy lets
-    its preview and its Download form go there).
+                  bucket: str | None = None) -> Reply:
+    """The landing page of ``drop``, whose link is ``url``. ``bucket`` is the origin its
+    bytes are redirected to, where the host redirects (the page's policy lets its preview
+    and its Download form go there).
 
     A drop with a password is shown only after the form took it: the page's Download button
     posts it again (it is never put into a link), so the page is never stored by a cache.
@@ -231,6 +232,6 @@ def landing_reply(drop: Drop, url: str, password: str | None,
         expires=utc(drop.expires_at), expires_in=relative_time(drop.expires_at - at),
         left=drop.downloads_left(), preview=preview_of(drop) if public else None,
         embedded=drop.max_downloads is None, qr=qr_data_uri(url),
-        downloads_from=downloads_from)
+        bucket_origin=bucket)
     return Reply(200, {"Cache-Control": "no-store" if password else "private, no-cache"},
                  html.encode(), HTML_TYPE)

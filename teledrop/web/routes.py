@@ -15,7 +15,7 @@ from teledrop.core.service import Teledrop
 from teledrop.core.upload import UploadRequest, check_size, create_drop
 from teledrop.hosts.body import MULTIPART_OVERHEAD, multipart_boundary, multipart_receiver, \
     raw_receiver
-from teledrop.hosts.download import download_origin, presigned_url
+from teledrop.hosts.download import bucket_origin, presigned_url
 from teledrop.hosts.http import checked as http_checked
 from teledrop.hosts.http import created_reply, health_reply, reader_of
 from teledrop.hosts.openapi import openapi_document
@@ -164,7 +164,7 @@ def download(slug: str, name: str | None = None) -> Response:
     observe.note_drop(drop)
     if name is None and wants_landing_page(request):
         return flask_response(landing_reply(drop, drop_url(drop), who.password,
-                                            download_origin(service().storage, drop)))
+                                            bucket_origin(service().storage)))
     preview = "preview" in request.args
     # HEAD never mints a URL: it answers the headers of the bytes, as a proxied GET would.
     url = None if request.method == "HEAD" else presigned_url(service().storage, drop, preview)

@@ -44,7 +44,11 @@ export class DirectUpload {
       await this.complete();
     } catch (error) {
       this.halt();
-      if (!this.stopped) this.options.onError(error);
+      if (this.stopped) return;
+      const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
+      // Refused for good (a lost connection is paused instead, for Resume): nothing is kept.
+      if (status > 0 && status < 500) this.discard();
+      this.options.onError(error);
     }
   }
 
@@ -52,8 +56,13 @@ export class DirectUpload {
   abort(terminate) {
     this.stopped = true;
     this.halt();
-    if (!terminate || !this.url) return Promise.resolve();
-    return fetch(this.url, { method: "DELETE", headers: this.options.headers }).then(() => {});
+    return terminate ? this.discard() : Promise.resolve();
+  }
+
+  discard() {
+    if (!this.url) return Promise.resolve();
+    return fetch(this.url, { method: "DELETE", headers: this.options.headers })
+      .then(() => {}, () => {});
   }
 
   halt() {
