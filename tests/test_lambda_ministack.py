@@ -220,16 +220,19 @@ def test_teledrop_upload_sends_a_large_file_past_lambdas_payload_and_back_byte_f
     through ministack's HTTP API to the function; its part PUTs, several at once, go
     straight to the bucket, as they would on AWS."""
     path = tmp_path / "large.bin"
-    b3, sha = random_file(path, LARGE)
     bucket = urlsplit(api_bucket_url(api)).hostname or ""
-    started = time.monotonic()
-    with ApiProxy(api) as proxy:
-        out = teledrop("process", "upload", str(path), "--json", "--parallel", "4",
-                       "--server", api.url,
-                       env={"XDG_STATE_HOME": str(tmp_path / "state"), "HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
-                            "NO_PROXY": bucket, "no_proxy": bucket})
-    uploaded = time.monotonic()
-    path.unlink()  # the copy in the bucket is the only one now
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "HTTP_PROXY": "", "http_proxy": "",
+           "NO_PROXY": bucket, "no_proxy": bucket}
+    try:
+        b3, sha = random_file(path, LARGE)
+        started = time.monotonic()
+        with ApiProxy(api) as proxy:
+            env["HTTP_PROXY"] = env["http_proxy"] = proxy.url
+            out = teledrop("process", "upload", str(path), "--json", "--parallel", "4",
+                           "--server", api.url, env=env)
+        uploaded = time.monotonic()
+    finally:
+        path.unlink(missing_ok=True)  # the bucket's copy is the only one kept
     assert out.code == 0, out.stderr
     drop = json.loads(out.stdout)
     assert drop["size"] == LARGE and drop["hash"] == f"blake3:{b3}"
