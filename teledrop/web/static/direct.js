@@ -28,7 +28,8 @@ export class DirectUpload {
     this.plan = null; // the server's answer: id, part_size, parts
     this.etags = new Map(); // part number -> ETag of the stored part
     this.requests = new Set();
-    this.stopped = false;
+    this.stopped = false; // cancelled
+    this.run = null; // the current start(): a failed or cancelled one stops its workers
   }
 
   findPreviousUploads() { return Promise.resolve([]); }
@@ -37,12 +38,14 @@ export class DirectUpload {
 
   async start() {
     this.stopped = false;
+    const run = (this.run = {});
     try {
       if (!this.plan) await this.create();
-      await this.sendParts();
-      if (this.stopped) return;
+      await this.sendParts(run);
+      if (this.run !== run) return;
       await this.complete();
     } catch (error) {
+      if (this.run === run) this.run = null;
       this.halt();
       if (this.stopped) return;
       const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
@@ -55,6 +58,7 @@ export class DirectUpload {
   // Cancel: stop every PUT, and with `terminate` abort the upload on the server.
   abort(terminate) {
     this.stopped = true;
+    this.run = null;
     this.halt();
     return terminate ? this.discard() : Promise.resolve();
   }
@@ -97,7 +101,7 @@ export class DirectUpload {
     return Math.min(this.plan.part_size, this.file.size - (number - 1) * this.plan.part_size);
   }
 
-  async sendParts() {
+  async sendParts(run) {
     const total = this.file.size;
     const queue = this.plan.parts.filter((part) => !this.etags.has(part.number));
     let stored = [...this.etags.keys()].reduce((sum, n) => sum + this.sizeOf(n), 0);
@@ -108,9 +112,10 @@ export class DirectUpload {
       this.options.onProgress(loaded, total);
     };
     const worker = async () => {
-      while (queue.length && !this.stopped) {
+      while (queue.length && this.run === run) {
         const part = queue.shift();
-        const etag = await this.putPart(part, (sent) => { sending.set(part.number, sent); report(); });
+        const etag = await this.putPart(run, part,
+          (sent) => { sending.set(part.number, sent); report(); });
         sending.delete(part.number);
         this.etags.set(part.number, etag);
         stored += this.sizeOf(part.number);
@@ -120,17 +125,17 @@ export class DirectUpload {
     await Promise.all(Array.from({ length: Math.min(PARALLEL, queue.length) }, worker));
   }
 
-  async putPart(part, progress) {
+  async putPart(run, part, progress) {
     const start = (part.number - 1) * this.plan.part_size;
     const blob = this.file.slice(start, start + this.sizeOf(part.number));
     for (let attempt = 0; ; attempt += 1) {
+      if (this.run !== run) throw new Failure("PUT", 0, ""); // failed elsewhere, or cancelled
       const { status, etag } = await this.send(part.url, blob, progress);
       if (status >= 200 && status < 300) {
         if (etag) return etag;
         throw new Failure("PUT", 400, JSON.stringify({ error: { message:
           "the bucket does not let this page read a part's ETag (its CORS rule must expose ETag)" } }));
       }
-      if (this.stopped) throw new Failure("PUT", 0, "");
       const retry = (status === 0 || status >= 500) && attempt < RETRY_DELAYS.length && navigator.onLine;
       if (!retry) throw new Failure("PUT", status, "");
       progress(0);
