@@ -13,7 +13,11 @@ It starts SeaweedFS and a throwaway PostgreSQL on loopback ports, as the tests d
    Emulator, ``tests/services/lambda_rie.py``) and its first invocation, ``GET /healthz``,
    timed from the client, from the process's start to the answer;
 3. **warm requests** through the same emulator, ``--warm`` of each: ``GET /healthz``, a
-   1 KiB ``PUT`` upload, a download (the count and the presigned redirect) and ``HEAD``.
+   1 KiB ``PUT`` upload, a download (the count and the presigned redirect), ``HEAD``, and
+   what a browser asks: the upload page, a drop's landing page and a static script;
+4. the **baseline** of the same run: a handler that only echoes its event
+   (``tests/support/lambda_echo.py``) under the same emulator, cold and warm, so each
+   warm request is also reported as a ratio to the emulator's own round trip.
 
 Every invocation goes over the emulator's HTTP endpoint, as the Lambda service's would.
 Everything it starts and stores goes at the end. See ``docs/performance.md``.
@@ -46,6 +50,10 @@ from tests.support.hosts import shared_backends  # noqa: E402
 from tests.support.lambda_function import HANDLER, function_env  # noqa: E402
 
 IMPORT = "import teledrop.hosts.aws_lambda as host; assert host._host is not None"
+ECHO = "tests.support.lambda_echo.handler"
+#: A browser opening a page (Chromium's headers).
+BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+           "sec-fetch-mode": "navigate", "sec-fetch-dest": "document"}
 
 
 def log(message: str) -> None:
@@ -70,9 +78,10 @@ def interpreter(env: dict[str, str], code: str) -> float:
     return time.perf_counter() - began
 
 
-def cold_start(binary: Path, env: dict[str, str], base: Path) -> tuple[float, LambdaEmulator]:
+def cold_start(binary: Path, env: dict[str, str], base: Path, handler: str = HANDLER
+               ) -> tuple[float, LambdaEmulator]:
     """A started emulator and how long its first answer took, from its process's start."""
-    emulator = LambdaEmulator(binary, HANDLER, env, base)
+    emulator = LambdaEmulator(binary, handler, env, base)
     began = time.perf_counter()
     emulator.start()
     first = emulator.invoke(event("GET", "/healthz"))
@@ -95,6 +104,9 @@ def warm(emulator: LambdaEmulator, count: int) -> dict[str, float]:
         "PUT 1 KiB": lambda: invoke("PUT", "/bench.bin", body=os.urandom(1024)),
         "GET /{slug} (302)": lambda: invoke("GET", f"/{slug}"),
         "HEAD /{slug}": lambda: invoke("HEAD", f"/{slug}"),
+        "GET / (upload page)": lambda: invoke("GET", "/", headers=BROWSER),
+        "GET /{slug} (landing page)": lambda: invoke("GET", f"/{slug}", headers=BROWSER),
+        "GET /static/page.js": lambda: invoke("GET", "/static/page.js"),
     }
     return {name: ms(statistics.median(timed(run) for _ in range(count)))
             for name, run in requests_.items()}
@@ -141,15 +153,29 @@ def main() -> None:
         for name, value in warm_ms.items():
             log(f"warm {name}: {value} ms")
 
+        base = scratch / "echo"
+        base.mkdir()
+        echo_cold, echo = cold_start(binary, handler_env({}), base, ECHO)
+        stack.callback(echo.stop)
+        echo_ms = ms(statistics.median(timed(lambda: echo.invoke(event("GET", "/healthz")))
+                                       for _ in range(args.warm)))
+        log(f"baseline echo handler: cold {ms(echo_cold)} ms, warm {echo_ms} ms")
+
     results = {"reps": args.reps, "warm_count": args.warm, "load_average": os.getloadavg(),
                "interpreter_ms": ms(bare), "import_and_build_ms": ms(build),
                "cold_start_ms": ms(statistics.median(colds)),
-               "cold_starts_ms": [ms(value) for value in colds], "warm_ms": warm_ms}
-    print(f"load average {results['load_average'][0]:.1f}\n\n| measure (median) | ms |\n| --- | ---: |\n"
-          f"| bare interpreter start | {results['interpreter_ms']} |\n"
-          f"| import + app build (fresh interpreter) | {results['import_and_build_ms']} |\n"
-          f"| cold start: emulator start to first answer | {results['cold_start_ms']} |\n"
-          + "".join(f"| warm {name} | {value} |\n" for name, value in warm_ms.items()))
+               "cold_starts_ms": [ms(value) for value in colds], "warm_ms": warm_ms,
+               "echo_cold_start_ms": ms(echo_cold), "echo_warm_ms": echo_ms}
+    print(f"load average {results['load_average'][0]:.1f}\n\n"
+          "| measure (median) | ms | × baseline |\n| --- | ---: | ---: |\n"
+          f"| bare interpreter start | {results['interpreter_ms']} | |\n"
+          f"| import + app build (fresh interpreter) | {results['import_and_build_ms']} | "
+          f"{build / bare:.1f} × bare interpreter |\n"
+          f"| cold start: emulator start to first answer | {results['cold_start_ms']} | "
+          f"{statistics.median(colds) / echo_cold:.1f} × echo handler's |\n"
+          f"| baseline: echo handler, cold / warm | {ms(echo_cold)} / {echo_ms} | |\n"
+          + "".join(f"| warm {name} | {value} | {value / echo_ms:.1f} × echo |\n"
+                    for name, value in warm_ms.items()))
     target = args.json or RESULTS / f"lambda-{time.strftime('%Y%m%d-%H%M%S')}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2) + "\n")

@@ -6,6 +6,7 @@ followed to the bucket over HTTP, so what the presigned URLs allow is the S3 ser
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 import requests
 
 from tests.lambda_events import event, multipart
-from tests.services.lambda_rie import LambdaEmulator
+from teledrop.hosts.assets import STATIC
+from tests.services.lambda_rie import _REPORT, LambdaEmulator
 from tests.services.postgres import PostgresServer
 from tests.services.seaweedfs import S3Endpoint
 from tests.support.hosts import SharedBackends, shared_backends
@@ -176,3 +178,31 @@ def test_a_cold_start_on_local_storage_fails_with_one_line(
     logged = [line for line in emulator.log().splitlines() if "teledrop: " in line]
     assert len(logged) == 1 and logged[0].endswith(f"teledrop: {message}"), emulator.log_tail()
     assert not (tmp_path / "files").exists()
+
+
+def test_each_invocation_logs_the_access_line_with_its_request_id(
+        function: LambdaEmulator) -> None:
+    """The id in the line is the runtime's own: the one its REPORT line names. The runtime
+    writes records in its own format (level, time, request id, message, tab-separated):
+    the message is the JSON line the WSGI host writes."""
+    before = len(function.reports())
+    assert call(function, "GET", "/no-such-drop", headers=JSON)["statusCode"] == 404
+    log = function.log()
+    ids = [match.group("id") for match in _REPORT.finditer(log)]
+    assert len(ids) == before + 1
+    lines = [json.loads(line.rsplit("\t", 1)[1]) for line in log.splitlines()
+             if line.startswith("[INFO]\t") and line.endswith("}") and '{"method":' in line]
+    assert lines and lines[-1]["request_id"] == ids[-1], function.log_tail()
+    assert lines[-1]["status"] == 404 and lines[-1]["error"] == "not_found"
+    assert lines[-1]["path"] == "/no-such-drop"
+
+
+def test_a_browser_gets_the_upload_page_and_its_script(function: LambdaEmulator) -> None:
+    page = call(function, "GET", "/", headers={
+        "Accept": "text/html,*/*;q=0.8", "Sec-Fetch-Mode": "navigate"})
+    assert page["statusCode"] == 200 and header(page, "Content-Type") == \
+        "text/html; charset=utf-8"
+    assert b'data-uploads="direct"' in result_body(page)
+    script = call(function, "GET", "/static/direct.js")
+    assert script["statusCode"] == 200
+    assert result_body(script) == (STATIC / "direct.js").read_bytes()

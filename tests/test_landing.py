@@ -17,8 +17,8 @@ import segno
 from flask import Flask
 
 from teledrop.web.app import service_of
-from teledrop.web.landing import html_first
-from teledrop.web.qr import qr_data_uri, qr_svg
+from teledrop.hosts.pages import html_first
+from teledrop.hosts.qr import qr_data_uri, qr_svg
 from tests.http_helpers import JSON, post_file, slug_of
 from tests.support.html import HOSTILE_NAME, Page
 

@@ -25,14 +25,14 @@ from teledrop.core.options import MAX_DESCRIPTION, MAX_TITLE
 from teledrop.core.slugs import check_custom_slug
 from teledrop.core.units import parse_duration
 from teledrop.core.upload import OPTION_NAMES
-from teledrop.web.app import service_of
-from teledrop.web.page import (
+from teledrop.hosts.pages import (
     DEFAULT_PAGE_SIZE,
     EXPIRY_PRESETS,
     describe_size,
     password_html,
     result_html,
 )
+from teledrop.web.app import service_of
 from tests.http_helpers import (
     JSON,
     assert_nothing_stored,

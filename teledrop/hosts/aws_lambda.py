@@ -15,6 +15,10 @@ result. What differs from the WSGI host follows from Lambda itself:
 - A response leaves through the event too, so a download is counted, then redirected to
   a presigned GET, whatever ``downloads`` says; ``HEAD`` answers the headers a proxied GET
   would carry and never mints a URL.
+
+The pages are the WSGI host's (:mod:`.pages`, :mod:`.assets`), but the upload page's script
+sends files as direct uploads, the one way a large file reaches a function's bucket. Each
+event writes the WSGI host's access-log line (:mod:`.access`), with the invocation's id.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import binascii
 import io
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -39,16 +44,20 @@ from teledrop.core import direct, drops, manage
 from teledrop.core.config import Config, load_config
 from teledrop.core.drop import Drop
 from teledrop.core.errors import ConfigError, InvalidFilename, MalformedBody, \
-    NotFound, NotImplementedByStorage, StartupError, TeledropError, TooLarge
+    NotFound, NotImplementedByStorage, PasswordRequired, StartupError, TeledropError, \
+    TooLarge, TooManyAttempts
 from teledrop.core.owners import require_owner
 from teledrop.core.upload import Upload, UploadRequest, check_size, create_drop
 from teledrop.core.units import format_size
 
-from . import http
+from . import http, pages
+from .access import log_access
+from .assets import asset_reply
 from .body import COMPLETE_BODY_LIMIT, MULTIPART_OVERHEAD, SMALL_BODY_LIMIT, \
     multipart_boundary, multipart_receiver, raw_receiver
-from .download import plan_file, presigned_url, redirect_headers
+from .download import bucket_origin, plan_file, presigned_url, redirect_headers
 from .openapi import openapi_document
+from .qr import qr_reply
 from .usage import usage_text
 
 log = logging.getLogger(__name__)
@@ -57,7 +66,7 @@ log = logging.getLogger(__name__)
 #: about 4.4 MiB once base64 has grown it by a third, and framing needs some room.
 EVENT_FILE_LIMIT = 4 * 1024 * 1024
 #: Where a larger file goes instead.
-DIRECT_UPLOADS = "/api/direct-uploads"
+DIRECT_UPLOADS = http.DIRECT_UPLOADS
 #: The only backends a function may use: everything else lives on one machine's disk.
 BACKENDS = {"storage": "s3_storage", "metadata": "postgres_meta"}
 #: Under Lambda a download always redirects.
@@ -82,6 +91,8 @@ _ROUTES = Map([
     _rule("/api/drops/<slug>", "PATCH", endpoint="edit_drop"),
     _rule("/openapi.json", "GET", endpoint="openapi"),
     _rule("/healthz", "GET", endpoint="healthz"),
+    _rule("/static/<path:name>", "GET", endpoint="static"),
+    _rule("/api/qr.svg", "GET", endpoint="qr"),
     _rule("/metrics", "GET", endpoint="metrics"),
     _rule(DIRECT_UPLOADS, "POST", endpoint="direct_create"),
     _rule(f"{DIRECT_UPLOADS}/<upload_id>/complete", "POST", endpoint="direct_complete"),
@@ -136,6 +147,12 @@ class Request:
     headers: Headers
     body: bytes
     source_ip: str | None
+    #: what the views learn about the request, for its answer and its access-log line:
+    #: the drop it dealt with, the code of an error it answered with a page, and whether
+    #: the answer varies by the headers that choose a page or the bytes
+    drop: Drop | None = field(default=None, compare=False)
+    error: str | None = field(default=None, compare=False)
+    vary: bool = field(default=False, compare=False)
 
     @property
     def args(self) -> dict[str, str]:
@@ -211,23 +228,46 @@ class LambdaHost:
 
     def __init__(self, service: PluginTeledrop) -> None:
         self.service = service
+        #: where the pages' browsers reach the bucket (part PUTs, redirected downloads)
+        self.bucket = bucket_origin(service.storage)
         self.views: dict[str, Callable[..., http.Reply]] = {
             name: getattr(self, name) for name in {rule.endpoint for rule in _ROUTES.iter_rules()}
         }
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        headers: Mapping[str, str] = {}
-        head = False
+        started = time.perf_counter()
+        request: Request | None = None
+        error: str | None = None
         try:
             request = parse_event(event)
-            headers, head = request.headers, request.method == "HEAD"
             reply = self.dispatch(request)
         except TeledropError as exc:
-            reply = http.error_reply(headers, exc)
+            error = exc.code
+            reply = http.error_reply(request.headers if request else {}, exc)
         except Exception:
             log.exception("unhandled error on %s", event.get("rawPath"))
-            reply = http.error_reply(headers, TeledropError("internal server error"))
+            failure = TeledropError("internal server error")
+            error = failure.code
+            reply = http.error_reply(request.headers if request else {}, failure)
+        if request is not None:
+            reply.headers.update(http.cors_headers(request.path, request.headers))
+            if request.vary:
+                reply.headers["Vary"] = ", ".join(pages.VARY)
+        head = request is not None and request.method == "HEAD"
+        self.log(event, context, request, reply, error, time.perf_counter() - started)
         return result(reply, head)
+
+    @staticmethod
+    def log(event: Mapping[str, Any], context: Any, request: Request | None,
+            reply: http.Reply, error: str | None, elapsed: float) -> None:
+        """The event's access-log line, as the WSGI host writes one, with the invocation's
+        id (``context.aws_request_id``)."""
+        http_context = (event.get("requestContext") or {}).get("http") or {}
+        method = request.method if request else str(http_context.get("method") or "GET")
+        path = request.path if request else str(event.get("rawPath") or "/")
+        log_access(method, path, reply.status, elapsed, request.drop if request else None,
+                   len(reply.body), error or (request.error if request else None),
+                   http_context.get("sourceIp"), getattr(context, "aws_request_id", None))
 
     def dispatch(self, request: Request) -> http.Reply:
         adapter = _ROUTES.bind("lambda")
@@ -287,12 +327,19 @@ class LambdaHost:
                max_size: int | None = None) -> http.Reply:
         upload_request = self.upload_request(request, filename, declared_size, max_size)
         drop = create_drop(self.service, upload_request, within_event(receive))
-        return http.created_reply(request.headers, drop, self.drop_url(request, drop),
-                                  f"{request.root}/{drop.slug}")
+        request.drop = drop
+        url = self.drop_url(request, drop)
+        return http.created_reply(request.headers, drop, url, f"{request.root}/{drop.slug}",
+                                  lambda: pages.result_html(drop, url))
 
     # -- views ---------------------------------------------------------------------------
 
     def index(self, request: Request) -> http.Reply:
+        """A browser's upload page, sending its files as direct uploads; curl's usage."""
+        if http.wants_html(request.headers):
+            page = pages.index_html(self.service.config, pages.DIRECT, EVENT_FILE_LIMIT,
+                                    self.bucket)
+            return http.Reply(200, {}, page.encode(), http.HTML_TYPE)
         return http.text_reply(usage_text(self.base_url(request), self.service.config.limits,
                                           EVENT_FILE_LIMIT))
 
@@ -317,7 +364,21 @@ class LambdaHost:
     def download(self, request: Request, slug: str, name: str | None = None) -> http.Reply:
         """Counted, then redirected to the bucket; ``HEAD`` answers the headers of the
         bytes, as a proxied GET would, and mints no URL."""
-        drop = drops.find_drop(self.service, self.checked(request, slug), self.reader(request))
+        if name is None:
+            request.vary = True
+        slug, who = self.checked(request, slug), self.reader(request)
+        try:
+            drop = drops.find_drop(self.service, slug, who)
+        except (PasswordRequired, TooManyAttempts) as exc:
+            page = pages.password_reply(request.headers, request.path, exc)
+            if page is None:
+                raise
+            request.error = exc.code
+            return page
+        request.drop = drop
+        if name is None and pages.wants_landing(request.method, request.headers, request.args):
+            return pages.landing_reply(drop, self.drop_url(request, drop), who.password,
+                                      self.bucket)
         preview = "preview" in request.query
         if request.method == "HEAD":
             plan = plan_file(request.headers, drop, preview)
@@ -331,8 +392,9 @@ class LambdaHost:
         return http.Reply(status, headers)
 
     def delete(self, request: Request, slug: str) -> http.Reply:
-        drops.delete_drop(self.service, self.checked(request, slug),
-                          request.headers.get("X-Delete-Token"), self.reader(request))
+        request.drop = drops.delete_drop(self.service, self.checked(request, slug),
+                                         request.headers.get("X-Delete-Token"),
+                                         self.reader(request))
         return http.Reply(204)
 
     def drop_info(self, request: Request, slug: str) -> http.Reply:
@@ -357,6 +419,13 @@ class LambdaHost:
     def healthz(self, request: Request) -> http.Reply:
         return http.health_reply(self.service)
 
+    def static(self, request: Request, name: str) -> http.Reply:
+        """The pages' stylesheet, scripts and icon."""
+        return asset_reply(name, request.headers)
+
+    def qr(self, request: Request) -> http.Reply:
+        return qr_reply(request.query.get("link", ""), self.base_url(request))
+
     def metrics(self, request: Request) -> http.Reply:
         # Counters of one short-lived instance mean nothing: CloudWatch has the function's.
         raise NotFound("metrics are not served by the AWS Lambda host")
@@ -377,6 +446,7 @@ class LambdaHost:
         direct.direct_uploads_of(self.service)
         small_body(request, COMPLETE_BODY_LIMIT)
         drop = direct.complete_direct_upload(self.service, upload_id, http.json_body(request.body))
+        request.drop = drop
         return http.json_reply(drop.to_json(self.drop_url(request, drop), with_delete_token=True),
                                201, {"Location": f"{request.root}/{drop.slug}",
                                      "X-Delete-Token": drop.delete_token or "",
@@ -418,8 +488,6 @@ def small_body(request: Request, limit: int = SMALL_BODY_LIMIT) -> None:
     larger than any request but an upload needs."""
     if len(request.body) > limit:
         raise RequestEntityTooLarge()
-
-
 
 
 def utf8_name(raw_path: str) -> str:

@@ -11,14 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from werkzeug.http import dump_options_header, http_date, parse_if_range_header, \
     parse_range_header, quote_etag
 from werkzeug.sansio.http import is_resource_modified
 
 from teledrop.core.drop import Drop
-from teledrop.core.errors import RangeNotSatisfiable
+from teledrop.core.errors import RangeNotSatisfiable, TeledropError
 from teledrop.core.interfaces import PresignedDownloads, Storage
 
 #: Types a browser may render on teledrop's origin; everything else is an attachment,
@@ -146,6 +146,29 @@ def presigned_url(storage: Storage, drop: Drop, preview: bool) -> str | None:
     shown = is_inline(drop.content_type)
     return storage.presign_download(drop.blob_id, drop.content_type if shown else SAFE_TYPE,
                                     content_disposition(preview and shown, drop.filename))
+
+
+#: The blob id whose URL tells a storage's origin (never stored: ids are random).
+ORIGIN_PROBE = "0" * 32
+
+
+def bucket_origin(storage: Storage) -> str | None:
+    """The origin of the URLs ``storage`` signs (the bucket's), where it redirects
+    downloads; ``None`` where the host serves the bytes itself. A page lists it in its
+    Content-Security-Policy: its previews, its Download form and (under a host whose page
+    sends direct uploads) its part PUTs go there. The URL of a blob id of the usual form
+    (32 hex digits) is signed to learn it: signing is local, no request is made, and a
+    storage that takes no such id has no origin to tell."""
+    if not isinstance(storage, PresignedDownloads):
+        return None
+    try:
+        url = storage.presign_download(ORIGIN_PROBE, SAFE_TYPE, "attachment")
+    except TeledropError:
+        return None
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def redirect_headers(request_headers: Mapping[str, str], drop: Drop, url: str, preview: bool

@@ -35,6 +35,17 @@ SECURITY_HEADERS = {
 }
 #: On every response that does not set its own.
 DEFAULT_HEADERS = {"Referrer-Policy": "no-referrer"}
+#: What a browser's script on any origin may send to and read from the direct-upload API
+#: (``/api/direct-uploads``), as from tus's: the bearer token and the upload's id are the
+#: only credentials, never a cookie, so no origin gains anything a page of its own lacks.
+DIRECT_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Drop-Password",
+    "Access-Control-Expose-Headers": "Location, X-Delete-Token",
+    "Access-Control-Max-Age": "86400",
+}
+DIRECT_UPLOADS = "/api/direct-uploads"
 #: Methods only the slug routes take: on one of the app's own paths they mean nothing.
 SLUG_ONLY_METHODS = frozenset({"POST", "DELETE"})
 
@@ -100,6 +111,15 @@ class _WerkzeugError(TeledropError):
 
     def headers(self) -> dict[str, str]:
         return self._headers
+
+
+def cors_headers(path: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """The CORS headers of an answer to a request for ``path`` (under the app) with these
+    request headers: :data:`DIRECT_CORS_HEADERS` for a cross-origin request (one with an
+    ``Origin``) to the direct-upload API, its preflight and its errors included."""
+    if "Origin" in headers and (path == DIRECT_UPLOADS or path.startswith(DIRECT_UPLOADS + "/")):
+        return dict(DIRECT_CORS_HEADERS)
+    return {}
 
 
 def json_body(body: bytes) -> Any:

@@ -41,9 +41,6 @@ def create_app(config: Config | None = None, plugins: Iterable[object] = (),
     logs.configure(config.server.log_level)
     service = composition.start(config, plugins, entry_points)
     app = Flask(__name__, static_folder="static", static_url_path="/static")
-    # Templates keep the markup's own lines: a block tag leaves no blank line behind.
-    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
-    app.jinja_env.keep_trailing_newline = True
     app.extensions[EXTENSION] = service
     observe.install(app, Metrics())
     # Every body but an upload's is small (a password form, an owner's JSON edit): werkzeug

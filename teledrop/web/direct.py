@@ -9,14 +9,22 @@ from flask import Blueprint, Response, request
 
 from teledrop.core import direct
 from teledrop.hosts.body import COMPLETE_BODY_LIMIT
-from teledrop.hosts.http import json_body
+from teledrop.hosts.http import DIRECT_UPLOADS, cors_headers, json_body
 
 from . import observe
 from .responses import json_response
 from .routes import drop_url, service, upload_request
 
-PREFIX = "/api/direct-uploads"
+PREFIX = DIRECT_UPLOADS
 direct_bp = Blueprint("direct", __name__, url_prefix=PREFIX)
+
+
+@direct_bp.after_app_request
+def cross_origin(response: Response) -> Response:
+    """CORS for a browser's script on another origin, on every answer under the prefix
+    (preflights, errors and 405s included)."""
+    response.headers.update(cors_headers(request.path, request.headers))
+    return response
 
 
 @direct_bp.post("")

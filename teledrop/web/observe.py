@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 
 from flask import Flask, Response, g, request
 
 from teledrop.core.drop import Drop
+from teledrop.hosts.access import log_access
 from teledrop.metrics import Metrics
 
-access_log = logging.getLogger("teledrop.access")
 EXTENSION = "teledrop.metrics"
 
 
@@ -56,15 +54,6 @@ def _finish(metrics: Metrics, response: Response) -> Response:
         metrics.bytes_out.inc(response.content_length or 0)
     elif drop is not None and status == 204:
         metrics.deletes.inc()
-    access_log.info(json.dumps({
-        "method": request.method,
-        "path": request.path,
-        "status": status,
-        "duration_ms": round(elapsed * 1000, 1),
-        "slug": drop.slug if drop else None,
-        "size": drop.size if drop else None,
-        "bytes_sent": response.content_length if request.method != "HEAD" else 0,
-        "error": error,
-        "remote": request.remote_addr,
-    }, separators=(",", ":")))
+    log_access(request.method, request.path, status, elapsed, drop, response.content_length,
+               error, request.remote_addr)
     return response

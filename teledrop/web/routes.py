@@ -11,28 +11,25 @@ from teledrop.core import drops
 from teledrop.core.drop import Drop
 from teledrop.core.errors import InvalidFilename, LengthRequired, MalformedBody, NotFound, \
     PasswordRequired, TooManyAttempts
-from teledrop.core.passwords import PASSWORD_HEADER
 from teledrop.core.service import Teledrop
 from teledrop.core.upload import UploadRequest, check_size, create_drop
 from teledrop.hosts.body import MULTIPART_OVERHEAD, multipart_boundary, multipart_receiver, \
     raw_receiver
-from teledrop.hosts.download import presigned_url
+from teledrop.hosts.download import bucket_origin, presigned_url
 from teledrop.hosts.http import checked as http_checked
 from teledrop.hosts.http import created_reply, health_reply, reader_of
 from teledrop.hosts.openapi import openapi_document
+from teledrop.hosts.pages import index_html, landing_reply, password_reply, result_html
 from teledrop.hosts.usage import usage_text
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
 from . import observe
 from .download import file_response, redirect_response
-from .landing import add_vary, landing_response, wants_landing
-from .page import index_html, password_html, result_html
-from .responses import flask_response, json_response, text_response, wants_html, wants_json
+from .landing import add_vary, wants_landing_page
+from .responses import flask_response, json_response, text_response, wants_html
 from .socket_body import SocketBody
 
 bp = Blueprint("teledrop", __name__)
-
-
 
 
 def service() -> Teledrop:
@@ -159,19 +156,15 @@ def download(slug: str, name: str | None = None) -> Response:
     try:
         drop = drops.find_drop(service(), slug, who)
     except (PasswordRequired, TooManyAttempts) as exc:
-        if wants_html(request) and not wants_json(request):
-            observe.note_error(exc.code)
-            headers = exc.headers()
-            if "WWW-Authenticate" in headers:
-                # The form is the challenge: a Basic one would make browsers show their own
-                # prompt instead of it, and no browser prompts for this scheme.
-                headers["WWW-Authenticate"] = f'{PASSWORD_HEADER} realm="teledrop drop"'
-            return Response(password_html(request.path, exc.message), exc.status, headers,
-                            mimetype="text/html")
-        raise
+        page = password_reply(request.headers, request.path, exc)
+        if page is None:
+            raise
+        observe.note_error(exc.code)
+        return flask_response(page)
     observe.note_drop(drop)
-    if name is None and wants_landing(request):
-        return landing_response(drop, drop_url(drop), who.password)
+    if name is None and wants_landing_page(request):
+        return flask_response(landing_reply(drop, drop_url(drop), who.password,
+                                            bucket_origin(service().storage)))
     preview = "preview" in request.args
     # HEAD never mints a URL: it answers the headers of the bytes, as a proxied GET would.
     url = None if request.method == "HEAD" else presigned_url(service().storage, drop, preview)

@@ -26,7 +26,9 @@ workers must be able to import teledrop).
 (``$default`` route and stage, ``AWS_PROXY`` integration, payload format 2.0) and returns an
 :class:`HttpApi`, the client side of its invoke URL ``http://{id}.execute-api.localhost:
 {port}/``. ``*.localhost`` does not resolve everywhere, so the client connects to the
-server's address and names the API in ``Host``, as a resolver would have it.
+server's address and names the API in ``Host``, as a resolver would have it; a program of
+its own (``teledrop upload``) reaches the invoke URL through :class:`ApiProxy`, an HTTP
+forward proxy that does the same.
 
 Fixtures: ``ministack`` (session).
 """
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import secrets
 import shutil
 import subprocess
@@ -45,6 +48,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -145,6 +149,76 @@ class HttpApi:
         headers = {"Host": self.host, **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", 60)
         return requests.request(method, url, headers=headers, allow_redirects=False, **kwargs)
+
+
+#: Headers of one connection, never passed on by a proxy.
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
+               "te", "trailer", "transfer-encoding", "upgrade"}
+
+
+class ApiProxy:
+    """An HTTP forward proxy to the invoke URLs of ``api`` only: a client configured with
+    ``HTTP_PROXY`` (and ``NO_PROXY`` for the bucket's loopback address) sends its requests
+    for ``http://{id}.execute-api.localhost:{port}/...`` here, and they reach ministack
+    with the API's name in ``Host``, as if the name resolved. Bodies are held whole: only
+    the API's own small requests pass (the parts go to the bucket, not through here).
+    A request for any other host is ``502``."""
+
+    def __init__(self, api: HttpApi) -> None:
+        proxy = self
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                proxy.forwarded(self)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = forward
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.api = api
+        self.session = requests.Session()
+        self.session.trust_env = False  # never a proxy of the caller's
+        self.server = ThreadingHTTPServer((HOST, 0), Forward)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server.server_address[1]}"
+
+    def __enter__(self) -> ApiProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.session.close()
+
+    def forwarded(self, handler: BaseHTTPRequestHandler) -> None:
+        target = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        if target.netloc != self.api.host:
+            handler.send_error(502, f"this proxy reaches {self.api.host} only")
+            return
+        headers = {name: value for name, value in handler.headers.items()
+                   if name.lower() not in _HOP_BY_HOP}
+        url = urlunsplit(("http", self.api.address, target.path or "/", target.query, ""))
+        answer = self.session.request(handler.command, url, headers=headers, data=body,
+                                      allow_redirects=False, timeout=120)
+        content = answer.content
+        handler.send_response(answer.status_code)
+        for name, value in answer.raw.headers.items():
+            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(content)
 
 
 class Ministack:

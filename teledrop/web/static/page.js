@@ -4,17 +4,22 @@
 // with a progress bar, a Cancel button and, once stored, the link, Copy, Share, its QR
 // code and a Delete button. A dropped connection pauses the upload, which goes on from the
 // server's offset when the browser is back online (or on Resume); after a reload, picking
-// the same file again resumes it. Data from files and the server is written with
+// the same file again resumes it. Where the server has no tus (a serverless host: the form
+// says data-uploads="direct"), each file goes up as a direct upload instead (./direct.js),
+// its parts straight to the bucket. Data from files and the server is written with
 // textContent only, never parsed as HTML.
 
 import {
   ROOT, UPLOADED, announcer, currentToken, describeSize, el, formatSize, localTime,
   moveFocusFrom, relativeTime, serverReason, shareSection, tokenInput,
 } from "./shared.js";
+import { DirectUpload } from "./direct.js";
 
 function main() {
   const form = document.getElementById("upload");
-  if (!form || !window.tus || !tus.isSupported || !window.FormData) return;
+  if (!form || !window.FormData) return;
+  const direct = form.dataset.uploads === "direct";
+  if (!direct && (!window.tus || !tus.isSupported)) return;
   document.documentElement.classList.replace("no-js", "js");
 
   const fileInput = document.getElementById("file");
@@ -23,7 +28,7 @@ function main() {
   const slugInput = document.getElementById("slug");
   const privateInput = document.getElementById("private");
   const endpoint = form.action; // absolute: the app's root, where the form would post
-  const tusEndpoint = new URL("api/uploads", ROOT).href;
+  const uploadEndpoint = new URL(direct ? "api/direct-uploads" : "api/uploads", ROOT).href;
   const say = announcer(document.getElementById("status"));
   const optionsBox = document.getElementById("options");
   const optionsSummary = document.getElementById("options-summary");
@@ -202,9 +207,10 @@ function main() {
     const password = options.find(([name]) => name === "password");
     if (password) headers["X-Drop-Password"] = password[1];
     const metadata = tusMetadata(file, options);
-    const upload = new tus.Upload(file, {
-      endpoint: tusEndpoint,
+    const upload = new (direct ? DirectUpload : tus.Upload)(file, {
+      endpoint: uploadEndpoint,
       metadata,
+      fields: options,
       headers,
       retryDelays: [0, 1000, 3000, 5000, 10000],
       removeFingerprintOnSuccess: true,
@@ -229,15 +235,17 @@ function main() {
           stats.textContent = formatSize(total) + " sent · finishing…";
         }
       },
-      async onSuccess({ lastResponse }) {
+      async onSuccess({ lastResponse, drop: completed }) {
         if (finished) return;
         const url = lastResponse.getHeader("X-Drop-Url");
         const deleteToken = lastResponse.getHeader("X-Delete-Token");
-        let drop = null;
-        try {
-          const response = await fetch(upload.url, { headers: { Accept: "application/json" } });
-          drop = response.ok ? await response.json() : null;
-        } catch (_) { drop = null; }
+        let drop = completed || null; // a direct upload's completion answers the drop
+        if (!drop) {
+          try {
+            const response = await fetch(upload.url, { headers: { Accept: "application/json" } });
+            drop = response.ok ? await response.json() : null;
+          } catch (_) { drop = null; }
+        }
         if (!drop || typeof drop.url !== "string") {
           drop = url ? { url, slug: new URL(url).pathname.split("/").pop(), size: file.size }
             : null;

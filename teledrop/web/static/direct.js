@@ -1,0 +1,169 @@
+// Direct uploads from the upload page, where the server offers no tus (a serverless host):
+// the page asks POST /api/direct-uploads for presigned part URLs, PUTs the parts straight
+// to the bucket, several at a time, and completes the upload with each part's ETag. The
+// bucket must let this page's origin PUT and read the ETag header (its CORS rule, in
+// docs/serverless.md). DirectUpload answers the few calls page.js makes of a tus.Upload,
+// so the page drives either the same way; a failed part is tried again, and Resume after
+// a lost connection sends only the parts still missing.
+
+const PARALLEL = 4;
+const RETRY_DELAYS = [1000, 3000, 5000];
+
+// A refusal as page.js reads a tus client's error.
+class Failure extends Error {
+  constructor(method, status, body) {
+    super(method + " failed" + (status ? ": " + status : ""));
+    this.originalRequest = { getMethod: () => method };
+    this.originalResponse = status ? { getStatus: () => status, getBody: () => body } : null;
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class DirectUpload {
+  constructor(file, options) {
+    this.file = file;
+    this.options = options;
+    this.url = null; // the upload's own address, once created
+    this.plan = null; // the server's answer: id, part_size, parts
+    this.etags = new Map(); // part number -> ETag of the stored part
+    this.requests = new Set();
+    this.stopped = false; // cancelled
+    this.run = null; // the current start(): a failed or cancelled one stops its workers
+  }
+
+  findPreviousUploads() { return Promise.resolve([]); }
+
+  resumeFromPreviousUpload() {}
+
+  async start() {
+    this.stopped = false;
+    const run = (this.run = {});
+    try {
+      if (!this.plan) await this.create();
+      await this.sendParts(run);
+      if (this.run !== run) return;
+      await this.complete();
+    } catch (error) {
+      if (this.run === run) this.run = null;
+      this.halt();
+      if (this.stopped) return;
+      const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
+      // Refused for good (a lost connection is paused instead, for Resume): nothing is kept.
+      if (status > 0 && status < 500) this.discard();
+      this.options.onError(error);
+    }
+  }
+
+  // Cancel: stop every PUT, and with `terminate` abort the upload on the server.
+  abort(terminate) {
+    this.stopped = true;
+    this.run = null;
+    this.halt();
+    return terminate ? this.discard() : Promise.resolve();
+  }
+
+  discard() {
+    if (!this.url) return Promise.resolve();
+    return fetch(this.url, { method: "DELETE", headers: this.options.headers })
+      .then(() => {}, () => {});
+  }
+
+  halt() {
+    for (const xhr of this.requests) xhr.abort();
+    this.requests.clear();
+  }
+
+  async call(method, url, body) {
+    const headers = { ...this.options.headers, "Content-Type": "application/json" };
+    let response;
+    try {
+      response = await fetch(url, { method, headers, body: JSON.stringify(body) });
+    } catch (_) {
+      throw new Failure(method, 0, "");
+    }
+    if (!response.ok) throw new Failure(method, response.status, await response.text());
+    return response;
+  }
+
+  async create() {
+    const body = { filename: this.file.name || "(unnamed)", size: this.file.size };
+    if (this.file.type) body.content_type = this.file.type;
+    // The password travels in the X-Drop-Password header, as with tus.
+    for (const [name, value] of this.options.fields) if (name !== "password") body[name] = value;
+    const response = await this.call("POST", this.options.endpoint, body);
+    this.plan = await response.json();
+    this.url = this.options.endpoint + "/" + encodeURIComponent(this.plan.id);
+    if (this.options.onUploadUrlAvailable) this.options.onUploadUrlAvailable();
+  }
+
+  sizeOf(number) {
+    return Math.min(this.plan.part_size, this.file.size - (number - 1) * this.plan.part_size);
+  }
+
+  async sendParts(run) {
+    const total = this.file.size;
+    const queue = this.plan.parts.filter((part) => !this.etags.has(part.number));
+    let stored = [...this.etags.keys()].reduce((sum, n) => sum + this.sizeOf(n), 0);
+    const sending = new Map();
+    const report = () => {
+      let loaded = stored;
+      for (const sent of sending.values()) loaded += sent;
+      this.options.onProgress(loaded, total);
+    };
+    const worker = async () => {
+      while (queue.length && this.run === run) {
+        const part = queue.shift();
+        const etag = await this.putPart(run, part,
+          (sent) => { sending.set(part.number, sent); report(); });
+        sending.delete(part.number);
+        this.etags.set(part.number, etag);
+        stored += this.sizeOf(part.number);
+        report();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, queue.length) }, worker));
+  }
+
+  async putPart(run, part, progress) {
+    const start = (part.number - 1) * this.plan.part_size;
+    const blob = this.file.slice(start, start + this.sizeOf(part.number));
+    for (let attempt = 0; ; attempt += 1) {
+      if (this.run !== run) throw new Failure("PUT", 0, ""); // failed elsewhere, or cancelled
+      const { status, etag } = await this.send(part.url, blob, progress);
+      if (status >= 200 && status < 300) {
+        if (etag) return etag;
+        throw new Failure("PUT", 400, JSON.stringify({ error: { message:
+          "the bucket does not let this page read a part's ETag (its CORS rule must expose ETag)" } }));
+      }
+      const retry = (status === 0 || status >= 500) && attempt < RETRY_DELAYS.length && navigator.onLine;
+      if (!retry) throw new Failure("PUT", status, "");
+      progress(0);
+      await sleep(RETRY_DELAYS[attempt]);
+    }
+  }
+
+  send(url, blob, progress) {
+    return new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      this.requests.add(xhr);
+      const settle = () => {
+        this.requests.delete(xhr);
+        resolve({ status: xhr.status, etag: xhr.status ? xhr.getResponseHeader("ETag") : null });
+      };
+      xhr.open("PUT", url);
+      xhr.upload.onprogress = (event) => progress(event.loaded);
+      xhr.onload = xhr.onerror = xhr.onabort = xhr.ontimeout = settle;
+      xhr.send(blob);
+    });
+  }
+
+  async complete() {
+    const parts = [...this.etags].sort((a, b) => a[0] - b[0])
+      .map(([number, etag]) => ({ number, etag }));
+    const response = await this.call("POST", this.url + "/complete", { parts });
+    const drop = await response.json();
+    this.options.onSuccess({ lastResponse: { getHeader: (name) => response.headers.get(name) },
+                             drop });
+  }
+}
