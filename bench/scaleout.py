@@ -9,8 +9,10 @@ baseline interleaved:
 
 1. a multipart-form upload (``curl -F``) and a raw ``PUT`` (``curl -T``) of one file of
    random bytes, next to boto3's own ``upload_file`` of it with the same part size (its
-   default ten threads, and one: teledrop has one part in flight while the next fills);
-   the worker's peak RSS during each upload (``VmHWM``, reset before it);
+   default ten threads, and one: teledrop has one part in flight while the next fills;
+   and ten threads sending ``UNSIGNED-PAYLOAD`` bodies, as teledrop does, where boto3's
+   default over plain http hashes each part into its signature); the worker's RSS idle,
+   its peak during each upload (``VmHWM``, reset before it) and its RSS after them;
 2. a proxied download (``curl``) next to boto3's ``download_fileobj`` of the object;
 3. 1 KiB uploads/s and downloads/s from eight concurrent clients, on three hosts of two
    workers of eight threads: ``s3_storage`` + ``postgres_meta``, ``s3_storage`` +
@@ -89,6 +91,9 @@ class BigFiles:
         self.size = path.stat().st_size
         (self.worker,) = server.worker_pids()
         self.client = backends.endpoint.client()
+        self.unsigned = backends.endpoint.client()
+        self.unsigned.meta.config.s3 = {**self.unsigned.meta.config.s3,
+                                        "payload_signing_enabled": False}
         self.transfer = TransferConfig(multipart_threshold=part_size,
                                        multipart_chunksize=part_size)
         self.one_thread = TransferConfig(multipart_threshold=part_size,
@@ -116,10 +121,10 @@ class BigFiles:
     def delete(self, slug: str, token: str) -> None:
         self.server.request("DELETE", f"/{slug}", headers={"X-Delete-Token": token})
 
-    def boto3_upload(self, config: TransferConfig) -> float:
+    def boto3_upload(self, config: TransferConfig, unsigned: bool = False) -> float:
+        client = self.unsigned if unsigned else self.client
         start = time.perf_counter()
-        self.client.upload_file(str(self.path), self.backends.bucket, "bench/boto3",
-                                Config=config)
+        client.upload_file(str(self.path), self.backends.bucket, "bench/boto3", Config=config)
         return time.perf_counter() - start
 
     def teledrop_download(self) -> float:
@@ -142,6 +147,10 @@ class BigFiles:
             self.delete(self.slug, self.token)
         self.client.delete_object(Bucket=self.backends.bucket, Key="bench/boto3")
         self.client.close()
+        self.unsigned.close()
+
+    def rss_mib(self) -> float:
+        return proc_status(self.worker, "VmRSS") / 1024
 
 
 class Discard:
@@ -172,7 +181,7 @@ class Discard:
 
 def big_files(bench: BigFiles, reps: int) -> dict[str, Any]:
     rate = bench.size / MiB
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"idle worker RSS MiB": bench.rss_mib()}
     for kind in ("multipart", "put"):
         log(f"upload {format_size(bench.size)} as {kind}")
         results[f"upload {kind}"] = rate / median_of(reps, lambda: bench.teledrop_upload(kind))
@@ -181,6 +190,9 @@ def big_files(bench: BigFiles, reps: int) -> dict[str, Any]:
         bench.transfer))
     results["boto3 upload_file, 1 thread"] = rate / median_of(reps, lambda: bench.boto3_upload(
         bench.one_thread))
+    results["boto3 upload_file, unsigned payload"] = rate / median_of(
+        reps, lambda: bench.boto3_upload(bench.transfer, unsigned=True))
+    results["worker RSS after uploads MiB"] = bench.rss_mib()
     log("downloads")
     results["download"] = rate / median_of(reps, bench.teledrop_download)
     results["boto3 download_fileobj"] = rate / median_of(reps, lambda: bench.boto3_download(
@@ -293,11 +305,16 @@ def report(results: dict[str, Any]) -> str:
                        ("download", "download_fileobj")):
         lines.append(f"| {name} | {rates[name]:.0f} | {rates[name] / rates['boto3 ' + base]:.2f} "
                      f"| {rates[name] / rates['boto3 ' + base + ', 1 thread']:.2f} |")
-    for name in ("boto3 upload_file", "boto3 upload_file, 1 thread", "boto3 download_fileobj",
+    unsigned = rates["boto3 upload_file, unsigned payload"]
+    for name in ("upload multipart", "upload put"):
+        lines.append(f"| {name} / boto3 unsigned payload | | {rates[name] / unsigned:.2f} | |")
+    for name in ("boto3 upload_file", "boto3 upload_file, 1 thread",
+                 "boto3 upload_file, unsigned payload", "boto3 download_fileobj",
                  "boto3 download_fileobj, 1 thread"):
         lines.append(f"| {name} | {rates[name]:.0f} | | |")
     peaks = rates["peak worker RSS MiB"]
-    lines += ["", "peak worker RSS during the upload: "
+    lines += ["", f"worker RSS idle {rates['idle worker RSS MiB']:.0f} MiB, after the uploads "
+              f"{rates['worker RSS after uploads MiB']:.0f} MiB; peak during the upload: "
               + ", ".join(f"{kind} {mib:.0f} MiB" for kind, mib in peaks.items()),
               "", "| 1 KiB files | uploads/s | downloads/s |", "| --- | ---: | ---: |"]
     for name, figures in results["1 KiB"].items():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from teledrop.core.errors import BlobMissing, StorageUnavailable
 from teledrop_s3_storage import S3Storage, S3StorageSettings
 from teledrop_s3_storage.parts import MIB
+from tests.live_server import wait_until
 from tests.services.seaweedfs import S3Endpoint, SeaweedFS
 
 SIZE = 6 * MIB
@@ -122,3 +124,38 @@ def test_a_store_gone_after_open_raises_unavailable_at_open_range(
             assert raised.value.status == 503
         f.open_range(100, 200)  # back: the same file opens it now
         assert f.read() == (b"kept" * 1000)[100:200]
+
+
+def reading_ahead() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "s3-read"]
+
+
+def test_a_long_stream_is_read_ahead_and_a_close_halfway_stops_it(storage: S3Storage) -> None:
+    data = bytes(range(256)) * (SIZE // 256)
+    blob_id = published(storage, data)
+    assert reading_ahead() == []
+    with storage.open(blob_id) as f:
+        f.open_range(10, SIZE - 10)
+        assert f.read(1000) == data[10:1010]
+        assert len(reading_ahead()) == 1  # S3 is read while the caller sends
+        assert f.read(300_000) == data[1010:301_010]  # across the chunks read ahead
+    assert wait_until(lambda: reading_ahead() == [], 10)  # closed: the thread is gone
+    with storage.open(blob_id) as f:
+        assert f.read() == data
+        f.open_range(0, 1000)  # a short stream is read directly
+        assert reading_ahead() == []
+        assert f.read() == data[:1000]
+
+
+def test_a_store_gone_mid_stream_fails_the_read_instead_of_hanging(
+        own_storage: S3Storage, seaweedfs: SeaweedFS) -> None:
+    data = bytes(range(256)) * (32 * MIB // 256)
+    blob_id = published(own_storage, data)
+    with own_storage.open(blob_id) as f:
+        f.open_range(0, len(data))
+        assert f.read(1000) == data[:1000]
+        with seaweedfs.stopped():
+            with pytest.raises(StorageUnavailable):
+                while f.read(256 * 1024):  # what was read ahead, then the failure
+                    pass
+    assert reading_ahead() == []

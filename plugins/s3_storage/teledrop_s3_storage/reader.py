@@ -3,8 +3,8 @@
 Each stream is one GetObject for an exact range, ``bytes=N-M``: from the current position
 to the end of the object, or, after :meth:`S3ReadFile.open_range`, to the end of the range
 a download serves, so S3 never sends more than is read. A seek elsewhere drops the stream;
-the next read asks again from there. No file is ever held in memory, and there is no
-``fileno()``: hosts fall back to reading.
+the next read asks again from there. No file is ever held in memory (a stream is read at most
+a few chunks ahead), and there is no ``fileno()``: hosts fall back to reading.
 
 A download should call :meth:`~S3ReadFile.open_range` before it commits to a status: the
 object is asked for there, so one deleted since it was looked up, or a store that went
@@ -21,6 +21,7 @@ from typing import Any
 from teledrop.core.errors import StorageUnavailable
 
 from .errors import s3_errors
+from .readahead import CHUNK, ReadAhead
 from .seekable import SeekableReader
 
 
@@ -53,10 +54,12 @@ class S3ReadFile(SeekableReader):
         return position
 
     def _open_stream(self) -> None:
+        """GetObject of ``[pos, stop)``; a body longer than one chunk is read ahead on a
+        thread of its own (:mod:`.readahead`)."""
         with s3_errors("starting a download"):
-            self._stream = self._client.get_object(
-                Bucket=self._bucket, Key=self._key,
-                Range=f"bytes={self._pos}-{self._stop - 1}")["Body"]
+            body = self._client.get_object(Bucket=self._bucket, Key=self._key,
+                                           Range=f"bytes={self._pos}-{self._stop - 1}")["Body"]
+        self._stream = ReadAhead(body) if self._stop - self._pos > CHUNK else body
 
     def read(self, size: int | None = -1) -> bytes:
         if self.closed:
