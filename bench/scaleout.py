@@ -66,8 +66,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def median_of(reps: int, run: Callable[[], float]) -> float:
-    return statistics.median(run() for _ in range(reps))
+def interleaved(reps: int, runs: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """The median seconds of each run, the runs taking turns rep by rep so that the load
+    of one minute on this shared machine falls on all of them alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for rep in range(reps):
+        for name, run in runs.items():
+            log(f"  {name} ({rep + 1}/{reps})")
+            seconds[name].append(run())
+    return {name: statistics.median(times) for name, times in seconds.items()}
 
 
 def random_file(path: Path, size: int) -> Path:
@@ -182,23 +189,21 @@ class Discard:
 def big_files(bench: BigFiles, reps: int) -> dict[str, Any]:
     rate = bench.size / MiB
     results: dict[str, Any] = {"idle worker RSS MiB": bench.rss_mib()}
-    for kind in ("multipart", "put"):
-        log(f"upload {format_size(bench.size)} as {kind}")
-        results[f"upload {kind}"] = rate / median_of(reps, lambda: bench.teledrop_upload(kind))
-    log("boto3 upload_file")
-    results["boto3 upload_file"] = rate / median_of(reps, lambda: bench.boto3_upload(
-        bench.transfer))
-    results["boto3 upload_file, 1 thread"] = rate / median_of(reps, lambda: bench.boto3_upload(
-        bench.one_thread))
-    results["boto3 upload_file, unsigned payload"] = rate / median_of(
-        reps, lambda: bench.boto3_upload(bench.transfer, unsigned=True))
+    log(f"uploads of {format_size(bench.size)}")
+    uploads = interleaved(reps, {
+        "upload multipart": lambda: bench.teledrop_upload("multipart"),
+        "boto3 upload_file": lambda: bench.boto3_upload(bench.transfer),
+        "upload put": lambda: bench.teledrop_upload("put"),
+        "boto3 upload_file, 1 thread": lambda: bench.boto3_upload(bench.one_thread),
+        "boto3 upload_file, unsigned payload": lambda: bench.boto3_upload(bench.transfer,
+                                                                          unsigned=True)})
     results["worker RSS after uploads MiB"] = bench.rss_mib()
     log("downloads")
-    results["download"] = rate / median_of(reps, bench.teledrop_download)
-    results["boto3 download_fileobj"] = rate / median_of(reps, lambda: bench.boto3_download(
-        bench.transfer))
-    results["boto3 download_fileobj, 1 thread"] = rate / median_of(
-        reps, lambda: bench.boto3_download(bench.one_thread))
+    downloads = interleaved(reps, {
+        "download": bench.teledrop_download,
+        "boto3 download_fileobj": lambda: bench.boto3_download(bench.transfer),
+        "boto3 download_fileobj, 1 thread": lambda: bench.boto3_download(bench.one_thread)})
+    results.update({name: rate / seconds for name, seconds in {**uploads, **downloads}.items()})
     results["peak worker RSS MiB"] = {kind: max(peaks) / MiB
                                       for kind, peaks in bench.peaks.items()}
     return results
