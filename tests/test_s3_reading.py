@@ -1,5 +1,6 @@
-"""Reading an object back: exact ranges, and a GetObject that fails after the HeadObject of
-``open`` raises while a download can still answer a clean error (real SeaweedFS)."""
+"""The S3 storage's traffic on a real SeaweedFS: reading an object back in exact ranges,
+read ahead; a GetObject that fails after the HeadObject of ``open`` raising while a
+download can still answer a clean error; and bodies sent unsigned in signed requests."""
 
 from __future__ import annotations
 
@@ -159,3 +160,29 @@ def test_a_store_gone_mid_stream_fails_the_read_instead_of_hanging(
                 while f.read(256 * 1024):  # what was read ahead, then the failure
                     pass
     assert reading_ahead() == []
+
+
+def test_bodies_go_unsigned_in_signed_requests(storage: S3Storage) -> None:
+    """Parts and small files are sent as UNSIGNED-PAYLOAD (no SHA-256 of each body on the
+    thread an upload waits for), in requests still signed with the storage's key."""
+    sent: list[tuple[str, str, str]] = []
+
+    def note(request: Any, event_name: str, **_: Any) -> None:
+        headers = {k: v.decode() if isinstance(v, bytes) else v
+                   for k, v in request.headers.items()}
+        sent.append((event_name.rsplit(".", 1)[-1], headers["X-Amz-Content-SHA256"],
+                     headers["Authorization"]))
+
+    for operation in ("UploadPart", "PutObject"):
+        storage.client.meta.events.register(f"before-send.s3.{operation}", note)
+    big = storage.stage()
+    big.write(b"b" * (5 * MIB + 1))
+    big.publish()
+    small = storage.stage()
+    small.write(b"small")
+    small.publish()
+    assert [operation for operation, _, _ in sent] == ["UploadPart", "UploadPart", "PutObject"]
+    assert {payload for _, payload, _ in sent} == {"UNSIGNED-PAYLOAD"}
+    assert all(auth.startswith("AWS4-HMAC-SHA256 Credential=") for _, _, auth in sent)
+    with storage.open(big.blob_id) as f:
+        assert f.read() == b"b" * (5 * MIB + 1)
