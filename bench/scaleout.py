@@ -9,8 +9,10 @@ baseline interleaved:
 
 1. a multipart-form upload (``curl -F``) and a raw ``PUT`` (``curl -T``) of one file of
    random bytes, next to boto3's own ``upload_file`` of it with the same part size (its
-   default ten threads, and one: teledrop has one part in flight while the next fills);
-   the worker's peak RSS during each upload (``VmHWM``, reset before it);
+   default ten threads, and one: teledrop has one part in flight while the next fills;
+   and ten threads sending ``UNSIGNED-PAYLOAD`` bodies, as teledrop does, where boto3's
+   default over plain http hashes each part into its signature); the worker's RSS idle,
+   its peak during each upload (``VmHWM``, reset before it) and its RSS after them;
 2. a proxied download (``curl``) next to boto3's ``download_fileobj`` of the object;
 3. 1 KiB uploads/s and downloads/s from eight concurrent clients, on three hosts of two
    workers of eight threads: ``s3_storage`` + ``postgres_meta``, ``s3_storage`` +
@@ -64,8 +66,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def median_of(reps: int, run: Callable[[], float]) -> float:
-    return statistics.median(run() for _ in range(reps))
+def interleaved(reps: int, runs: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """The median seconds of each run, the runs taking turns rep by rep so that the load
+    of one minute on this shared machine falls on all of them alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for rep in range(reps):
+        for name, run in runs.items():
+            log(f"  {name} ({rep + 1}/{reps})")
+            seconds[name].append(run())
+    return {name: statistics.median(times) for name, times in seconds.items()}
 
 
 def random_file(path: Path, size: int) -> Path:
@@ -89,6 +98,9 @@ class BigFiles:
         self.size = path.stat().st_size
         (self.worker,) = server.worker_pids()
         self.client = backends.endpoint.client()
+        self.unsigned = backends.endpoint.client()
+        self.unsigned.meta.config.s3 = {**self.unsigned.meta.config.s3,
+                                        "payload_signing_enabled": False}
         self.transfer = TransferConfig(multipart_threshold=part_size,
                                        multipart_chunksize=part_size)
         self.one_thread = TransferConfig(multipart_threshold=part_size,
@@ -116,10 +128,10 @@ class BigFiles:
     def delete(self, slug: str, token: str) -> None:
         self.server.request("DELETE", f"/{slug}", headers={"X-Delete-Token": token})
 
-    def boto3_upload(self, config: TransferConfig) -> float:
+    def boto3_upload(self, config: TransferConfig, unsigned: bool = False) -> float:
+        client = self.unsigned if unsigned else self.client
         start = time.perf_counter()
-        self.client.upload_file(str(self.path), self.backends.bucket, "bench/boto3",
-                                Config=config)
+        client.upload_file(str(self.path), self.backends.bucket, "bench/boto3", Config=config)
         return time.perf_counter() - start
 
     def teledrop_download(self) -> float:
@@ -142,6 +154,10 @@ class BigFiles:
             self.delete(self.slug, self.token)
         self.client.delete_object(Bucket=self.backends.bucket, Key="bench/boto3")
         self.client.close()
+        self.unsigned.close()
+
+    def rss_mib(self) -> float:
+        return proc_status(self.worker, "VmRSS") / 1024
 
 
 class Discard:
@@ -172,21 +188,22 @@ class Discard:
 
 def big_files(bench: BigFiles, reps: int) -> dict[str, Any]:
     rate = bench.size / MiB
-    results: dict[str, Any] = {}
-    for kind in ("multipart", "put"):
-        log(f"upload {format_size(bench.size)} as {kind}")
-        results[f"upload {kind}"] = rate / median_of(reps, lambda: bench.teledrop_upload(kind))
-    log("boto3 upload_file")
-    results["boto3 upload_file"] = rate / median_of(reps, lambda: bench.boto3_upload(
-        bench.transfer))
-    results["boto3 upload_file, 1 thread"] = rate / median_of(reps, lambda: bench.boto3_upload(
-        bench.one_thread))
+    results: dict[str, Any] = {"idle worker RSS MiB": bench.rss_mib()}
+    log(f"uploads of {format_size(bench.size)}")
+    uploads = interleaved(reps, {
+        "upload multipart": lambda: bench.teledrop_upload("multipart"),
+        "boto3 upload_file": lambda: bench.boto3_upload(bench.transfer),
+        "upload put": lambda: bench.teledrop_upload("put"),
+        "boto3 upload_file, 1 thread": lambda: bench.boto3_upload(bench.one_thread),
+        "boto3 upload_file, unsigned payload": lambda: bench.boto3_upload(bench.transfer,
+                                                                          unsigned=True)})
+    results["worker RSS after uploads MiB"] = bench.rss_mib()
     log("downloads")
-    results["download"] = rate / median_of(reps, bench.teledrop_download)
-    results["boto3 download_fileobj"] = rate / median_of(reps, lambda: bench.boto3_download(
-        bench.transfer))
-    results["boto3 download_fileobj, 1 thread"] = rate / median_of(
-        reps, lambda: bench.boto3_download(bench.one_thread))
+    downloads = interleaved(reps, {
+        "download": bench.teledrop_download,
+        "boto3 download_fileobj": lambda: bench.boto3_download(bench.transfer),
+        "boto3 download_fileobj, 1 thread": lambda: bench.boto3_download(bench.one_thread)})
+    results.update({name: rate / seconds for name, seconds in {**uploads, **downloads}.items()})
     results["peak worker RSS MiB"] = {kind: max(peaks) / MiB
                                       for kind, peaks in bench.peaks.items()}
     return results
@@ -293,11 +310,16 @@ def report(results: dict[str, Any]) -> str:
                        ("download", "download_fileobj")):
         lines.append(f"| {name} | {rates[name]:.0f} | {rates[name] / rates['boto3 ' + base]:.2f} "
                      f"| {rates[name] / rates['boto3 ' + base + ', 1 thread']:.2f} |")
-    for name in ("boto3 upload_file", "boto3 upload_file, 1 thread", "boto3 download_fileobj",
+    unsigned = rates["boto3 upload_file, unsigned payload"]
+    for name in ("upload multipart", "upload put"):
+        lines.append(f"| {name} / boto3 unsigned payload | | {rates[name] / unsigned:.2f} | |")
+    for name in ("boto3 upload_file", "boto3 upload_file, 1 thread",
+                 "boto3 upload_file, unsigned payload", "boto3 download_fileobj",
                  "boto3 download_fileobj, 1 thread"):
         lines.append(f"| {name} | {rates[name]:.0f} | | |")
     peaks = rates["peak worker RSS MiB"]
-    lines += ["", "peak worker RSS during the upload: "
+    lines += ["", f"worker RSS idle {rates['idle worker RSS MiB']:.0f} MiB, after the uploads "
+              f"{rates['worker RSS after uploads MiB']:.0f} MiB; peak during the upload: "
               + ", ".join(f"{kind} {mib:.0f} MiB" for kind, mib in peaks.items()),
               "", "| 1 KiB files | uploads/s | downloads/s |", "| --- | ---: | ---: |"]
     for name, figures in results["1 KiB"].items():

@@ -283,13 +283,14 @@ def test_open_seeks_by_asking_s3_for_a_range(storage: S3Storage) -> None:
         assert f.read(20) == data[5 * MIB - 10:5 * MIB + 10]  # across two parts
         assert f.read(5) == data[5 * MIB + 10:5 * MIB + 15]  # the same stream goes on
         assert f.tell() == 5 * MIB + 15
-        assert ranges == [f"bytes={5 * MIB - 10}-"]
+        assert ranges == [f"bytes={5 * MIB - 10}-{12 * MIB - 1}"]  # to the end, exactly
         f.seek(-3, io.SEEK_END)
         assert f.read() == data[-3:]
         assert f.read(1) == b""
         f.seek(0)
         assert f.read(256 * 1024) == data[:256 * 1024]
-    assert ranges == [f"bytes={5 * MIB - 10}-", f"bytes={12 * MIB - 3}-", "bytes=0-"]
+    assert ranges == [f"bytes={5 * MIB - 10}-{12 * MIB - 1}", f"bytes={12 * MIB - 3}-{12 * MIB - 1}",
+                      f"bytes=0-{12 * MIB - 1}"]
 
 
 def test_an_empty_blob_reads_without_asking_for_a_range(storage: S3Storage) -> None:

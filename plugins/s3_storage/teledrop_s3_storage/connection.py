@@ -37,7 +37,12 @@ def botocore_config(settings: S3StorageSettings, threads: int) -> BotoConfig:
     """Signature v4 (presigned URLs on any endpoint), checksums only where an operation
     requires them (many non-AWS servers reject or store the default CRC ones), bounded
     retries and timeouts, and a connection per thread for the request it serves plus one
-    for the part it uploads in the background."""
+    for the part it uploads in the background.
+
+    Bodies are not hashed into the signature (``UNSIGNED-PAYLOAD``, what botocore sends
+    over https anyway): over plain http it would SHA-256 every part before sending it, on
+    the one thread an upload waits for, and it proves nothing teledrop relies on (the
+    request is still signed; the blob's hash is of the bytes the client sent)."""
     return BotoConfig(
         signature_version="s3v4",
         request_checksum_calculation="when_required",
@@ -46,7 +51,7 @@ def botocore_config(settings: S3StorageSettings, threads: int) -> BotoConfig:
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         max_pool_connections=max(10, 2 * threads + 2),
-        s3={"addressing_style": settings.addressing_style},
+        s3={"addressing_style": settings.addressing_style, "payload_signing_enabled": False},
     )
 
 
