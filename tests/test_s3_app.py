@@ -319,7 +319,7 @@ def test_a_proxied_range_asks_s3_for_it(big_drop: tuple[Flask, str, bytes]) -> N
     assert response.data == data[start:start + 200]
     assert response.headers["Content-Range"] == f"bytes {start}-{start + 199}/{len(data)}"
     assert response.headers["Content-Length"] == "200"
-    assert sent == [f"bytes={start}-{len(data) - 1}"]
+    assert sent == [f"bytes={start}-{start + 199}"]
     suffix = app.test_client().get(f"/{slug}", headers={"Range": "bytes=-10"})
     assert suffix.status_code == 206 and suffix.data == data[-10:]
 
@@ -351,6 +351,27 @@ def test_a_drop_whose_object_is_gone_is_503_blob_missing(
     response = app.test_client().get(f"/{slug}", headers={"Accept": "application/json"})
     assert response.status_code == 503
     assert response.json["error"]["code"] == "blob_missing"
+
+
+def test_an_object_gone_between_its_head_and_its_get_is_503_and_not_counted(
+        s3_app: Callable[..., Flask], s3_server: S3Endpoint, s3_bucket: str) -> None:
+    app = s3_app()
+    data = pattern(3 * MIB)
+    slug = slug_of(put_file(app.test_client(), data=data, query={"max_downloads": "1"}))
+    (key,) = keys_of(s3_server, s3_bucket)
+    storage = service_of(app).storage
+    # The object goes after teledrop has found it (HeadObject) and before its bytes are
+    # asked for: another host's delete, or a bucket emptied by hand.
+    storage.client.meta.events.register(  # type: ignore[attr-defined]
+        "before-call.s3.GetObject",
+        lambda **_: s3_server.client().delete_object(Bucket=s3_bucket, Key=key))
+    for headers in ({}, {"Range": "bytes=100-199"}):
+        response = app.test_client().get(f"/{slug}",
+                                         headers={"Accept": "application/json", **headers})
+        assert response.status_code == 503, response.data[:200]
+        assert response.json["error"]["code"] == "blob_missing"
+    info = app.test_client().get(f"/api/drops/{slug}").json
+    assert info["downloads"] == 0
 
 
 # -- downloads: redirect ---------------------------------------------------------------------

@@ -94,6 +94,18 @@ class PresignedDownloads(Protocol):
 
 
 @runtime_checkable
+class RangeOpener(Protocol):
+    """An optional capability of a blob that :meth:`Storage.open` returns: opening the
+    stream of one range up front (an object store's GetObject). A host calls it before it
+    commits to a status, so a blob that cannot be read answers an error, not a response
+    cut after its headers, and the store streams no more than the range served."""
+
+    def open_range(self, start: int, stop: int) -> None:
+        """Position at ``start`` and open bytes ``[start, stop)`` now; reads end at
+        ``stop``. Raises the storage's error if they cannot be read."""
+
+
+@runtime_checkable
 class ResumableWriter(Protocol):
     """A staged blob that outlives the request writing it: ``close()`` keeps what was
     staged (it is reopened by :meth:`ResumableStaging.resume`); ``discard()`` removes it;

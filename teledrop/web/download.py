@@ -4,7 +4,8 @@
 Both a full response and a range go out through ``wsgi.file_wrapper`` over a file
 positioned at the range's start, so gunicorn serves either with one ``sendfile`` call
 (werkzeug's own range path writes 8 KiB at a time). A file without a descriptor (an
-object store's stream) is read in :data:`STREAM_READ_SIZE` pieces instead.
+object store's stream) is read in :data:`STREAM_READ_SIZE` pieces instead, its range
+opened before the status is sent (:class:`~teledrop.core.interfaces.RangeOpener`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from flask import Request, Response
 from werkzeug.wsgi import wrap_file
 
 from teledrop.core.drop import Drop
+from teledrop.core.interfaces import RangeOpener
 from teledrop.hosts import download
 
 #: Bytes per read of a file that cannot be sent with sendfile.
@@ -51,7 +53,9 @@ def file_response(request: Request, drop: Drop, f: BinaryIO, preview: bool = Fal
     if plan.status == 304:
         f.close()
         return response
-    if plan.start:
+    if isinstance(f, RangeOpener) and request.method != "HEAD":
+        f.open_range(plan.start, plan.stop)
+    elif plan.start:
         f.seek(plan.start)
     response.response = wrap_file(request.environ,  # type: ignore[assignment]
                                   FileSlice(f, plan.stop - plan.start),
