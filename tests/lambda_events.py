@@ -2,9 +2,11 @@
 
 What the builder does to a request is what Lambda does (AWS's "Working with AWS Lambda
 proxy integrations for HTTP APIs"): header names lower-cased and repeated headers joined
-with commas, cookies moved to ``cookies``, repeated query keys kept apart in
-``rawQueryString`` but joined with commas in ``queryStringParameters`` (absent without a
-query), and every body that is not text, JSON or XML base64-encoded.
+with commas, the cookies of ``Cookie`` headers moved to ``cookies``, repeated query keys
+kept apart in ``rawQueryString`` but joined with commas in ``queryStringParameters``
+(absent without a query), and every body that is not text, JSON or XML base64-encoded.
+``host``, ``x-forwarded-proto`` and ``user-agent`` have defaults a caller's headers replace;
+``content-length`` is always the body's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from urllib.parse import parse_qsl
 
 EVENTS = Path(__file__).parent / "events"
 DOMAIN = "abcdefghij.lambda-url.eu-west-1.on.aws"
+SOURCE_IP = "203.0.113.7"
+DEFAULT_HEADERS = {"host": DOMAIN, "x-forwarded-proto": "https", "user-agent": "curl/8.5.0"}
 #: Types Lambda passes as text; anything else arrives base64-encoded.
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
 
@@ -31,18 +35,27 @@ def is_text(content_type: str | None) -> bool:
 def event(method: str, path: str, query: str = "",
           headers: Iterable[tuple[str, str]] | dict[str, str] = (),
           body: bytes | None = None, cookies: Iterable[str] = (),
-          stage: str = "$default", base64_body: bool | None = None) -> dict[str, Any]:
+          stage: str = "$default", base64_body: bool | None = None,
+          source_ip: str = SOURCE_IP) -> dict[str, Any]:
     """One event. ``path`` is the raw (percent-encoded) path under the stage;
     ``base64_body`` forces the body's encoding either way (Lambda's rule by default)."""
     pairs = list(headers.items() if isinstance(headers, dict) else headers)
-    joined: dict[str, str] = {"host": DOMAIN, "x-forwarded-proto": "https",
-                              "user-agent": "curl/8.5.0"}
-    if body is not None:
-        joined["content-length"] = str(len(body))
+    joined: dict[str, str] = {}
+    cookies = list(cookies)
     for name, value in pairs:
         name = name.lower()
-        joined[name] = f"{joined[name]},{value}" if name in joined and name != "host" \
-            else value
+        if name == "cookie":
+            cookies += [cookie.strip() for cookie in value.split(";") if cookie.strip()]
+        elif name == "host" or name not in joined:
+            joined[name] = value
+        else:
+            joined[name] = f"{joined[name]},{value}"
+    for name, value in DEFAULT_HEADERS.items():
+        joined.setdefault(name, value)
+    joined.pop("content-length", None)
+    if body is not None:
+        joined["content-length"] = str(len(body))
+    domain = joined["host"].split(":")[0]
     raw_path = path if stage == "$default" else f"/{stage}{path}"
     result: dict[str, Any] = {
         "version": "2.0",
@@ -53,10 +66,10 @@ def event(method: str, path: str, query: str = "",
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "abcdefghij",
-            "domainName": DOMAIN,
-            "domainPrefix": "abcdefghij",
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
             "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": joined["user-agent"]},
+                     "sourceIp": source_ip, "userAgent": joined["user-agent"]},
             "requestId": str(uuid.uuid4()),
             "routeKey": "$default",
             "stage": stage,
@@ -65,7 +78,6 @@ def event(method: str, path: str, query: str = "",
         },
         "isBase64Encoded": False,
     }
-    cookies = list(cookies)
     if cookies:
         result["cookies"] = cookies
     if query:

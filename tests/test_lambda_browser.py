@@ -20,7 +20,7 @@ from tests.services.ministack import HttpApi, Ministack
 from tests.services.postgres import PostgresServer
 from tests.support.hosts import SharedBackends, shared_backends
 from tests.support.lambda_function import HANDLER, function_env
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, MiB, link_of, row
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, MiB, link_of, row
 
 pytestmark = pytest.mark.browser
 

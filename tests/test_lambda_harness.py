@@ -1,6 +1,7 @@
 """The Lambda harnesses themselves, proven with a handler that echoes its event: the
-Runtime Interface Emulator under awslambdaric (tests/services/lambda_rie.py) and
-ministack's HTTP API -> Lambda -> S3 (tests/services/ministack.py). What these show is what
+Runtime Interface Emulator under awslambdaric (tests/services/lambda_rie.py), the HTTP
+API's stand-in in front of it (tests/services/lambda_http.py) and ministack's HTTP API ->
+Lambda -> S3 (tests/services/ministack.py). What these show is what
 the teledrop handler's tests rely on: the event reaches the handler as sent, the answer
 comes back as returned, the environment is the one given, and the limits are Lambda's."""
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.services.lambda_http import HttpFront
 from tests.services.lambda_rie import LambdaEmulator
 from tests.services.ministack import HttpApi, Ministack
 from tests.services.seaweedfs import S3Endpoint
@@ -71,6 +73,65 @@ def test_emulator_never_hands_over_an_event_over_lambdas_limit(
     emulator = lambda_emulator(ECHO)
     answer = emulator.invoke(event("y" * PAYLOAD_LIMIT))
     assert answer["errorType"] == "Runtime.UnmarshalError"
+
+
+# -- the HTTP API's stand-in before the emulator ----------------------------------------
+
+@pytest.fixture
+def echo_front(lambda_emulator: Callable[..., LambdaEmulator]) -> Iterator[HttpFront]:
+    with HttpFront(lambda_emulator(ECHO)) as front:
+        yield front
+
+
+def test_front_delivers_a_request_as_the_http_api_does(echo_front: HttpFront) -> None:
+    """Cookies in a list of their own, a repeated query key kept apart in the raw query and
+    joined in the parameters, names lower-cased, the client's address and how it came."""
+    answer = echo_front.request("POST", "/api/drops?tag=a&tag=b&q=%2F", json={"k": "v"},
+                                headers={"Cookie": "a=1; b=2", "X-Custom-Header": "kept"})
+    assert answer.status_code == 200, answer.text
+    sent = answer.json()["event"]
+    assert sent["version"] == "2.0" and sent["rawPath"] == "/api/drops"
+    assert sent["rawQueryString"] == "tag=a&tag=b&q=%2F"
+    assert sent["queryStringParameters"] == {"tag": "a,b", "q": "/"}
+    assert sent["cookies"] == ["a=1", "b=2"] and "cookie" not in sent["headers"]
+    assert sent["headers"]["x-custom-header"] == "kept"
+    assert sent["headers"]["host"] == f"127.0.0.1:{echo_front.port}"
+    assert sent["headers"]["x-forwarded-proto"] == "http"
+    assert sent["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert sent["headers"]["content-length"] == str(len(b'{"k": "v"}'))
+    assert sent["requestContext"]["http"] == {
+        **sent["requestContext"]["http"], "method": "POST", "path": "/api/drops",
+        "sourceIp": "127.0.0.1"}
+    assert sent["isBase64Encoded"] is False and json.loads(sent["body"]) == {"k": "v"}
+    bare = echo_front.request("GET", "/").json()["event"]
+    assert "body" not in bare and "cookies" not in bare
+    assert "queryStringParameters" not in bare and bare["rawQueryString"] == ""
+
+
+def test_front_round_trips_a_binary_body_and_sets_the_results_cookies(
+        echo_front: HttpFront) -> None:
+    data = bytes(range(256)) * 64
+    answer = echo_front.request("POST", "/mirror", data=data,
+                                headers={"Content-Type": "application/octet-stream",
+                                         "Cookie": "session=abc; theme=dark"})
+    assert answer.status_code == 200
+    assert answer.content == data
+    assert answer.headers["Content-Type"] == "application/octet-stream"
+    assert answer.raw.headers.getlist("Set-Cookie") == ["session=abc", "theme=dark"]
+
+
+def test_front_answers_a_failed_invocation_as_the_http_api_does(
+        echo_front: HttpFront) -> None:
+    """An event the runtime cannot take fails the invocation: a 500, not the error."""
+    answer = echo_front.request("POST", "/echo", data=b"y" * PAYLOAD_LIMIT,
+                                headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 500
+    assert answer.json() == {"message": "Internal Server Error"}
+
+
+def test_front_refuses_a_chunked_body(echo_front: HttpFront) -> None:
+    answer = echo_front.request("POST", "/echo", data=iter([b"a", b"b"]))
+    assert answer.status_code == 411
 
 
 # -- ministack --------------------------------------------------------------------------

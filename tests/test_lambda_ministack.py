@@ -6,10 +6,7 @@ presigned URLs; ministack's S3 checks their signatures, so what they refuse is r
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,12 +20,11 @@ from blake3 import blake3
 from tests.lambda_events import multipart
 from tests.services.ministack import ApiProxy, HttpApi, Ministack
 from tests.services.postgres import PostgresServer
-from tests.support.command import teledrop
 from tests.support.hosts import SharedBackends, shared_backends
 from tests.support.lambda_function import HANDLER, function_env
+from tests.support.large_upload import MiB, upload_and_download
 
 JSON = {"Accept": "application/json"}
-MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
@@ -180,38 +176,8 @@ def test_a_direct_upload_that_lies_is_refused_and_leaves_nothing(
 
 # -- a large file, end to end: teledrop upload -> HTTP API -> Lambda -> bucket -> back ------
 
-#: Several hundred MiB: 60 parts of 5 MiB. Generated in the test's tmp, never kept.
-LARGE = 300 * MiB + 12345
-#: Bytes per write and per read: nothing of the file is held whole in the test.
-CHUNK = 4 * MiB
 #: How long the whole round trip may take, on a loaded 2-core machine.
 LARGE_BUDGET = 150.0
-
-
-def random_file(path: Path, size: int) -> tuple[str, str]:
-    """``size`` random bytes at ``path``; their blake3 and sha256."""
-    b3, sha = blake3(), hashlib.sha256()
-    with open(path, "wb") as out:
-        left = size
-        while left:
-            chunk = os.urandom(min(CHUNK, left))
-            b3.update(chunk)
-            sha.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-    return b3.hexdigest(), sha.hexdigest()
-
-
-def streamed_hashes(url: str) -> tuple[int, str, str]:
-    """The length, blake3 and sha256 of what ``url`` answers, read in chunks."""
-    b3, sha, size = blake3(), hashlib.sha256(), 0
-    with requests.get(url, stream=True, timeout=120) as got:
-        assert got.status_code == 200, got.text[:500]
-        for chunk in got.iter_content(CHUNK):
-            b3.update(chunk)
-            sha.update(chunk)
-            size += len(chunk)
-    return size, b3.hexdigest(), sha.hexdigest()
 
 
 def test_teledrop_upload_sends_a_large_file_past_lambdas_payload_and_back_byte_for_byte(
@@ -219,33 +185,9 @@ def test_teledrop_upload_sends_a_large_file_past_lambdas_payload_and_back_byte_f
     """The command as installed, pointed at the invoke URL: its requests to the API go
     through ministack's HTTP API to the function; its part PUTs, several at once, go
     straight to the bucket, as they would on AWS."""
-    path = tmp_path / "large.bin"
     bucket = urlsplit(api_bucket_url(api)).hostname or ""
-    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "HTTP_PROXY": "", "http_proxy": "",
-           "NO_PROXY": bucket, "no_proxy": bucket}
-    try:
-        b3, sha = random_file(path, LARGE)
-        started = time.monotonic()
-        with ApiProxy(api) as proxy:
-            env["HTTP_PROXY"] = env["http_proxy"] = proxy.url
-            out = teledrop("process", "upload", str(path), "--json", "--parallel", "4",
-                           "--server", api.url, env=env)
-        uploaded = time.monotonic()
-    finally:
-        path.unlink(missing_ok=True)  # the bucket's copy is the only one kept
-    assert out.code == 0, out.stderr
-    drop = json.loads(out.stdout)
-    assert drop["size"] == LARGE and drop["hash"] == f"blake3:{b3}"
-    assert backends.multipart_uploads() == []  # completed, nothing left behind
-    answer = api.request("GET", f"/{drop['slug']}")
-    assert answer.status_code == 302, answer.text[:500]
-    assert streamed_hashes(answer.headers["Location"]) == (LARGE, b3, sha)
-    info = api.request("GET", f"/api/drops/{drop['slug']}", headers=JSON).json()
-    assert info["downloads"] == 1
-    done = time.monotonic()
-    print(f"{LARGE / MiB:.0f} MiB: upload {uploaded - started:.1f} s, "
-          f"download {done - uploaded:.1f} s")
-    assert done - started < LARGE_BUDGET
-    gone = api.request("DELETE", f"/{drop['slug']}",
-                       headers={"X-Delete-Token": drop["delete_token"]})
-    assert gone.status_code == 204
+    with ApiProxy(api) as proxy:
+        trip = upload_and_download(api, api.url, backends, tmp_path, env={
+            "HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
+            "NO_PROXY": bucket, "no_proxy": bucket})
+    assert trip.seconds < LARGE_BUDGET

@@ -2,7 +2,9 @@
 ``teledrop.hosts.aws_lambda.handler`` inside the AWS Lambda Runtime Interface Emulator
 (tests/services/lambda_rie.py), invoked with payload format 2.0 events, on a real S3
 server (SeaweedFS unless TELEDROP_TEST_S3_ENDPOINT) and a real PostgreSQL. Downloads are
-followed to the bucket over HTTP, so what the presigned URLs allow is the S3 server's word."""
+followed to the bucket over HTTP, so what the presigned URLs allow is the S3 server's word.
+Programs of their own (``teledrop upload``) reach the function over HTTP through the HTTP
+API's stand-in (tests/services/lambda_http.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +19,13 @@ import requests
 
 from tests.lambda_events import event, multipart
 from teledrop.hosts.assets import STATIC
+from tests.services.lambda_http import HttpFront
 from tests.services.lambda_rie import _REPORT, LambdaEmulator
 from tests.services.postgres import PostgresServer
 from tests.services.seaweedfs import S3Endpoint
 from tests.support.hosts import SharedBackends, shared_backends
 from tests.support.lambda_function import HANDLER, function_env, result_body, result_json
+from tests.support.large_upload import upload_and_download
 
 JSON = {"Accept": "application/json"}
 #: The largest file an upload through an event may carry (inclusive).
@@ -45,6 +49,13 @@ def function(lambda_rie: Path, tmp_path_factory: pytest.TempPathFactory,
     emulator.start()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def front(function: LambdaEmulator) -> Iterator[HttpFront]:
+    """The function's HTTP address."""
+    with HttpFront(function) as started:
+        yield started
 
 
 def payload(size: int) -> bytes:
@@ -206,3 +217,33 @@ def test_a_browser_gets_the_upload_page_and_its_script(function: LambdaEmulator)
     script = call(function, "GET", "/static/direct.js")
     assert script["statusCode"] == 200
     assert result_body(script) == (STATIC / "direct.js").read_bytes()
+
+
+# -- over HTTP, through the HTTP API's stand-in -------------------------------------------
+
+#: How long the large file's round trip may take, on a loaded 2-core machine.
+LARGE_BUDGET = 60.0
+
+
+def test_a_binary_put_over_http_comes_back_through_the_redirect(front: HttpFront) -> None:
+    data = payload(100_000)
+    answer = front.request("PUT", "/raw.bin", data=data,
+                           headers={"Content-Type": "application/octet-stream", **JSON})
+    assert answer.status_code == 201, answer.text[:500]
+    drop = answer.json()
+    assert drop["url"] == f"{front.url}{drop['slug']}"  # the address the client used
+    head = front.request("HEAD", f"/{drop['slug']}")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(len(data))
+    download = front.request("GET", f"/{drop['slug']}")
+    assert download.status_code == 302
+    assert requests.get(download.headers["Location"], timeout=30).content == data
+
+
+def test_teledrop_upload_sends_a_large_file_to_the_function_and_back_byte_for_byte(
+        front: HttpFront, backends: SharedBackends, tmp_path: Path) -> None:
+    """The command as installed, pointed at the front: its requests to the API become
+    events for the function under the runtime; its part PUTs, several at once, go straight
+    to the bucket."""
+    trip = upload_and_download(front, front.url, backends, tmp_path)
+    assert trip.seconds < LARGE_BUDGET
