@@ -15,8 +15,15 @@ from teledrop.web.app import service_of
 from tests.http_helpers import assert_json_error, blake3_hash, records
 from tests.plugins.inspectors import Inspect
 from tests.services.seaweedfs import S3Endpoint
-from tests.test_direct_uploads import PART, bucket_state, complete, create, direct_app, \
-    pattern, put_parts  # noqa: F401 - direct_app is a fixture
+from tests.support.direct import (  # noqa: F401 (direct_app is a fixture)
+    PART,
+    bucket_state,
+    complete,
+    create,
+    direct_app,
+    pattern,
+    put_parts,
+)
 
 pytestmark = pytest.mark.entry_points("s3_storage")
 PATTERN = b"REFUSE-ME"

@@ -19,60 +19,37 @@ from flask import Flask
 
 from teledrop import hookimpl
 from teledrop.core.config import load_config
-from teledrop.core.errors import StartupError, TokenExists
-from teledrop.core.interfaces import TokenRecord
-from teledrop.core.tokens import hash_token
+from teledrop.core.errors import StartupError
 from teledrop.hosts import aws_lambda
 from teledrop.hosts.aws_lambda import EVENT_FILE_LIMIT, LambdaHost
 from teledrop.hosts.openapi import openapi_document
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.lambda_events import event, multipart, stored
-from tests.test_direct_uploads import put_parts
 from tests.live_server import REPO
 from tests.services.seaweedfs import S3Endpoint
+from tests.support.direct import put_parts
+from tests.support.lambda_host import (  # noqa: F401 (lambda_env, make_host are fixtures)
+    OWNER_TOKEN,
+    body_of,
+    follow,
+    lambda_env,
+    make_host,
+    put,
+    slug_of,
+)
 
 pytestmark = pytest.mark.entry_points("s3_storage", "postgres_meta")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
-OWNER_TOKEN = "lambda-owner-token"
 
 
 def pattern(size: int) -> bytes:
     return (bytes(range(251)) * (size // 251 + 1))[:size]
 
 
-@pytest.fixture
-def lambda_env(tmp_path: Path, s3_server: S3Endpoint, s3_bucket: str,
-               postgres_dsn: str) -> dict[str, str]:
-    """The environment of a function on this test's bucket and database: the backends in
-    the file ``TELEDROP_CONFIG`` names, their settings in ``TELEDROP_*`` variables."""
-    path = tmp_path / "teledrop.toml"
-    path.write_text('[storage]\nplugin = "s3_storage"\n[metadata]\nplugin = "postgres_meta"\n')
-    env = {"TELEDROP_CONFIG": str(path), "TELEDROP_PLUGINS__POSTGRES_META__DSN": postgres_dsn}
-    settings = s3_server.storage_settings(s3_bucket, part_size="5MiB")
-    env.update({f"TELEDROP_PLUGINS__S3_STORAGE__{key.upper()}": str(value)
-                for key, value in settings.items()})
-    return env
 
 
-@pytest.fixture
-def make_host(lambda_env: dict[str, str]) -> Iterator[Callable[..., LambdaHost]]:
-    """``make_host(plugins=(), **env)``: a host started as a cold start would be."""
-    hosts: list[LambdaHost] = []
-
-    def make(plugins: tuple[object, ...] = (), **env: str) -> LambdaHost:
-        host = LambdaHost(aws_lambda.start({**lambda_env, **env}, plugins))
-        hosts.append(host)
-        try:  # an owner, as `teledrop token add` makes one
-            host.service.metadata.add_token(TokenRecord("owner", hash_token(OWNER_TOKEN), 0))
-        except TokenExists:
-            pass
-        return host
-
-    yield make
-    for host in hosts:
-        host.service.close()
 
 
 @pytest.fixture
@@ -89,20 +66,10 @@ def wsgi_app(lambda_env: dict[str, str], host: LambdaHost) -> Iterator[Flask]:
     service_of(app).close()
 
 
-def body_of(result: dict[str, Any]) -> bytes:
-    body = result.get("body", "")
-    return base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
 
 
-def put(host: LambdaHost, data: bytes, name: str = "report.bin", query: str = "",
-        **headers: str) -> dict[str, Any]:
-    result = host(event("PUT", f"/{name}", query, headers, data))
-    assert result["statusCode"] == 201, body_of(result)
-    return result
 
 
-def slug_of(result: dict[str, Any]) -> str:
-    return result["headers"]["Location"].rsplit("/", 1)[1]
 
 
 def info(host: LambdaHost, slug: str) -> dict[str, Any]:
@@ -111,12 +78,6 @@ def info(host: LambdaHost, slug: str) -> dict[str, Any]:
     return json.loads(body_of(result))
 
 
-def follow(result: dict[str, Any]) -> requests.Response:
-    """The presigned GET a 302 points to, fetched from the bucket."""
-    assert result["statusCode"] == 302, body_of(result)
-    response = requests.get(result["headers"]["Location"], timeout=30)
-    assert response.status_code == 200, response.text
-    return response
 
 
 def bucket_keys(s3_server: S3Endpoint, bucket: str) -> list[str]:

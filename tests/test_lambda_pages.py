@@ -23,7 +23,14 @@ from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.lambda_events import event, multipart
 from tests.services.seaweedfs import S3Endpoint
-from tests.test_lambda_host import body_of, follow, lambda_env, make_host, put, slug_of  # noqa: F401
+from tests.support.lambda_host import (  # noqa: F401 (lambda_env, make_host are fixtures)
+    body_of,
+    follow,
+    lambda_env,
+    make_host,
+    put,
+    slug_of,
+)
 
 pytestmark = pytest.mark.entry_points("s3_storage", "postgres_meta")
 

@@ -19,8 +19,15 @@ import pytest
 
 from tests.live_server import LiveServer, live_server
 from tests.services.seaweedfs import S3Endpoint
-from tests.test_memory_bound import GROWTH_LIMIT, peak_rss, stored, unit_file, \
-    upload_chunked, upload_multipart, upload_put  # noqa: F401
+from tests.support.memory import (  # noqa: F401 (unit_file is a fixture)
+    GROWTH_LIMIT,
+    peak_rss,
+    stored,
+    unit_file,
+    upload_chunked,
+    upload_multipart,
+    upload_put,
+)
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.entry_points("s3_storage")]
 

@@ -10,13 +10,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from teledrop.core.errors import BlobMissing, StorageUnavailable
 from teledrop_s3_storage import S3Storage
 from teledrop_s3_storage.parts import MIB
 from teledrop_s3_storage.resumable import Staged
+
+from teledrop.core.errors import BlobMissing, StorageUnavailable
 from tests.services.seaweedfs import S3Endpoint, SeaweedFS
-from tests.test_s3_storage import make_storage, objects_of, own_storage, pattern, uploads_of  # noqa: F401
+from tests.support.s3 import (  # noqa: F401 (own_storage is a fixture)
+    make_storage,
+    objects_of,
+    own_storage,
+    pattern,
+    uploads_of,
+)
 
 PART = 5 * MIB
 

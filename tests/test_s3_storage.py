@@ -13,19 +13,27 @@ from typing import Any
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from teledrop_s3_storage import S3Storage
+from teledrop_s3_storage.parts import (
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIB,
+    capacity,
+    initial_part_size,
+    part_size,
+)
 
 from teledrop.core.errors import BlobMissing, StorageUnavailable, TooLarge
 from teledrop.testing import ResumableStagingContract, StorageContract
-from teledrop_s3_storage import S3Storage, S3StorageSettings
-from teledrop_s3_storage.parts import MAX_PART_SIZE, MAX_PARTS, MIB, capacity, \
-    initial_part_size, part_size
 from tests.live_server import wait_until
 from tests.services.seaweedfs import S3Endpoint, SeaweedFS
-
-
-def make_storage(endpoint: S3Endpoint, bucket: str, **settings: Any) -> S3Storage:
-    table = endpoint.storage_settings(bucket, **settings)
-    return S3Storage(S3StorageSettings(**table))
+from tests.support.s3 import (  # noqa: F401 (own_storage is a fixture)
+    make_storage,
+    objects_of,
+    own_storage,
+    pattern,
+    uploads_of,
+)
 
 
 @pytest.fixture
@@ -49,17 +57,10 @@ class TestS3StorageResumable(ResumableStagingContract):
 
 # -- helpers -------------------------------------------------------------------------------
 
-def uploads_of(client: Any, bucket: str) -> list[dict[str, Any]]:
-    return client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
 
 
-def objects_of(client: Any, bucket: str) -> list[str]:
-    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
-def pattern(size: int) -> bytes:
-    """``size`` bytes where every position differs from its neighbours' (offsets show)."""
-    return (bytes(range(251)) * (size // 251 + 1))[:size]
 
 
 def write_all(writer: Any, data: bytes, chunk: int = 256 * 1024) -> None:
@@ -321,14 +322,6 @@ def test_a_blob_deleted_while_open_fails_its_read_as_missing(storage: S3Storage)
             f.read()
 
 
-@pytest.fixture
-def own_storage(seaweedfs: SeaweedFS) -> Iterator[S3Storage]:
-    """A storage on the SeaweedFS this session may stop."""
-    bucket = f"teledrop-test-{uuid.uuid4().hex[:16]}"
-    seaweedfs.endpoint.client().create_bucket(Bucket=bucket)
-    store = make_storage(seaweedfs.endpoint, bucket, part_size=5 * MIB)
-    yield store
-    store.close()
 
 
 def test_a_stopped_server_is_storage_unavailable(own_storage: S3Storage,
