@@ -159,6 +159,9 @@ def test_axe_finds_nothing_on_any_page(browser: Browser, server: LiveServer, sch
         found["password's landing page"] = axe_violations(page)
         result_page(page, server)
         found["result page"] = axe_violations(page)
+        page.goto(server.url("/no-such-drop"))
+        expect(page.get_by_role("heading", name="Nothing here")).to_be_visible()
+        found["missing drop's page"] = axe_violations(page)
         assert {name: v for name, v in found.items() if v} == {}
         assert errors == []
     finally:

@@ -130,11 +130,16 @@ def test_every_other_request_gets_the_redirect_to_the_bytes_with_vary(
     assert named["statusCode"] == 302 and "Vary" not in named["headers"]
 
 
-def test_an_unknown_slug_varies_too_as_under_the_wsgi_host(
+def test_an_unknown_slug_is_the_same_page_for_browsers_and_varies_as_under_the_wsgi_host(
         both: tuple[LambdaHost, Flask]) -> None:
     host, app = both
-    status, headers, _ = same_answer(host, app, "GET", "/no-such-drop", NAVIGATE)
-    assert status == 404 and headers["Vary"] == "Accept, Sec-Fetch-Mode, Sec-Fetch-Dest"
+    for path in ("/no-such-drop", "/no-such-drop/report.pdf"):
+        status, headers, page = same_answer(host, app, "GET", path, NAVIGATE)
+        assert status == 404 and headers["Vary"] == "Accept, Sec-Fetch-Mode, Sec-Fetch-Dest"
+        assert headers["Content-Type"] == "text/html; charset=utf-8"
+        assert b"<h1>Nothing here</h1>" in page
+        status, headers, text = same_answer(host, app, "GET", path, {"accept": "*/*"})
+        assert status == 404 and text == b"no such drop\n"
 
 
 def test_a_password_drop_asks_with_the_same_form_then_shows_the_same_page(

@@ -251,7 +251,7 @@ def test_a_type_never_shown_inline_has_no_preview(client: Any) -> None:
 
 @pytest.mark.parametrize(("gone", "status"), [
     ("expired", 410), ("exhausted", 410), ("deleted", 404), ("unknown", 404)])
-def test_a_gone_drop_is_gone_for_browsers_too(app: Flask, client: Any, gone: str,
+def test_a_gone_drop_is_a_page_saying_so_for_browsers_and_the_error_for_others(app: Flask, client: Any, gone: str,
                                               status: int,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     slug = upload(client, max_downloads="1")
@@ -266,9 +266,25 @@ def test_a_gone_drop_is_gone_for_browsers_too(app: Flask, client: Any, gone: str
         metadata.delete(slug, drop.blob_id)
     else:
         slug = "no-such-drop"
-    response = client.get(f"/{slug}", headers=NAVIGATE)
-    assert response.status_code == status
-    assert "notes.txt" not in response.get_data(as_text=True)
+    for path in (f"/{slug}", f"/{slug}/notes.txt"):
+        response = client.get(path, headers=NAVIGATE)
+        assert response.status_code == status and response.mimetype == "text/html"
+        assert response.headers["Vary"] == "Accept, Sec-Fetch-Mode, Sec-Fetch-Dest"
+        text = response.get_data(as_text=True)
+        assert "notes.txt" not in text
+        page = Page(text)
+        heading = "This file is gone" if status == 410 else "Nothing here"
+        assert f"<h1>{heading}</h1>" in text
+        root = "./" if path.count("/") == 1 else "../"
+        assert {"href": root} in [{"href": a["href"]} for a in page.all("a")]  # upload a file
+        # everything but a browser opening the link still gets the error itself
+        plain = client.get(path)
+        assert plain.status_code == status and plain.mimetype == "text/plain"
+        as_json = client.get(path, headers=JSON)
+        assert as_json.status_code == status
+        assert as_json.get_json()["error"]["code"] == ("gone" if status == 410 else "not_found")
+        assert client.get(path, headers={**NAVIGATE, "Range": "bytes=0-1"}).mimetype \
+            == "text/plain"
 
 
 # --- password and private drops ---------------------------------------------------------

@@ -43,7 +43,7 @@ from teledrop.composition import PluginTeledrop
 from teledrop.core import direct, drops, manage
 from teledrop.core.config import Config, load_config
 from teledrop.core.drop import Drop
-from teledrop.core.errors import ConfigError, InvalidFilename, MalformedBody, \
+from teledrop.core.errors import ConfigError, Gone, InvalidFilename, MalformedBody, \
     NotFound, NotImplementedByStorage, PasswordRequired, StartupError, TeledropError, \
     TooLarge, TooManyAttempts
 from teledrop.core.owners import require_owner
@@ -366,13 +366,21 @@ class LambdaHost:
         bytes, as a proxied GET would, and mints no URL."""
         if name is None:
             request.vary = True
-        slug, who = self.checked(request, slug), self.reader(request)
         try:
+            slug, who = self.checked(request, slug), self.reader(request)
             drop = drops.find_drop(self.service, slug, who)
         except (PasswordRequired, TooManyAttempts) as exc:
             page = pages.password_reply(request.headers, request.path, exc)
             if page is None:
                 raise
+            request.error = exc.code
+            return page
+        except (NotFound, Gone) as exc:
+            page = pages.missing_reply(request.method, request.headers, request.args,
+                                       request.path, exc)
+            if page is None:
+                raise
+            request.vary = True  # a page here too, for a browser only
             request.error = exc.code
             return page
         request.drop = drop

@@ -1,6 +1,6 @@
 """teledrop's HTML pages, for every host: the upload page (``GET /`` from a browser), its
 no-JavaScript result page, the password form of a protected drop and a drop's landing page
-(a browser opening ``/{slug}``).
+(a browser opening ``/{slug}``), or, for a link that leads nowhere, a page saying so.
 
 The pages are the Jinja templates under ``teledrop/web/templates/``, rendered by a plain
 Jinja environment with autoescape on, so every value from a config, a request or a drop is
@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from teledrop.core.config import Config, LimitsSettings
 from teledrop.core.drop import Drop, iso, now
-from teledrop.core.errors import PasswordRequired, TeledropError
+from teledrop.core.errors import Gone, NotFound, PasswordRequired, TeledropError
 from teledrop.core.interfaces import SORT_KEYS
 from teledrop.core.manage import DEFAULT_PAGE_SIZE, DEFAULT_SORT, FILTERS, MAX_PAGE_SIZE, ORDERS
 from teledrop.core.options import MAX_DESCRIPTION, MAX_TITLE
@@ -163,6 +163,22 @@ def index_html(config: Config, uploads: str = TUS, form_limit: int | None = None
         filters=[(name, *FILTER_LABELS[name]) for name in FILTERS],
         page_sizes=[(str(n), str(n)) for n in PAGE_SIZES],
         default_page_size=str(DEFAULT_PAGE_SIZE), columns=COLUMNS)
+
+
+def missing_reply(method: str, headers: Mapping[str, str], query: Mapping[str, str],
+                  path: str, error: TeledropError) -> Reply | None:
+    """A page saying the drop is gone (410) or never was (404), with the error's own
+    status, for a browser that opened the link at ``path`` as a page; ``None`` for any
+    other client, who gets the error itself (JSON or one line)."""
+    if not isinstance(error, (NotFound, Gone)) or not wants_landing(method, headers, query):
+        return None
+    gone = isinstance(error, Gone)
+    message = error.message if gone else "There is no file at this link."
+    html = render_page("missing.html", "teledrop: " + ("gone" if gone else "not found"),
+                       "../" * path.strip("/").count("/"),
+                       heading="This file is gone" if gone else "Nothing here",
+                       message=message[:1].upper() + message[1:] + ("." if gone else ""))
+    return Reply(error.status, error.headers(), html.encode(), HTML_TYPE)
 
 
 # -- the landing page -------------------------------------------------------------------

@@ -9,8 +9,8 @@ from flask import Blueprint, Response, after_this_request, current_app, request
 
 from teledrop.core import drops
 from teledrop.core.drop import Drop
-from teledrop.core.errors import InvalidFilename, LengthRequired, MalformedBody, NotFound, \
-    PasswordRequired, TooManyAttempts
+from teledrop.core.errors import Gone, InvalidFilename, LengthRequired, MalformedBody, \
+    NotFound, PasswordRequired, TooManyAttempts
 from teledrop.core.service import Teledrop
 from teledrop.core.upload import UploadRequest, check_size, create_drop
 from teledrop.hosts.body import MULTIPART_OVERHEAD, multipart_boundary, multipart_receiver, \
@@ -19,7 +19,8 @@ from teledrop.hosts.download import bucket_origin, presigned_url
 from teledrop.hosts.http import checked as http_checked
 from teledrop.hosts.http import created_reply, health_reply, reader_of
 from teledrop.hosts.openapi import openapi_document
-from teledrop.hosts.pages import index_html, landing_reply, password_reply, result_html
+from teledrop.hosts.pages import index_html, landing_reply, missing_reply, password_reply, \
+    result_html
 from teledrop.hosts.usage import usage_text
 from teledrop.metrics import CONTENT_TYPE_LATEST
 
@@ -152,13 +153,21 @@ def download(slug: str, name: str | None = None) -> Response:
     password form (the password never goes into a URL)."""
     if name is None:
         after_this_request(add_vary)
-    slug, who = checked(slug), reader()
     try:
+        slug, who = checked(slug), reader()
         drop = drops.find_drop(service(), slug, who)
     except (PasswordRequired, TooManyAttempts) as exc:
         page = password_reply(request.headers, request.path, exc)
         if page is None:
             raise
+        observe.note_error(exc.code)
+        return flask_response(page)
+    except (NotFound, Gone) as exc:
+        page = missing_reply(request.method, request.headers, request.args, request.path, exc)
+        if page is None:
+            raise
+        if name is not None:  # a page here too, for a browser only
+            after_this_request(add_vary)
         observe.note_error(exc.code)
         return flask_response(page)
     observe.note_drop(drop)
