@@ -165,11 +165,11 @@ def is_alone(item: pytest.Item | None) -> bool:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
     """Setup, call and teardown of each test in its turn (outside pytest-timeout's clock:
     waiting for a turn is no part of a test's time)."""
-    workerinput = getattr(item.config, "workerinput", None)
-    if workerinput is None:  # not an xdist worker
+    lock = getattr(item.config, "workerinput", {}).get(TURNS_INPUT)
+    if lock is None:  # not an xdist worker
         return (yield)
     if WORKER_TURNS not in item.config.stash:
-        item.config.stash[WORKER_TURNS] = Turns(Path(workerinput[TURNS_INPUT]))
+        item.config.stash[WORKER_TURNS] = Turns(Path(lock))
     with item.config.stash[WORKER_TURNS].turn(is_alone(item), is_alone(nextitem)):
         return (yield)
 
