@@ -603,6 +603,7 @@ def verify_lines(server: LiveServer) -> dict[str, str]:
 
 
 @live
+@pytest.mark.alone  # the busy uploader must get through before the kill
 def test_whole_server_sigkilled_mid_upload_restarts_clean(tmp_path: Path) -> None:
     kept: dict[str, bytes] = {}
     with live_server(tmp_path) as first:
