@@ -61,8 +61,13 @@ system-deps:
 				|| service $$service stop >/dev/null 2>&1 || true; done;; esac; \
 	fi
 
+# The suite runs in TEST_WORKERS pytest-xdist workers, a module at a time each: most of its
+# time waits on servers, subprocesses and sockets, so more workers than cores pays.
+# TEST_WORKERS=0 runs it in one process (for --pdb, say).
+TEST_WORKERS ?= 4
+
 test: install system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info node_modules $(VENDOR)

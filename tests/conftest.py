@@ -1,8 +1,14 @@
-"""Shared fixtures: a fresh config, plugin manager and app per test."""
+"""Shared fixtures: a fresh config, plugin manager and app per test; and the turns that
+tests take when pytest-xdist runs them in several workers at once."""
 
 from __future__ import annotations
 
+import fcntl
+import shutil
+import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,146 @@ pytest_plugins = ["tests.services.postgres", "tests.services.seaweedfs", "tests.
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "entry_points(*names): installed plugins this test "
                                        "loads besides the suite's own (tests/support/entry_points.py)")
+    config.addinivalue_line("markers", "alone: runs while no other test runs in any xdist worker "
+                                       "(it bounds a time that tests beside it would stretch)")
+
+
+# --- running in pytest-xdist workers -----------------------------------------------------
+# ``make test`` runs the suite in several workers, one module per work unit
+# (``--dist loadfile``): most of its time waits on servers, subprocesses and sockets.
+#
+# Each test holds the run's lock file shared; one marked ``alone`` holds it exclusively, so
+# it starts once the tests in flight in the other workers have ended, and none starts
+# until it (and any ``alone`` test right after it in its worker) has. A gate, taken before
+# either and let go at once by a shared holder, keeps the stream of shared holders from
+# starving a waiting exclusive one.
+
+#: Modules that run in one worker, one after the other: the memory bounds (two 1 GiB
+#: uploads at once would fight over the disk) and the browser tests (chromium is heavy).
+GROUPS = {"tests/test_memory_bound.py": "memory", "tests/test_s3_memory.py": "memory",
+          "tests/test_browser.py": "browser", "tests/test_browser_owner.py": "browser",
+          "tests/test_browser_pages.py": "browser"}
+#: The longest work units (``--durations``), queued first so that the run does not end
+#: waiting on one of them; the rest follow, larger modules first. Naming a unit here, or
+#: not, changes how soon it starts, nothing else.
+LONG_FIRST = ("browser", "memory", "tests/test_s3_storage.py", "tests/test_s3_app.py",
+              "tests/test_direct_uploads.py", "tests/test_lambda_host.py",
+              "tests/test_multihost.py", "tests/test_reliability_faults.py",
+              "tests/test_postgres_meta.py", "tests/test_schemathesis.py",
+              "tests/test_suite_hermetic.py", "tests/test_live_startup.py",
+              "tests/test_tus_s3_live.py", "tests/test_owner_api.py",
+              "tests/test_owner_access.py", "tests/test_cli_direct.py",
+              "tests/test_client_live.py", "tests/test_live_timeouts.py")
+#: The run's lock file, made by the controller and handed to each worker.
+TURNS_LOCK = pytest.StashKey[Path]()
+TURNS_INPUT = "teledrop_turns"
+WORKER_TURNS = pytest.StashKey["Turns"]()
+
+
+def work_unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return GROUPS.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """(pytest-xdist) ``--dist loadfile``, with the :data:`GROUPS` as one unit each."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # the workers' collection is in queue order
+    return Scheduling(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker: whole work units, :data:`LONG_FIRST` first, then larger ones
+    before smaller (each worker collects the same, so the queue is in this order)."""
+    if not hasattr(config, "workerinput"):
+        return
+    sizes = Counter(work_unit(item.nodeid) for item in items)
+
+    def rank(item: pytest.Item) -> tuple[int, int, str]:
+        unit = work_unit(item.nodeid)
+        first = LONG_FIRST.index(unit) if unit in LONG_FIRST else len(LONG_FIRST)
+        return first, -sizes[unit], unit
+
+    items.sort(key=rank)  # stable: each module keeps its own order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(pytest-xdist, in the controller) Tell each worker the run's lock file."""
+    stash = node.config.stash
+    if TURNS_LOCK not in stash:
+        stash[TURNS_LOCK] = Path(tempfile.mkdtemp(prefix="teledrop-turns-")) / "turns.lock"
+    node.workerinput[TURNS_INPUT] = str(stash[TURNS_LOCK])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if TURNS_LOCK in config.stash:
+        shutil.rmtree(config.stash[TURNS_LOCK].parent, ignore_errors=True)
+
+
+class Turns:
+    """One worker's holds of the run's lock file."""
+
+    def __init__(self, lock: Path) -> None:
+        self.lock = lock
+        self.gate = lock.with_suffix(".gate")
+        #: the exclusive hold, kept from one ``alone`` test to the next
+        self.alone: ExitStack | None = None
+
+    def _take(self, exclusive: bool) -> ExitStack:
+        files = ExitStack()
+        try:
+            held = files.enter_context(open(self.lock, "a"))
+            gate = files.enter_context(open(self.gate, "a"))
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(held, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            if not exclusive:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        except BaseException:
+            files.close()
+            raise
+        return files  # closing the files lets go of the locks
+
+    @contextmanager
+    def turn(self, alone: bool, next_alone: bool) -> Iterator[None]:
+        if not alone:
+            with self._take(exclusive=False):
+                yield
+            return
+        if self.alone is None:
+            self.alone = self._take(exclusive=True)
+        try:
+            yield
+        finally:
+            if not next_alone:
+                self.alone.close()
+                self.alone = None
+
+
+def is_alone(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("alone") is not None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Setup, call and teardown of each test in its turn (outside pytest-timeout's clock:
+    waiting for a turn is no part of a test's time)."""
+    lock = getattr(item.config, "workerinput", {}).get(TURNS_INPUT)
+    if lock is None:  # not an xdist worker
+        return (yield)
+    if WORKER_TURNS not in item.config.stash:
+        item.config.stash[WORKER_TURNS] = Turns(Path(lock))
+    with item.config.stash[WORKER_TURNS].turn(is_alone(item), is_alone(nextitem)):
+        return (yield)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -26,7 +26,8 @@ from teledrop.server import gunicorn_settings
 from tests.live_server import LiveServer, connect, live_server, read_response, request_head, \
     wait_until
 
-pytestmark = pytest.mark.gunicorn
+#: Every bound here is a few idle timeouts of 2 s: no other test runs beside these.
+pytestmark = [pytest.mark.gunicorn, pytest.mark.alone]
 
 IDLE_TIMEOUT = 2
 THREADS = 2

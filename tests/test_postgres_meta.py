@@ -357,6 +357,7 @@ def test_the_pool_survives_a_server_restart(restartable_postgres: ThrowawayPostg
         metadata.close()
 
 
+@pytest.mark.alone  # 20 requests in the half second after the restart
 def test_a_restart_mid_traffic_fails_only_requests_while_it_is_down(
         restartable_postgres: ThrowawayPostgres, restartable_dsn: str) -> None:
     metadata = PostgresMetadata(restartable_dsn, max_connections=2)
@@ -466,6 +467,7 @@ def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None
     settled(postgres_dsn, 0)  # close() closed every connection
 
 
+@pytest.mark.alone  # a free connection within a second
 def test_a_thread_holds_no_connection_between_operations(postgres_dsn: str) -> None:
     metadata = PostgresMetadata(postgres_dsn, max_connections=1)
     try:

@@ -603,6 +603,7 @@ def verify_lines(server: LiveServer) -> dict[str, str]:
 
 
 @live
+@pytest.mark.alone  # the busy uploader must get through before the kill
 def test_whole_server_sigkilled_mid_upload_restarts_clean(tmp_path: Path) -> None:
     kept: dict[str, bytes] = {}
     with live_server(tmp_path) as first:
@@ -758,6 +759,7 @@ def slow_body(content: bytes, form: bool, piece: int = UPLOAD_SIZE // PIECES,
 
 
 @live
+@pytest.mark.alone  # paced by one gc run's time, which must not change mid-test
 def test_gc_running_in_a_loop_during_uploads_takes_only_what_is_gone(
         server: LiveServer) -> None:
     # What earlier tests left gone is collected first, so every removal below is named.
@@ -913,6 +915,7 @@ def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @live
+@pytest.mark.alone  # a window of one second either side of the idle timeout
 def test_stalled_uploads_are_dropped_and_cleaned_while_others_proceed(
         impatient: LiveServer) -> None:
     server = impatient

@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.services import free_ports
 
 ENV = "TELEDROP_TEST_POSTGRES_DSN"
 #: Seconds pg_ctl waits for the server to accept connections (or to stop).
@@ -132,9 +133,7 @@ class ThrowawayPostgres(PostgresServer):
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def find_bin_dir() -> Path | None:

@@ -18,13 +18,12 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.services import stop_process
+from tests.services import free_ports, stop_process
 
 HOST = "127.0.0.1"
 WEED = Path(sys.executable).parent / "weed"
@@ -73,15 +72,6 @@ class S3Endpoint:
         return {"bucket": bucket, "endpoint_url": self.url, "region": self.region,
                 "access_key_id": self.access_key, "secret_access_key": self.secret_key,
                 "addressing_style": "path", **extra}
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (all held open until each is picked)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(closing(socket.socket())) for _ in range(count)]
-        for s in sockets:
-            s.bind((HOST, 0))
-        return [s.getsockname()[1] for s in sockets]
 
 
 #: Where readiness is probed: a server is ready once it stores and returns an object (S3
