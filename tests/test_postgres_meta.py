@@ -26,6 +26,7 @@ from flask import Flask
 
 import teledrop.plugins.sql_metadata.store as sql_store
 import teledrop_postgres_meta
+import teledrop_postgres_meta.metadata
 from teledrop.cli import main
 from teledrop.core.config import Config, load_config
 from teledrop.core.drop import now
@@ -484,7 +485,7 @@ def test_a_thread_holds_no_connection_between_operations(postgres_dsn: str) -> N
 
 def test_a_pool_exhausted_past_its_wait_is_unavailable(postgres_dsn: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(teledrop_postgres_meta, "POOL_WAIT", 0.3)
+    monkeypatch.setattr(teledrop_postgres_meta.metadata, "POOL_WAIT", 0.3)
     metadata = PostgresMetadata(postgres_dsn, max_connections=1)
     with thread_waiting_in(metadata.connection):  # a long operation on the only connection
         with pytest.raises(MetadataUnavailable, match="(?i)max connections"):

@@ -18,9 +18,17 @@ from typing import Any
 from teledrop import hookimpl
 
 from .settings import S3StorageSettings
-from .storage import S3Storage
 
 __all__ = ["S3Storage", "S3StorageSettings"]
+
+
+def __getattr__(name: str) -> Any:
+    """``S3Storage`` is imported when first asked for: it loads boto3, which a server on
+    other backends never needs."""
+    if name == "S3Storage":
+        from .storage import S3Storage
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @hookimpl
@@ -30,4 +38,9 @@ def teledrop_config_schema() -> dict[str, type]:
 
 @hookimpl
 def teledrop_storage_backends() -> dict[str, Any]:
-    return {"s3_storage": S3Storage.from_settings}
+    return {"s3_storage": _open}
+
+
+def _open(settings: S3StorageSettings, config: Any) -> Any:
+    from .storage import S3Storage
+    return S3Storage.from_settings(settings, config)
