@@ -119,7 +119,9 @@ class ClamdScan:
         try:
             sock.sendall(END_OF_STREAM)
         except OSError as exc:
-            self._verdict(sending_failed=exc)
+            # clamd may answer and close before this write returns (an empty stream): its
+            # "OK" comes only once it has read the whole terminator, so it stands.
+            self._verdict(sending_failed=exc, terminated=True)
             return
         self._verdict()
 
@@ -154,8 +156,10 @@ class ClamdScan:
         except OSError as exc:
             raise self._unavailable(exc) from exc
 
-    def _verdict(self, sending_failed: OSError | None = None) -> None:
-        """Read clamd's answer and act on it: return for a clean file, raise otherwise."""
+    def _verdict(self, sending_failed: OSError | None = None, terminated: bool = False) -> None:
+        """Read clamd's answer and act on it: return for a clean file, raise otherwise.
+        ``sending_failed``: the write that failed, mid-stream unless ``terminated`` (the
+        last one, the end-of-stream mark)."""
         try:
             reply = self._read_reply()
         except OSError as exc:
@@ -164,7 +168,7 @@ class ClamdScan:
             signature = reply.removeprefix("stream:").removesuffix(" FOUND").strip()
             log.warning("clamav: refused %r: %s", self.filename, signature)
             raise Infected(f"the file is infected: {signature}")
-        if reply == "stream: OK" and sending_failed is None:
+        if reply == "stream: OK" and (sending_failed is None or terminated):
             return
         if "size limit exceeded" in reply:
             raise TooLarge("the file is larger than the virus scanner accepts "
