@@ -16,30 +16,16 @@ import pytest
 from blake3 import blake3
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.services.ministack import HttpApi, Ministack
-from tests.services.postgres import PostgresServer
-from tests.support.hosts import SharedBackends, shared_backends
-from tests.support.lambda_function import HANDLER, function_env
+from tests.services.ministack import HttpApi
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, MiB, link_of, row
+from tests.support.hosts import SharedBackends
+from tests.support.lambda_function import api, backends  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 60_000
 #: Three parts of 5 MiB, the last one short.
 SIZE = 12 * MiB + 7
-
-
-@pytest.fixture(scope="module")
-def backends(ministack: Ministack, postgres_server: PostgresServer) -> Iterator[SharedBackends]:
-    with shared_backends(ministack.s3, postgres_server) as shared:
-        yield shared
-
-
-@pytest.fixture(scope="module")
-def api(ministack: Ministack, backends: SharedBackends) -> Iterator[HttpApi]:
-    deployed = ministack.http_api(HANDLER, function_env(backends.host_sections()))
-    yield deployed
-    ministack.remove(deployed)
 
 
 @pytest.fixture(scope="module")

@@ -7,40 +7,21 @@ presigned URLs; ministack's S3 checks their signatures, so what they refuse is r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 from blake3 import blake3
 
 from tests.lambda_events import multipart
-from tests.services.ministack import ApiProxy, HttpApi, Ministack
-from tests.services.postgres import PostgresServer
-from tests.support.hosts import SharedBackends, shared_backends
-from tests.support.lambda_function import HANDLER, function_env
+from tests.services.ministack import ApiProxy, HttpApi
+from tests.support.hosts import SharedBackends
+from tests.support.lambda_function import api, backends  # noqa: F401 (fixtures)
 from tests.support.large_upload import MiB, upload_and_download
 
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def backends(ministack: Ministack, postgres_server: PostgresServer,
-             ) -> Iterator[SharedBackends]:
-    """A bucket on ministack's S3 and a database of its own."""
-    with shared_backends(ministack.s3, postgres_server) as shared:
-        yield shared
-
-
-@pytest.fixture(scope="module")
-def api(ministack: Ministack, backends: SharedBackends) -> Iterator[HttpApi]:
-    """teledrop's handler behind an HTTP API."""
-    deployed = ministack.http_api(HANDLER, function_env(backends.host_sections()))
-    yield deployed
-    ministack.remove(deployed)
 
 
 def created(answer: requests.Response) -> dict[str, Any]:

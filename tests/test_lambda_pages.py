@@ -6,7 +6,6 @@ the same access-log line and the same CORS on the direct-upload API."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +22,7 @@ from teledrop.web import create_app
 from teledrop.web.app import service_of
 from tests.lambda_events import event, multipart
 from tests.services.seaweedfs import S3Endpoint
+from tests.support.access import access_lines  # noqa: F401 (a fixture)
 from tests.support.lambda_host import (  # noqa: F401 (lambda_env, make_host are fixtures)
     body_of,
     follow,
@@ -262,21 +262,6 @@ def test_the_qr_route_is_the_wsgi_hosts(both: tuple[LambdaHost, Flask]) -> None:
 
 
 # -- the access log -----------------------------------------------------------------------------
-
-@pytest.fixture
-def access_lines() -> Iterator[list[dict[str, Any]]]:
-    lines: list[dict[str, Any]] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(json.loads(record.getMessage()))
-
-    handler = Collect()
-    logger = logging.getLogger("teledrop.access")
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
-
 
 def test_each_event_writes_the_wsgi_hosts_access_line_with_its_request_id(
         both: tuple[LambdaHost, Flask], access_lines: list[dict[str, Any]]) -> None:

@@ -1,5 +1,6 @@
 """teledrop as a Lambda function in the tests: its environment and the client's side of
-its HTTP answers (payload format 2.0 results).
+its HTTP answers (payload format 2.0 results), and the function deployed behind
+ministack's HTTP API on a bucket and a database of its own.
 
 A function is configured the way one is deployed: by environment variables alone, one
 ``TELEDROP_<SECTION>__<KEY>`` per setting (TOML-quoted, so a secret of digits stays a
@@ -13,11 +14,31 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import pytest
+
 from tests.live_server import _toml_value
+from tests.services.ministack import HttpApi, Ministack
+from tests.services.postgres import PostgresServer
 from tests.support.entry_points import entry_points_env
-from tests.support.hosts import BACKEND_ENTRY_POINTS
+from tests.support.hosts import BACKEND_ENTRY_POINTS, SharedBackends, shared_backends
 
 HANDLER = "teledrop.hosts.aws_lambda.handler"
+
+
+@pytest.fixture(scope="module")
+def backends(ministack: Ministack, postgres_server: PostgresServer,
+             ) -> Iterator[SharedBackends]:
+    """A bucket on ministack's S3 and a database of its own."""
+    with shared_backends(ministack.s3, postgres_server) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def api(ministack: Ministack, backends: SharedBackends) -> Iterator[HttpApi]:
+    """teledrop's handler behind ministack's HTTP API."""
+    deployed = ministack.http_api(HANDLER, function_env(backends.host_sections()))
+    yield deployed
+    ministack.remove(deployed)
 
 
 def function_env(sections: Mapping[str, Any]) -> dict[str, str]:
