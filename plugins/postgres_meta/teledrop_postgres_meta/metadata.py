@@ -1,14 +1,6 @@
-"""The metadata store itself: peewee on PostgreSQL, through psycopg 3.
-
-Each process has its own pool of at most ``max_connections`` connections, opened lazily
-(a gunicorn worker opens its own after fork; a store used before a fork starts a new pool
-in the child) and checked on checkout, so a database restart costs the requests in
-flight at most, never a worker. An operation takes a connection for its own duration and
-gives it back: gthread runs more threads than there are connections, and a thread holds
-none between requests. Every race is settled by one statement (see
-:mod:`teledrop.plugins.sql_metadata`). The schema version lives in the one-row table
-``teledrop_schema``; hosts that start at once migrate one at a time, under an advisory lock.
-"""
+"""The store itself: :class:`PostgresMetadata`, its pool, schema and migrations. How it
+pools connections and settles races is in the package's docstring; the package imports
+this module only when the backend is built."""
 
 from __future__ import annotations
 
