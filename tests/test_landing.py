@@ -280,6 +280,7 @@ def test_a_gone_drop_is_a_page_saying_so_for_browsers_and_the_error_for_others(a
         # everything but a browser opening the link still gets the error itself
         plain = client.get(path)
         assert plain.status_code == status and plain.mimetype == "text/plain"
+        assert plain.headers["Vary"] == "Accept, Sec-Fetch-Mode, Sec-Fetch-Dest"
         as_json = client.get(path, headers=JSON)
         assert as_json.status_code == status
         assert as_json.get_json()["error"]["code"] == ("gone" if status == 410 else "not_found")

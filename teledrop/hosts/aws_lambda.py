@@ -376,11 +376,11 @@ class LambdaHost:
             request.error = exc.code
             return page
         except (NotFound, Gone) as exc:
+            request.vary = True  # a page here too for a browser: the error varies as well
             page = pages.missing_reply(request.method, request.headers, request.args,
                                        request.path, exc)
             if page is None:
                 raise
-            request.vary = True  # a page here too, for a browser only
             request.error = exc.code
             return page
         request.drop = drop

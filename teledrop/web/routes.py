@@ -163,11 +163,11 @@ def download(slug: str, name: str | None = None) -> Response:
         observe.note_error(exc.code)
         return flask_response(page)
     except (NotFound, Gone) as exc:
+        if name is not None:  # a page here too for a browser: the error varies as well
+            after_this_request(add_vary)
         page = missing_reply(request.method, request.headers, request.args, request.path, exc)
         if page is None:
             raise
-        if name is not None:  # a page here too, for a browser only
-            after_this_request(add_vary)
         observe.note_error(exc.code)
         return flask_response(page)
     observe.note_drop(drop)
