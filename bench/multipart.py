@@ -1,6 +1,6 @@
 """Multipart upload against raw PUT and a plain Python receive-hash-write server, one run.
 
-    .venv/bin/python bench/multipart.py [--size-mib 1024] [--reps 3] [--rss-gib 4]
+    .venv/bin/python bench/multipart.py [--size-mib 1024] [--reps 3] [--rss-gib 4] [--dir D]
 
 All three receive the same bytes over loopback, sent with ``sendfile`` (the client costs
 next to nothing): teledrop's ``POST /`` with the file as one multipart part, teledrop's
@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="upload size (×64 MiB)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rss-gib", type=int, default=4, help="the RSS upload (0: none)")
+    parser.add_argument("--dir", type=Path, default=RESULTS,
+                        help="where the servers write (every subject on the same filesystem; "
+                             "a tmpfs such as /dev/shm takes the disk's swings out)")
     parser.add_argument("--receivers-only", action="store_true",
                         help="only the in-memory receivers, no server")
     args = parser.parse_args(argv)
@@ -207,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.receivers_only:
         return 0
     repeat = max(1, args.size_mib * MiB // PIECE)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="multipart-", dir=RESULTS))
+    args.dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="multipart-", dir=args.dir))
     bench = Bench(Plan(big=repeat * PIECE, rss_sizes=[], reps=args.reps), work, {})
     results: dict[str, list[tuple[float, float, float, float]]] = {}
     try:

@@ -30,7 +30,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, MultipartDecoder, NeedData
 
 from teledrop.core.errors import MalformedBody
 from teledrop.hosts import body
-from teledrop.hosts.body import multipart_receiver
+from teledrop.hosts.body import READ_SIZE, multipart_receiver
 from teledrop.hosts.multipart import ViewDecoder, find
 
 BOUNDED = settings(max_examples=120, deadline=None, derandomize=True, database=None,
@@ -351,7 +351,7 @@ def test_a_file_of_framing_lookalikes_keeps_every_byte() -> None:
 
 def test_the_file_is_written_on_page_boundaries_after_its_first_reads() -> None:
     # no line break: werkzeug holds back no tail that would shift a write
-    data = os.urandom(3 << 20).replace(b"\r", b"r").replace(b"\n", b"n")
+    data = os.urandom(12 * READ_SIZE).replace(b"\r", b"r").replace(b"\n", b"n")
     sink = Sink(1 << 30)
     starts: list[int] = []
     write = sink.write
@@ -422,7 +422,7 @@ def test_a_plain_read_of_the_file_is_taken_whole_and_any_other_is_left() -> None
 
 
 def test_the_reads_inside_the_file_skip_the_events() -> None:
-    data = os.urandom(3 << 20).replace(b"\r", b"r").replace(b"\n", b"n")
+    data = os.urandom(12 * READ_SIZE).replace(b"\r", b"r").replace(b"\n", b"n")
     sink = Sink(1 << 30)
     evented: list[int] = []
     receive_data = ViewDecoder.receive_data
