@@ -5,11 +5,11 @@ database connections.
 """
 
 from teledrop.core.errors import StartupError
-from teledrop.server import WORKER_BOOT_ERROR, current_config, fail
+from teledrop.server import GUNICORN_CONF, WORKER_BOOT_ERROR, fail
 from teledrop.web import create_app
 
 try:
     # the config the master checked (and, after a reload, accepted); read here otherwise
-    app = create_app(current_config())
+    app = create_app(GUNICORN_CONF.config)
 except StartupError as exc:
     fail(exc, WORKER_BOOT_ERROR)

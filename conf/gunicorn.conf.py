@@ -6,6 +6,6 @@ Bind address, workers and threads come from ``[server]``; a config or plugin err
 start-up here, in the master, with one line.
 """
 
-from teledrop.server import gunicorn_settings, load_or_fail
+from teledrop.server import GUNICORN_CONF, gunicorn_settings
 
-globals().update(gunicorn_settings(load_or_fail()))
+globals().update(gunicorn_settings(GUNICORN_CONF.load()))

@@ -14,6 +14,7 @@ from gunicorn import util as gunicorn_util
 from teledrop import composition, metrics
 from teledrop.core.config import Config, load_config
 from teledrop.core.errors import StartupError
+from teledrop.worker import worker_class
 
 #: gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning the worker.
 WORKER_BOOT_ERROR = 3
@@ -39,7 +40,7 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "bind": [config.server.bind],
         "workers": config.server.workers,
         "threads": config.server.threads,
-        "worker_class": "teledrop.worker.IdleTimeoutWorker",
+        "worker_class": worker_class(config),
         # A gthread worker's timeout is its heartbeat, not a request limit: long uploads
         # keep running.
         "timeout": 60,
@@ -106,34 +107,40 @@ def _post_fork(server: Any, worker: Any) -> None:
     gunicorn_util.write_error = write_plain_error
 
 
-#: The config the master started or last reloaded with. Workers fork from the master, so
-#: they build their app from it rather than read the file again.
-_current: Config | None = None
+class AcceptedConfig:
+    """The config a gunicorn master started with, or accepted last on a reload (SIGHUP).
+
+    At start a config that does not check stops the server with one line. On a reload it is
+    refused instead: the line is logged and the running config stays, so a typo cannot take
+    a running server down; the metrics carry on across the reload. Workers fork from the
+    master and build their app from :attr:`config` rather than read the file again, so a
+    worker started after a refused reload runs what the others run."""
+
+    def __init__(self) -> None:
+        self.config: Config | None = None
+
+    def load(self, path: str | None = None) -> Config:
+        """The config to run: the file's, once checked, or the running one."""
+        try:
+            config = load_config(path)
+            check_startup(config)
+        except StartupError as exc:
+            if self.config is None:
+                fail(exc)
+            print(f"teledrop: reload refused, the running config stays: {exc}",
+                  file=sys.stderr)
+            return self.config
+        if self.config is None:
+            metrics.prepare_dir(config)
+        self.config = config
+        return config
 
 
-def current_config() -> Config | None:
-    return _current
-
-
-def load_or_fail(path: str | None = None) -> Config:
-    """In the gunicorn master: the checked config, and the workers' shared metrics dir.
-
-    At start a config that does not check stops the server with one line. On a reload
-    (SIGHUP) it is refused instead: the line is logged and the running config stays, so a
-    typo cannot take a running server down; the metrics carry on across the reload."""
-    global _current
-    try:
-        config = load_config(path)
-        check_startup(config)
-    except StartupError as exc:
-        if _current is None:
-            fail(exc)
-        print(f"teledrop: reload refused, the running config stays: {exc}", file=sys.stderr)
-        return _current
-    if _current is None:
-        metrics.prepare_dir(config)
-    _current = config
-    return config
+#: The master's accepted config for ``gunicorn -c conf/gunicorn.conf.py wsgi:app``, read by
+#: ``wsgi.py`` in each worker. gunicorn runs its config file again, in a fresh namespace,
+#: on every reload, and builds a worker's app by importing ``wsgi.py``: a module is the one
+#: place both reach. ``teledrop serve`` keeps its own (:func:`serve`).
+GUNICORN_CONF = AcceptedConfig()
 
 
 def serve(path: str | None = None) -> None:
@@ -141,14 +148,18 @@ def serve(path: str | None = None) -> None:
     from gunicorn.app.base import BaseApplication
 
     class TeledropServer(BaseApplication):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.accepted = AcceptedConfig()
+            super().__init__()
+
         def load_config(self) -> None:  # at start, and again on each reload (SIGHUP)
-            for key, value in gunicorn_settings(load_or_fail(path)).items():
+            for key, value in gunicorn_settings(self.accepted.load(path)).items():
                 self.cfg.set(key, value)
 
-        def load(self) -> Any:
+        def load(self) -> Any:  # in each worker, forked from this object
             from teledrop.web import create_app
             try:
-                return create_app(current_config())
+                return create_app(self.accepted.config)
             except StartupError as exc:
                 fail(exc, WORKER_BOOT_ERROR)
 

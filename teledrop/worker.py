@@ -25,8 +25,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from teledrop.core.config import load_config
-from teledrop.server import current_config
+from teledrop.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +141,10 @@ class IdleTimeoutConn(TConn):  # type: ignore[misc]
 
 
 class IdleTimeoutWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker with ``limits.idle_timeout`` on every connection."""
+    """gunicorn's gthread worker with ``limits.idle_timeout`` on every connection: the
+    class :func:`worker_class` makes for a config, which gunicorn's settings name."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        config = current_config() or load_config()
-        self.idle_timeout = float(config.limits.idle_timeout)
+    idle_timeout: float
 
     def accept(self, listener: socket.socket) -> None:
         """Take a new connection onto the poller until it sends something."""
@@ -192,3 +189,11 @@ class IdleTimeoutWorker(ThreadWorker):  # type: ignore[misc]
 
 def _peer(client: Any) -> str:
     return client[0] if isinstance(client, tuple) and client else str(client)
+
+
+def worker_class(config: Config) -> type[IdleTimeoutWorker]:
+    """The worker class for ``config``: gunicorn makes each worker from its settings, so
+    what a worker needs of the config travels with its class."""
+    return type(IdleTimeoutWorker.__name__, (IdleTimeoutWorker,),
+                {"idle_timeout": float(config.limits.idle_timeout),
+                 "__module__": __name__, "__doc__": IdleTimeoutWorker.__doc__})
