@@ -1,14 +1,16 @@
 """The upload page under the Lambda host, in a real headless Chromium: the page is served
 by teledrop's handler behind ministack's HTTP API, its script sends a file of several parts
 as a direct upload straight to ministack's S3 (across origins, under the bucket's CORS
-rule), and the drop it makes holds the file byte for byte. A bucket whose rule does not
-expose ``ETag`` makes the page say why it failed, and leaves nothing in the bucket."""
+rule), and the drop it makes holds the file byte for byte. The same file picked again after
+a reload goes on with the parts still missing. A bucket whose rule does not expose ``ETag``
+makes the page say why it failed, and leaves nothing in the bucket."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 from pathlib import Path
 from typing import Any
 
@@ -135,4 +137,78 @@ def test_parts_the_network_drops_pause_the_upload_resume_sends_them_and_cancel_k
         page.wait_for_timeout(100)
     assert backends.multipart_uploads() == [] and backends.objects() == kept
     assert len(kept) == len(objects) + 1  # the resumed drop, nothing else
+    page.context.close()
+
+
+#: True once the page keeps an upload with two stored parts, for a reload to go on with.
+TWO_PARTS_KEPT = """() => Object.keys(localStorage).some((key) =>
+    key.startsWith("teledrop-direct::") && JSON.parse(localStorage.getItem(key)).etags.length === 2)"""
+KEPT_UPLOADS = """() => Object.keys(localStorage).filter((key) => key.startsWith("teledrop-direct::"))"""
+
+
+def part_number(url: str) -> int:
+    return int(parse_qs(urlsplit(url).query)["partNumber"][0])
+
+
+def two_parts_then_reload(page: Page, api: HttpApi, path: Path) -> None:
+    """Pick ``path``; once its first two parts are stored (its third never gets through),
+    reload the page, with the network whole again."""
+    bucket = f"http://{api.address}/**"
+    page.route(bucket, lambda route: route.abort()
+               if route.request.method == "PUT" and part_number(route.request.url) == 3
+               else route.continue_())
+    page.set_input_files("#file", files=[str(path)])
+    page.wait_for_function(TWO_PARTS_KEPT, timeout=TIMEOUT_MS)
+    page.unroute(bucket)
+    page.reload()
+    expect(page.locator("html")).to_have_class(re.compile(r"\bjs\b"))
+
+
+def assert_whole(api: HttpApi, item: Any, data: bytes) -> None:
+    expect(item).to_have_class(re.compile(r"\bdone\b"), timeout=TIMEOUT_MS)
+    slug = link_of(item).rsplit("/", 1)[1]
+    info = api.request("GET", f"/api/drops/{slug}", headers={"Accept": "application/json"})
+    assert info.json()["hash"] == f"blake3:{blake3(data).hexdigest()}"
+
+
+def test_a_file_picked_again_after_a_reload_sends_only_its_missing_parts(
+        lambda_browser: Browser, api: HttpApi, backends: SharedBackends, tmp_path: Path) -> None:
+    bucket_cors(backends, api, ["ETag"])
+    objects = backends.objects()
+    path, data = big_file(tmp_path)
+    page, errors = open_page(lambda_browser, api)
+    two_parts_then_reload(page, api, path)
+    sent: list[int] = []
+    page.on("request", lambda request: sent.append(part_number(request.url))
+            if request.method == "PUT" else None)
+    page.set_input_files("#file", files=[str(path)])
+    assert_whole(api, row(page, "big.bin"), data)
+    assert sent == [3]
+    assert page.evaluate(KEPT_UPLOADS) == []  # completed: nothing kept for a later page
+    assert backends.multipart_uploads() == []
+    assert len(backends.objects()) == len(objects) + 1
+    assert not [error for error in errors if "net::ERR_FAILED" not in error]
+    page.context.close()
+
+
+def test_a_kept_upload_the_bucket_no_longer_has_starts_again_as_a_new_one(
+        lambda_browser: Browser, api: HttpApi, backends: SharedBackends, tmp_path: Path) -> None:
+    """The upload a page kept was aborted meanwhile (as gc aborts a stale one): the file
+    picked again after the reload goes up whole, as a new upload."""
+    bucket_cors(backends, api, ["ETag"])
+    path, data = big_file(tmp_path)
+    page, _ = open_page(lambda_browser, api)
+    two_parts_then_reload(page, api, path)
+    client = backends.endpoint.client()
+    for upload in client.list_multipart_uploads(Bucket=backends.bucket).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=backends.bucket, Key=upload["Key"],
+                                      UploadId=upload["UploadId"])
+    sent: list[int] = []
+    page.on("request", lambda request: sent.append(part_number(request.url))
+            if request.method == "PUT" else None)
+    page.set_input_files("#file", files=[str(path)])
+    assert_whole(api, row(page, "big.bin"), data)
+    assert 3 in sent and sorted(set(sent)) == [1, 2, 3]  # the gone one's part 3, then all
+    assert page.evaluate(KEPT_UPLOADS) == []
+    assert backends.multipart_uploads() == []
     page.context.close()

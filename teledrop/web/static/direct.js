@@ -4,10 +4,22 @@
 // bucket must let this page's origin PUT and read the ETag header (its CORS rule, in
 // docs/serverless.md). DirectUpload answers the few calls page.js makes of a tus.Upload,
 // so the page drives either the same way; a failed part is tried again, and Resume after
-// a lost connection sends only the parts still missing.
+// a lost connection sends only the parts still missing. So does picking the same file
+// again after a reload: the page keeps each upload's plan and stored parts in
+// localStorage until it is completed, refused or cancelled, or its part URLs expire.
 
 const PARALLEL = 4;
 const RETRY_DELAYS = [1000, 3000, 5000];
+const KEY_PREFIX = "teledrop-direct::";
+
+function storage() {
+  try { return window.localStorage; } catch (_) { return null; } // disabled storage throws
+}
+
+// A file picked again is known by what the browser tells of it, as tus knows it.
+function fingerprint(file, endpoint) {
+  return KEY_PREFIX + JSON.stringify([endpoint, file.name, file.type, file.size, file.lastModified]);
+}
 
 // A refusal as page.js reads a tus client's error.
 class Failure extends Error {
@@ -30,11 +42,41 @@ export class DirectUpload {
     this.requests = new Set();
     this.stopped = false; // cancelled
     this.run = null; // the current start(): a failed or cancelled one stops its workers
+    this.key = null; // where this upload is kept for a reload, once created
+    this.creationTime = null;
+    this.resumed = false; // taken over from an earlier page
   }
 
-  findPreviousUploads() { return Promise.resolve([]); }
+  // The uploads of this file an earlier page kept, whose part URLs still hold.
+  findPreviousUploads() {
+    const store = storage();
+    const found = [];
+    if (!store) return Promise.resolve(found);
+    const prefix = fingerprint(this.file, this.options.endpoint) + "::";
+    const stale = [];
+    for (let i = 0; i < store.length; i += 1) {
+      const key = store.key(i);
+      if (!key || !key.startsWith(prefix)) continue;
+      let kept = null;
+      try { kept = JSON.parse(store.getItem(key)); } catch (_) { /* not one of ours */ }
+      if (kept && kept.plan && Date.parse(kept.plan.expires_at) > Date.now()) {
+        found.push({ ...kept, key });
+      } else {
+        stale.push(key);
+      }
+    }
+    for (const key of stale) store.removeItem(key);
+    return Promise.resolve(found);
+  }
 
-  resumeFromPreviousUpload() {}
+  resumeFromPreviousUpload(previous) {
+    this.plan = previous.plan;
+    this.url = previous.url;
+    this.etags = new Map(previous.etags);
+    this.key = previous.key;
+    this.creationTime = previous.creationTime;
+    this.resumed = true;
+  }
 
   async start() {
     this.stopped = false;
@@ -49,10 +91,35 @@ export class DirectUpload {
       this.halt();
       if (this.stopped) return;
       const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
+      if (this.resumed && (status === 403 || status === 404)) {
+        // An earlier page's upload that is gone (aborted, collected, its URLs expired):
+        // this file starts again as a new one.
+        this.forget();
+        this.resumed = false;
+        this.plan = this.url = null;
+        this.etags.clear();
+        this.start();
+        return;
+      }
       // Refused for good (a lost connection is paused instead, for Resume): nothing is kept.
       if (status > 0 && status < 500) this.discard();
       this.options.onError(error);
     }
+  }
+
+  // What a later page needs to go on: the plan and the parts stored so far.
+  keep() {
+    const store = storage();
+    if (!store || !this.key) return;
+    const kept = { plan: this.plan, url: this.url, etags: [...this.etags],
+                   metadata: this.options.metadata, creationTime: this.creationTime };
+    try { store.setItem(this.key, JSON.stringify(kept)); } catch (_) { /* full: no resume */ }
+  }
+
+  forget() {
+    const store = storage();
+    if (store && this.key) store.removeItem(this.key);
+    this.key = null;
   }
 
   // Cancel: stop every PUT, and with `terminate` abort the upload on the server.
@@ -64,6 +131,7 @@ export class DirectUpload {
   }
 
   discard() {
+    this.forget();
     if (!this.url) return Promise.resolve();
     return fetch(this.url, { method: "DELETE", headers: this.options.headers })
       .then(() => {}, () => {});
@@ -94,6 +162,9 @@ export class DirectUpload {
     const response = await this.call("POST", this.options.endpoint, body);
     this.plan = await response.json();
     this.url = this.options.endpoint + "/" + encodeURIComponent(this.plan.id);
+    this.key = fingerprint(this.file, this.options.endpoint) + "::" + this.plan.id;
+    this.creationTime = new Date().toISOString();
+    this.keep();
     if (this.options.onUploadUrlAvailable) this.options.onUploadUrlAvailable();
   }
 
@@ -118,6 +189,7 @@ export class DirectUpload {
           (sent) => { sending.set(part.number, sent); report(); });
         sending.delete(part.number);
         this.etags.set(part.number, etag);
+        this.keep();
         stored += this.sizeOf(part.number);
         report();
       }
@@ -162,6 +234,7 @@ export class DirectUpload {
     const parts = [...this.etags].sort((a, b) => a[0] - b[0])
       .map(([number, etag]) => ({ number, etag }));
     const response = await this.call("POST", this.url + "/complete", { parts });
+    this.forget(); // completed: nothing to go on with
     const drop = await response.json();
     this.options.onSuccess({ lastResponse: { getHeader: (name) => response.headers.get(name) },
                              drop });
