@@ -142,7 +142,8 @@ def test_parts_the_network_drops_pause_the_upload_resume_sends_them_and_cancel_k
 
 #: True once the page keeps an upload with two stored parts, for a reload to go on with.
 TWO_PARTS_KEPT = """() => Object.keys(localStorage).some((key) =>
-    key.startsWith("teledrop-direct::") && JSON.parse(localStorage.getItem(key)).etags.length === 2)"""
+    key.startsWith("teledrop-direct::") && key.endsWith("::parts")
+    && JSON.parse(localStorage.getItem(key)).length === 2)"""
 KEPT_UPLOADS = """() => Object.keys(localStorage).filter((key) => key.startsWith("teledrop-direct::"))"""
 
 

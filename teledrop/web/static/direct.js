@@ -11,6 +11,11 @@
 const PARALLEL = 4;
 const RETRY_DELAYS = [1000, 3000, 5000];
 const KEY_PREFIX = "teledrop-direct::";
+// The plan (every part's URL) is kept once; the stored parts' ETags under this suffix, at
+// most once a second: writing the whole list after each part would cost a file of
+// thousands of parts more than its upload.
+const PARTS_SUFFIX = "::parts";
+const KEEP_INTERVAL = 1000;
 
 function storage() {
   try { return window.localStorage; } catch (_) { return null; } // disabled storage throws
@@ -43,6 +48,8 @@ export class DirectUpload {
     this.stopped = false; // cancelled
     this.run = null; // the current start(): a failed or cancelled one stops its workers
     this.key = null; // where this upload is kept for a reload, once created
+    this.partsTimer = null;
+    this.keptAt = 0;
     this.creationTime = null;
     this.resumed = false; // taken over from an earlier page
   }
@@ -56,16 +63,23 @@ export class DirectUpload {
     const stale = [];
     for (let i = 0; i < store.length; i += 1) {
       const key = store.key(i);
-      if (!key || !key.startsWith(prefix)) continue;
+      if (!key || !key.startsWith(prefix) || key.endsWith(PARTS_SUFFIX)) continue;
       let kept = null;
-      try { kept = JSON.parse(store.getItem(key)); } catch (_) { /* not one of ours */ }
+      let etags = [];
+      try {
+        kept = JSON.parse(store.getItem(key));
+        etags = JSON.parse(store.getItem(key + PARTS_SUFFIX) || "[]");
+      } catch (_) { /* not one of ours */ }
       if (kept && kept.plan && Date.parse(kept.plan.expires_at) > Date.now()) {
-        found.push({ ...kept, key });
+        found.push({ ...kept, etags, key });
       } else {
         stale.push(key);
       }
     }
-    for (const key of stale) store.removeItem(key);
+    for (const key of stale) {
+      store.removeItem(key);
+      store.removeItem(key + PARTS_SUFFIX);
+    }
     return Promise.resolve(found);
   }
 
@@ -107,18 +121,38 @@ export class DirectUpload {
     }
   }
 
-  // What a later page needs to go on: the plan and the parts stored so far.
-  keep() {
+  // What a later page needs to go on: the plan, once it is made.
+  keepPlan() {
+    const kept = { plan: this.plan, url: this.url, metadata: this.options.metadata,
+                   creationTime: this.creationTime };
+    this.write(this.key, JSON.stringify(kept));
+  }
+
+  // ... and the parts stored so far, within a second of each.
+  keepParts() {
+    if (this.partsTimer || !this.key) return; // a write is due already
+    const wait = Math.max(0, this.keptAt + KEEP_INTERVAL - Date.now());
+    this.partsTimer = setTimeout(() => {
+      this.partsTimer = null;
+      this.keptAt = Date.now();
+      if (this.key) this.write(this.key + PARTS_SUFFIX, JSON.stringify([...this.etags]));
+    }, wait);
+  }
+
+  write(key, value) {
     const store = storage();
-    if (!store || !this.key) return;
-    const kept = { plan: this.plan, url: this.url, etags: [...this.etags],
-                   metadata: this.options.metadata, creationTime: this.creationTime };
-    try { store.setItem(this.key, JSON.stringify(kept)); } catch (_) { /* full: no resume */ }
+    if (!store || !key) return;
+    try { store.setItem(key, value); } catch (_) { /* the storage is full: no resume */ }
   }
 
   forget() {
+    clearTimeout(this.partsTimer);
+    this.partsTimer = null;
     const store = storage();
-    if (store && this.key) store.removeItem(this.key);
+    if (store && this.key) {
+      store.removeItem(this.key);
+      store.removeItem(this.key + PARTS_SUFFIX);
+    }
     this.key = null;
   }
 
@@ -164,7 +198,7 @@ export class DirectUpload {
     this.url = this.options.endpoint + "/" + encodeURIComponent(this.plan.id);
     this.key = fingerprint(this.file, this.options.endpoint) + "::" + this.plan.id;
     this.creationTime = new Date().toISOString();
-    this.keep();
+    this.keepPlan();
     if (this.options.onUploadUrlAvailable) this.options.onUploadUrlAvailable();
   }
 
@@ -189,7 +223,7 @@ export class DirectUpload {
           (sent) => { sending.set(part.number, sent); report(); });
         sending.delete(part.number);
         this.etags.set(part.number, etag);
-        this.keep();
+        this.keepParts();
         stored += this.sizeOf(part.number);
         report();
       }
