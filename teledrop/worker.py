@@ -25,7 +25,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from teledrop.core.config import Config
+from teledrop.core.config import Config, LimitsSettings
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,11 @@ class IdleTimeoutConn(TConn):  # type: ignore[misc]
 
 
 class IdleTimeoutWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker with ``limits.idle_timeout`` on every connection: the
-    class :func:`worker_class` makes for a config, which gunicorn's settings name."""
+    """gunicorn's gthread worker with ``limits.idle_timeout`` on every connection. The
+    settings name the class :func:`worker_class` makes for their config; named by itself,
+    it has the default."""
 
-    idle_timeout: float
+    idle_timeout = float(LimitsSettings().idle_timeout)
 
     def accept(self, listener: socket.socket) -> None:
         """Take a new connection onto the poller until it sends something."""

@@ -84,3 +84,4 @@ def test_the_worker_class_carries_the_idle_timeout_of_its_config() -> None:
     assert issubclass(cls, IdleTimeoutWorker) and cls.__name__ == "IdleTimeoutWorker"
     assert cls.idle_timeout == 3.0
     assert worker_class(Config()).idle_timeout == float(Config().limits.idle_timeout)
+    assert IdleTimeoutWorker.idle_timeout == float(Config().limits.idle_timeout)  # by name
