@@ -22,6 +22,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from teledrop.core.errors import ConfigError
+from teledrop.hosts.body import READ_SIZE
 from teledrop.plugins.manager import describe_plugins
 from teledrop.web.app import service_of
 from tests.http_helpers import JSON, assert_json_error, assert_nothing_stored, blake3_hash, \
@@ -33,10 +34,10 @@ from tests.support.examples import example_module
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "teledrop_clamav"
 MODULE = "teledrop_clamav"
 TUS = {"Tus-Resumable": "1.0.0"}
-#: A file of several 256 KiB reads.
-CLEAN = bytes(range(256)) * 3000
+#: A file of several reads.
+CLEAN = bytes(range(256)) * (3 * READ_SIZE // 256)
 #: The pattern across the edge of the first two reads of a body.
-EDGE = 256 * 1024 - 20
+EDGE = READ_SIZE - 20
 INFECTED = CLEAN[:EDGE] + EICAR + CLEAN[EDGE:]
 
 
@@ -134,6 +135,21 @@ def test_a_clean_file_passes(app: Flask, send: Callable[..., TestResponse]) -> N
 def test_an_empty_file_passes(app: Flask) -> None:
     assert put(app, b"").status_code == 201
     assert post(app, b"").status_code == 201
+
+
+def test_a_chunk_of_no_bytes_mid_stream_does_not_end_the_scan(
+        clamav: ModuleType, clamd: Clamd) -> None:  # noqa: F811
+    """A chunk of length 0 is INSTREAM's end mark: sent on, clamd would stop reading there
+    and call the rest of the file clean."""
+    scan = clamav.ClamdScan(clamav.ClamavSettings(socket=str(clamd.socket)), "a.bin")
+    try:
+        scan.update(memoryview(CLEAN))
+        scan.update(memoryview(b""))
+        scan.update(memoryview(EICAR))
+        with pytest.raises(clamav.Infected):
+            scan.finish()
+    finally:
+        scan.close()
 
 
 def test_clamd_over_tcp(start: Callable[..., Flask], clamd: Clamd) -> None:  # noqa: F811

@@ -11,7 +11,6 @@ import base64
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -20,17 +19,18 @@ from werkzeug.test import TestResponse
 from teledrop.core import resumable
 from teledrop.core.errors import ContentRefused, UnsupportedMediaType, Unavailable
 from teledrop.core.upload import Upload, UploadRequest
+from teledrop.hosts.body import READ_SIZE
 from teledrop.web.app import service_of
 from tests.http_helpers import JSON, assert_json_error, assert_nothing_stored, blake3_hash, \
-    post_file, put_file, records, stored_paths
+    post_file, put_file, records
 from tests.plugins.inspectors import Inspect
 
 TUS = {"Tus-Resumable": "1.0.0"}
 PATTERN = b"REFUSE-ME"
 #: Several reads' worth of bytes that never hold the pattern.
-CLEAN = bytes(range(256)) * 4096
-#: The pattern across the edge of the body's first two 256 KiB reads.
-EDGE = 256 * 1024 - 4
+CLEAN = bytes(range(256)) * (3 * READ_SIZE // 256)
+#: The pattern across the edge of the body's first two reads.
+EDGE = READ_SIZE - 4
 DIRTY = CLEAN[:EDGE] + PATTERN + CLEAN[EDGE:]
 
 
@@ -97,6 +97,18 @@ def test_the_inspector_sees_every_byte_in_order_then_finishes_before_the_commit(
     assert seen.committed_at_finish is False
     assert seen.filename == "a.bin" and seen.content_type == "application/octet-stream"
     assert [d.hash for d in records(app)] == [blake3_hash(CLEAN)]
+
+
+@pytest.mark.parametrize("send", [post, put], ids=["post", "put"])
+def test_an_inspector_never_gets_an_empty_chunk(
+        app: Flask, inspect: Inspect, send: Callable[..., TestResponse]) -> None:
+    """An empty file (whose multipart body makes one empty piece) reaches the inspector's
+    finish only: a zero-length chunk ends a stream in protocols such as clamd's."""
+    created(send(app, b""))
+    created(send(app, CLEAN))
+    assert [len(seen.data) for seen in inspect.opened] == [0, len(CLEAN)]
+    assert all(chunk for seen in inspect.opened for chunk in seen.chunks)
+    assert [seen.finished for seen in inspect.opened] == [1, 1]
 
 
 @pytest.mark.parametrize("send", UPLOADS.values(), ids=UPLOADS.keys())

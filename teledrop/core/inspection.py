@@ -32,8 +32,8 @@ class Inspector(Protocol):
     required; ``resumable`` and ``close`` are optional."""
 
     def update(self, chunk: memoryview) -> None:
-        """The next bytes of the file, valid only during the call (copy what you keep).
-        Raise a teledrop error to refuse the upload."""
+        """The next bytes of the file, never none, valid only during the call (copy what
+        you keep). Raise a teledrop error to refuse the upload."""
 
     def finish(self) -> None:
         """Every byte has been seen; the commit comes next. Raise to refuse."""
@@ -58,6 +58,8 @@ class Inspection:
 
     def update(self, data: bytes | memoryview) -> None:
         view = data if isinstance(data, memoryview) else memoryview(data)
+        if not view.nbytes:
+            return  # an inspector never gets an empty chunk (teledrop_inspect_upload)
         try:
             for inspector in self.inspectors:
                 inspector.update(view)

@@ -153,8 +153,9 @@ def teledrop_inspect_upload(request: UploadRequest, filename: str, content_type:
         :func:`teledrop_config_schema` (how a plugin reads its own table).
     :returns: ``None`` to let the upload pass uninspected, or an object with
         ``update(chunk)``, called with every byte of the file in order as it is hashed and
-        written (a ``memoryview`` valid only during the call), and ``finish()``, called once
-        after the last byte and before the commit. Either may raise a
+        written (a ``memoryview`` valid only during the call, never empty: a zero-length
+        chunk means the end of a stream to protocols such as clamd's), and ``finish()``,
+        called once after the last byte and before the commit. Either may raise a
         :class:`~teledrop.core.errors.TeledropError` to refuse the upload: the client gets
         its status and message, the body is not read further and nothing is kept (a
         resumable upload is removed). Optional: ``close()``, called once when the

@@ -106,6 +106,8 @@ class ClamdScan:
         self._sock: socket.socket | None = None
 
     def update(self, chunk: memoryview) -> None:
+        if not chunk.nbytes:
+            return  # a chunk of length 0 is INSTREAM's end: the rest would go unscanned
         sock = self._connection()
         try:
             sock.sendall(struct.pack("!L", chunk.nbytes))
