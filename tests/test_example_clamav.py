@@ -22,11 +22,12 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from teledrop.core.errors import ConfigError
+from teledrop.hosts import body as body_module
 from teledrop.hosts.body import READ_SIZE
 from teledrop.plugins.manager import describe_plugins
 from teledrop.web.app import service_of
-from tests.http_helpers import JSON, assert_json_error, assert_nothing_stored, blake3_hash, \
-    post_file, put_file, records
+from tests.http_helpers import JSON, MULTIPART, assert_json_error, assert_nothing_stored, \
+    blake3_hash, file_part, multipart_body, post_file, put_file, records
 from tests.services.clamd import EICAR, FOUND_AS, STREAM_MAX, Clamd, clamd  # noqa: F401
 from tests.support.entry_points import also_load, write_dist_info
 from tests.support.examples import example_module
@@ -150,6 +151,17 @@ def test_a_chunk_of_no_bytes_mid_stream_does_not_end_the_scan(
             scan.finish()
     finally:
         scan.close()
+
+
+def test_a_read_that_ends_with_the_file_parts_headers_scans_the_whole_file(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client can size what comes before the file so that a read ends right after its
+    part's headers; the decoder's first piece of the file is then empty. The file behind
+    it is scanned all the same."""
+    body = multipart_body(file_part(EICAR, "a.bin"))
+    monkeypatch.setattr(body_module, "READ_SIZE", body.index(EICAR))
+    response = app.test_client().post("/", data=body, content_type=MULTIPART, headers=JSON)
+    assert assert_json_error(response, 422, "infected").endswith(FOUND_AS)
 
 
 def test_clamd_over_tcp(start: Callable[..., Flask], clamd: Clamd) -> None:  # noqa: F811
