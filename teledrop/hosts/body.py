@@ -26,7 +26,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 from teledrop.core.errors import ClientDisconnected, MalformedBody, TooLarge, UploadTimeout
 from teledrop.core.upload import IngestWriter, Upload
 
-from .multipart import ViewDecoder
+from .multipart import DelimiterLines, ViewDecoder
 
 Decoder = ViewDecoder | MultipartDecoder
 
@@ -154,6 +154,22 @@ def first_event(decoder: Decoder, data: bytes | memoryview) -> object:
         raise decoder_error(exc) from None
 
 
+def whole_lines(chunks: Iterator[bytes | memoryview], lines: DelimiterLines
+                ) -> Iterator[bytes | bytearray | memoryview]:
+    """``chunks`` (ending with an empty one) with no read ending inside a delimiter line:
+    see :class:`~.multipart.DelimiterLines`."""
+    for data in chunks:
+        if not data:
+            held = lines.release()
+            if held:
+                yield held
+            yield data
+            return
+        data = lines.take(data)
+        if data:
+            yield data
+
+
 def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
                        decoder_type: Callable[..., Decoder] = ViewDecoder
                        ) -> Callable[[Upload], None]:
@@ -191,7 +207,8 @@ def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
         # One read's events in a plain loop: this runs for every read that holds framing,
         # and a generator and context managers per read cost more than the search for its
         # delimiter (docs/performance.md).
-        for data in body_chunks(stream, end_with_empty=True, read_size=read_size):
+        for data in whole_lines(body_chunks(stream, end_with_empty=True, read_size=read_size),
+                                DelimiterLines(boundary)):
             if in_file and receive_plain is not None:
                 plain = receive_plain(data)
                 if plain is not None:
