@@ -120,20 +120,16 @@ class DelimiterLines:
         if self.held:
             data = self.held + bytes(data)
             self.held = b""
-        end = len(data)
-        low = max(0, end - self._window)
-        recent = self._given[max(0, len(self._given) - (self._window - (end - low))):] \
-            if end - low < self._window else b""
-        window = recent + bytes(data[low:end])
-        cut = self.line_start(window) - len(recent) + low
-        if cut >= end:
-            self._given = window[-self._window:]
-            return data
-        cut = max(cut, 0)  # the line began in an earlier read: all of this one waits
-        self.held = bytes(data[cut:])
-        self._given = (recent + bytes(data[low:cut]))[-self._window:] if cut > low \
-            else self._given
-        return data[:cut]
+        size = self._window
+        window = (self._given + bytes(data[-size:]))[-size:]
+        cut = len(data) - len(window) + self.line_start(window)
+        if cut < len(data):
+            cut = max(cut, 0)  # the line began in an earlier read: all of this one waits
+            self.held = bytes(data[cut:])
+            data = data[:cut]
+            window = (self._given + bytes(data[-size:]))[-size:] if data else self._given
+        self._given = window
+        return data
 
     def release(self) -> bytes:
         """What is held, at the body's end."""
