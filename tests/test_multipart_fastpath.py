@@ -8,6 +8,8 @@ and refuse the same bodies with the same error. Bodies are built to be hard: del
 that almost match or are cut at every read's edge, CR and LF on edges, transport padding,
 empty files, many fields, fields after the file, extra file parts, missing headers,
 truncation, flipped bytes, and boundaries that are short, all dashes or full of spaces.
+And a body as clients send it (CRLF framing, no boundary inside a part) decodes the same
+in any reads as in one.
 
 The default run is bounded (derandomised, so CI sees the same cases each time); the soak
 run, ``pytest -m soak tests/test_multipart_fastpath.py``, draws thousands more.
@@ -220,6 +222,31 @@ def cases(draw: st.DrawFn) -> tuple[bytes, bytes, list[int]]:
     return boundary, data, [max(size, len(data) // 2000) for size in sizes]
 
 
+@st.composite
+def well_formed(draw: st.DrawFn) -> tuple[bytes, bytes, list[int]]:
+    """A body as clients send them, and some reads of it: a boundary of letters and digits
+    after some dashes, CRLF line breaks, transport padding, fields and a file whose bytes
+    look like framing but hold no boundary."""
+    boundary = (draw(st.sampled_from(["", "-", "----", "------------------------"]))
+                + draw(st.text("abcdefXYZ0123456789", min_size=1, max_size=40))).encode()
+    dashed = b"--" + boundary
+    out = b""
+    kinds = draw(st.lists(st.just("field"), max_size=3))
+    kinds.insert(draw(st.integers(0, len(kinds))), "file")
+    for kind in kinds:
+        out += dashed + draw(st.sampled_from([b"", b" ", b" \t"])) + b"\r\n"
+        name = b'"file"; filename="f.bin"' if kind == "file" else b'"title"'
+        out += b"Content-Disposition: form-data; name=" + name + b"\r\n\r\n"
+        content = draw(tricky_bytes(boundary))
+        while boundary in content:
+            content = content.replace(boundary, b"")
+        out += content + b"\r\n"
+    out += dashed + draw(st.sampled_from([b"--", b"--\r\n", b"--  \r\n", b"-- epilogue"]))
+    sizes = draw(st.one_of(st.lists(st.integers(1, 64), min_size=1, max_size=8),
+                           st.sampled_from([[1], [2], [3], [len(dashed) + 2]])))
+    return boundary, out, sizes
+
+
 # --- the properties ----------------------------------------------------------------------
 
 def check_case(case: tuple[bytes, bytes, list[int]], readinto: bool, limit: int) -> None:
@@ -264,6 +291,29 @@ def test_every_split_of_a_body_decodes_as_werkzeug_alone(case: tuple[bytes, byte
 def test_reads_that_fill_the_buffer_decode_as_werkzeug_alone(
         case: tuple[bytes, bytes, list[int]]) -> None:
     check_full_reads(case)
+
+
+def check_any_reads(case: tuple[bytes, bytes, list[int]]) -> None:
+    """A well-formed body decodes in any reads as in one: the same fields, the same file."""
+    boundary, data, sizes = case
+    whole = outcome(ViewDecoder, boundary, [data], True, 1 << 30)
+    assert outcome(ViewDecoder, boundary, split(data, sizes), True, 1 << 30) == whole, case
+    assert whole[2] is None, case
+
+
+@BOUNDED
+@given(well_formed())
+def test_a_well_formed_body_decodes_in_any_reads_as_in_one(
+        case: tuple[bytes, bytes, list[int]]) -> None:
+    check_any_reads(case)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(1200)
+@SOAK
+@given(well_formed())
+def test_soak_well_formed_bodies(case: tuple[bytes, bytes, list[int]]) -> None:
+    check_any_reads(case)
 
 
 @pytest.mark.soak
