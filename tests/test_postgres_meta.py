@@ -407,12 +407,14 @@ def test_a_restart_mid_traffic_fails_only_requests_while_it_is_down(
         metadata.close()
 
 
-def settled(dsn: str, expected: int) -> None:
+def settled(dsn: str, expected: int, conn: psycopg.Connection[Any] | None = None) -> None:
     """Wait until the server counts ``expected`` sessions on the database: a backend
-    outlives its client's close by a moment."""
+    outlives its client's close by a moment. Asked over ``conn`` when given, so that no
+    session opened to ask is still closing when the caller counts next."""
     deadline = time.monotonic() + 10
-    while connections(dsn) != expected:
-        assert time.monotonic() < deadline, f"{connections(dsn)} sessions, not {expected}"
+    while connections(dsn, conn) != expected:
+        assert time.monotonic() < deadline, \
+            f"{connections(dsn, conn)} sessions, not {expected}"
         time.sleep(0.02)
 
 
@@ -442,24 +444,26 @@ def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None
     try:
         drop = sample_drop(max_downloads=None)
         metadata.insert(drop)
-        settled(postgres_dsn, 1)  # the start-up's closed connection has left the server
         seen: list[int] = []
         done = threading.Event()
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            # the start-up's closed connection has left the server (asked over the
+            # watcher's own connection: a session opened to ask would linger too)
+            settled(postgres_dsn, 1, conn)
 
-        def watch() -> None:
-            with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            def watch() -> None:
                 while not done.is_set():
                     seen.append(connections(postgres_dsn, conn))
                     time.sleep(0.01)
 
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
-            outcomes = race(12, lambda: [metadata.claim_download(drop.slug, now())
-                                         for _ in range(25)], metadata)
-        finally:
-            done.set()
-            watcher.join()
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            try:
+                outcomes = race(12, lambda: [metadata.claim_download(drop.slug, now())
+                                             for _ in range(25)], metadata)
+            finally:
+                done.set()
+                watcher.join()
         assert [o for o in outcomes if isinstance(o, BaseException)] == []
         assert metadata.get(drop.slug).downloads == 12 * 25  # type: ignore[union-attr]
         assert seen and max(seen) <= 2
