@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     repeat = max(1, args.size_mib * MiB // PIECE)
     args.dir.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)  # the clients' reply files
     work = Path(tempfile.mkdtemp(prefix="multipart-", dir=args.dir))
     bench = Bench(Plan(big=repeat * PIECE, rss_sizes=[], reps=args.reps), work, {})
     results: dict[str, list[tuple[float, float, float, float]]] = {}
