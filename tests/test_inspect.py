@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -169,6 +170,29 @@ def test_a_resumable_inspector_goes_on_across_patches_in_one_process(
     created(tus(app, CLEAN, pieces=3))
     (seen,) = inspect.opened
     assert seen.data == CLEAN and (seen.finished, seen.closed) == (1, 1)
+
+
+@pytest.mark.parametrize("send", UPLOADS.values(), ids=UPLOADS.keys())
+def test_a_files_reads_start_at_multiples_of_the_read_size(
+        app: Flask, inspect: Inspect, send: Callable[..., TestResponse]) -> None:
+    """Where the page cache writes whole pages and blake3 hashes whole subtrees: each read
+    of a file starts at a multiple of READ_SIZE into it, but the one after a multipart
+    file's first (which began after the part's headers) and a PATCH's first (which begins
+    at the client's offset)."""
+    inspect.resumable = True
+    created(send(app, CLEAN + CLEAN[:1000], pieces=3) if send is tus
+            else send(app, CLEAN + CLEAN[:1000]))
+    (seen,) = inspect.opened
+    starts = list(itertools.accumulate((len(chunk) for chunk in seen.chunks), initial=0))[:-1]
+    unaligned = [start for start in starts if start % READ_SIZE]
+    if send is post:
+        assert unaligned == [starts[1]]
+    elif send is put:
+        assert unaligned == []
+    else:
+        step = -(-(len(CLEAN) + 1000) // 3)
+        assert unaligned == [step, 2 * step]
+    assert len(starts) >= 4
 
 
 def test_a_patch_in_another_process_means_inspecting_again(

@@ -11,6 +11,7 @@ altogether.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,6 +136,18 @@ def body_chunks(stream: IO[bytes] | BodyStream, end_with_empty: bool = False,
         yield b""
 
 
+def reads_from(position: int) -> Callable[[], int]:
+    """``read_size`` for :func:`body_chunks` when the body's first byte is byte
+    ``position`` of its file: one read up to the next multiple of READ_SIZE, then READ_SIZE.
+    Reads that start at multiples of READ_SIZE into the file, as a whole raw body's do, are
+    written on page boundaries (a write that starts mid-page costs the page cache about a
+    quarter more system time) and hashed by blake3 in whole subtrees (a read is hashed
+    about an eighth slower when the bytes before it are not a multiple of its size);
+    docs/performance.md, changes 12 and 19."""
+    sizes = itertools.chain((READ_SIZE - position % READ_SIZE,), itertools.repeat(READ_SIZE))
+    return sizes.__next__
+
+
 def next_event(decoder: Decoder) -> object:
     """The decoder's next event; only its own failures become MalformedBody (plugins and
     storage run between events, and raise their own errors)."""
@@ -180,7 +193,7 @@ def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
                                max_parts=MAX_PARTS)
         part: Field | File | None = None
         writer: IngestWriter | None = None
-        realigned = False
+        file_reads: Callable[[], int] | None = None
         field_data: list[bytes] = []
         field_size = 0
 
@@ -188,17 +201,14 @@ def multipart_receiver(stream: IO[bytes] | BodyStream, boundary: bytes,
             field_data.append(bytes(data))  # a view lasts only until the next read
 
         def read_size() -> int:
-            """READ_SIZE, but once, right after the file part opened, what makes the file's
-            next writes start at multiples of READ_SIZE, as a raw body's do. Writes that
-            start mid-page cost the page cache about a quarter more system time, and blake3
-            hashes a read about an eighth slower when the file's bytes before it are not a
-            multiple of its size: it hashes whole subtrees only where they are aligned
-            (docs/performance.md)."""
-            nonlocal realigned
-            if writer is None or realigned:
+            """READ_SIZE until the file part opens, then reads aligned to the file's bytes
+            (:func:`reads_from` what the first read left of it)."""
+            nonlocal file_reads
+            if writer is None:
                 return READ_SIZE
-            realigned = True
-            return READ_SIZE - writer.size % READ_SIZE
+            if file_reads is None:
+                file_reads = reads_from(writer.size)
+            return file_reads()
 
         write: Callable[[bytes | memoryview], object] = keep
         #: the file's reads that are plain body bytes, straight to its writer

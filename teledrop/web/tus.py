@@ -16,7 +16,7 @@ from teledrop.core.drop import Drop
 from teledrop.core.errors import BadRequest, MethodNotAllowed, TeledropError, \
     UnsupportedMediaType
 from teledrop.core.interfaces import UploadState
-from teledrop.hosts.body import body_chunks
+from teledrop.hosts.body import body_chunks, reads_from
 
 from . import observe
 from .responses import json_response
@@ -113,7 +113,8 @@ def require_offset_stream() -> None:
 def append_body(upload_id: str, offset: int, length: int | None = None) -> resumable.Progress:
     require_offset_stream()
     allow_upload_body(0)
-    chunks = body_chunks(body_stream()) if has_body() else iter(())
+    chunks = body_chunks(body_stream(), read_size=reads_from(offset)) if has_body() \
+        else iter(())
     return resumable.append(service(), upload_id, offset, chunks, length,
                             request.content_length)
 
