@@ -208,7 +208,7 @@ def test_links_passwords_delete_tokens_and_owners_work_on_the_target(
             assert response.data == owned["bytes"][slug]
             assert response.headers["Content-Disposition"] == f"attachment; filename={name}.bin"
         # the link as the source printed it, with its filename
-        assert client.get(f"/q3-report/custom.bin").data == owned["bytes"]["q3-report"]
+        assert client.get("/q3-report/custom.bin").data == owned["bytes"]["q3-report"]
         locked = drops["password"]["slug"]
         assert client.get(f"/{locked}").status_code == 401
         assert client.get(f"/{locked}", headers={"X-Drop-Password": "wrong"}).status_code == 401
@@ -285,7 +285,7 @@ def test_a_dry_run_lists_everything_and_writes_nothing(
     # once copied, a dry run says each would be skipped
     assert migrate(source, target).exit_code == 0
     again = migrate(source, target, "--dry-run")
-    assert f"would skip drop q3-report (already in the target)" in again.stdout.splitlines()
+    assert "would skip drop q3-report (already in the target)" in again.stdout.splitlines()
 
 
 def test_any_pair_of_backends_works_both_ways(tmp_path: Path, source: Side, target: Side,

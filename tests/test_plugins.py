@@ -412,6 +412,7 @@ def cli_plugins(tmp_path: Path, data_dir: Path, extra: str = "") -> dict[str, li
     result = CliRunner().invoke(main, ["plugins", "--config", str(config)])
     assert result.exit_code == 0, result.output
     listing: dict[str, list[str]] = {}
+    last = ""  # the plugin line the indented hook lines below it belong to
     for line in result.output.splitlines():
         if line.startswith("    "):
             listing[last].append(line.strip())
