@@ -34,7 +34,7 @@ from teledrop.core.errors import MetadataFull, MetadataUnavailable, SlugTaken, S
 from teledrop.core.interfaces import DropQuery, Metadata
 from teledrop.plugins.sql_metadata import SCHEMA_VERSION
 from teledrop.testing import MetadataContract, sample_drop
-from teledrop.testing.metadata import sample_upload
+from teledrop.testing.metadata import race, sample_upload
 from teledrop.web import create_app
 from teledrop.web.app import service_of
 from teledrop_postgres_meta import DEFAULT_DSN, PostgresMetadata
@@ -438,30 +438,6 @@ def thread_waiting_in(context: Callable[[], contextlib.AbstractContextManager[An
         thread.join()
 
 
-def claim_together(metadata: PostgresMetadata, slug: str, threads: int, each: int
-                   ) -> list[Any]:
-    """``threads`` threads released together, each claiming ``each`` downloads; what each
-    returned or raised. Unlike ``teledrop.testing.metadata.race``, no thread closes the
-    pool's idle connections when it ends: a closed backend lingers on the server for a
-    moment, and would be counted next to the two the pool still holds."""
-    barrier = threading.Barrier(threads)
-    outcomes: list[Any] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            outcomes.append([metadata.claim_download(slug, now()) for _ in range(each)])
-        except BaseException as exc:  # noqa: BLE001 - the test judges every outcome
-            outcomes.append(exc)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return outcomes
-
-
 def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None:
     metadata = PostgresMetadata(postgres_dsn, max_connections=2)
     try:
@@ -482,7 +458,10 @@ def test_more_threads_than_connections_share_the_pool(postgres_dsn: str) -> None
             watcher = threading.Thread(target=watch)
             watcher.start()
             try:
-                outcomes = claim_together(metadata, drop.slug, threads=12, each=25)
+                # no thread closes the pool's idle connections on its way out: a closed
+                # backend lingers on the server for a moment, counted beside the two left
+                outcomes = race(12, lambda: [metadata.claim_download(drop.slug, now())
+                                             for _ in range(25)], metadata, close=False)
             finally:
                 done.set()
                 watcher.join()

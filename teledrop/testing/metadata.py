@@ -72,9 +72,12 @@ def record(drop: Drop | None) -> dict[str, Any] | None:
     return data
 
 
-def race(count: int, action: Callable[[], Any], metadata: Metadata) -> list[Any]:
+def race(count: int, action: Callable[[], Any], metadata: Metadata, *,
+         close: bool = True) -> list[Any]:
     """Run ``action`` in ``count`` threads released together; each result, or the
-    exception it raised, in a list."""
+    exception it raised, in a list. Each thread ends with ``metadata.close()`` (a
+    thread's own connection, in a store that keeps one per thread) unless ``close`` is
+    false: a pooled store closes its idle connections there, under the other threads."""
     barrier = threading.Barrier(count)
     outcomes: list[Any] = []
     lock = threading.Lock()
@@ -86,7 +89,8 @@ def race(count: int, action: Callable[[], Any], metadata: Metadata) -> list[Any]
         except BaseException as exc:  # noqa: BLE001 - the caller judges every outcome
             outcome = exc
         finally:
-            metadata.close()  # this thread's connection
+            if close:
+                metadata.close()  # this thread's connection
         with lock:
             outcomes.append(outcome)
 
